@@ -1,0 +1,71 @@
+/** The event-service app factory: builds a Fastify instance over its database; nothing listens here. */
+import type { FastifyInstance } from 'fastify';
+import type { EventServiceConfig } from '../platform/config.js';
+import { corsOrigins } from '../platform/config.js';
+import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
+import { registerOperations } from '../platform/openapi-routes.js';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import type { operations } from '../openapi/generated/event-service.js';
+import { eventMigrations } from './store/migrations/index.js';
+import type { EventDatabase } from './store/schema.js';
+import { eventServiceHandlers } from './routes/handlers.js';
+import { expireLapsedHolds } from './domain/holds.js';
+
+export interface BuildOptions {
+  /** Pretty log lines for a terminal. */
+  prettyLogs?: boolean;
+  /** Run the hold-expiry sweeper on `SWEEP_INTERVAL_SECONDS` (on by default). */
+  sweeper?: boolean;
+}
+
+export async function buildEventApp(config: EventServiceConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = createServiceApp({
+    service: 'event-service',
+    logLevel: config.LOG_LEVEL,
+    prettyLogs: options.prettyLogs ?? false,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    corsOrigins: corsOrigins(config),
+    host: config.HOST,
+    port: config.EVENT_SERVICE_PORT,
+    rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
+  });
+  const database = openSqlite({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
+  const db = createKysely<EventDatabase>(database);
+  try {
+    const applied = await migrateToLatest(db as never, eventMigrations);
+    if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const context = { db, config };
+  registerOperations<operations>(app, {
+    service: 'event-service',
+    handlers: eventServiceHandlers(context, database),
+    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
+    routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
+  });
+
+  let sweeper: NodeJS.Timeout | undefined;
+  let sweeping: Promise<void> = Promise.resolve();
+  const sweep = () => {
+    sweeping = expireLapsedHolds(context)
+      .then((expired) => {
+        if (expired > 0) app.log.info({ expired }, 'expired lapsed holds and returned their seats');
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'hold expiry sweep failed'));
+  };
+  if (options.sweeper ?? true) {
+    app.addHook('onReady', async () => {
+      sweep();
+      sweeper = setInterval(sweep, config.SWEEP_INTERVAL_SECONDS * 1000);
+      sweeper.unref();
+    });
+  }
+  app.addHook('onClose', async () => {
+    if (sweeper) clearInterval(sweeper);
+    await sweeping;
+    await db.destroy();
+  });
+  return app;
+}

@@ -1,0 +1,188 @@
+/** Events: creation with prices and venue links, partial updates that move availability, deletion, search. */
+import type { components, operations } from '../../openapi/generated/event-service.js';
+import { ConflictError, NotFoundError, ProblemError, ValidationError, type FieldError } from '../../platform/errors.js';
+import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { nowIso, parseDateField } from '../../platform/time.js';
+import * as events from '../store/events.js';
+import { findVenue } from '../store/venues.js';
+import type { EventRow } from '../store/schema.js';
+import type { EventServiceContext } from './context.js';
+import { isKnownCurrency, isKnownTimeZone, majorToMinor } from './money.js';
+
+type EventCreate = components['schemas']['EventCreate'];
+type EventUpdate = components['schemas']['EventUpdate'];
+type ListQuery = NonNullable<operations['listEvents']['parameters']['query']>;
+
+interface Priced {
+  ticket_price?: number;
+  price_per_ticket?: number;
+  currency?: string;
+  timezone?: string;
+  sales_start?: string | null;
+  sales_end?: string | null;
+  event_date?: string;
+}
+
+/** Checks and normalises the fields shared by create and update; collects every problem. */
+function normaliseCommonFields(input: Priced, current: Pick<EventRow, 'currency' | 'sales_start' | 'sales_end'> | undefined, defaultCurrency: string, errors: FieldError[]) {
+  const currency = input.currency ?? current?.currency ?? defaultCurrency;
+  if (input.currency !== undefined && !isKnownCurrency(input.currency)) errors.push({ pointer: '#/currency', detail: 'must be an ISO 4217 currency code' });
+  let ticketPrice = input.ticket_price;
+  if (input.price_per_ticket !== undefined && isKnownCurrency(currency)) {
+    const fromAlias = majorToMinor(input.price_per_ticket, currency, '#/price_per_ticket', errors);
+    if (ticketPrice !== undefined && fromAlias !== undefined && fromAlias !== ticketPrice) {
+      errors.push({ pointer: '#/price_per_ticket', detail: 'disagrees with ticket_price; send only ticket_price' });
+    }
+    ticketPrice ??= fromAlias;
+  }
+  if (input.timezone !== undefined && !isKnownTimeZone(input.timezone)) errors.push({ pointer: '#/timezone', detail: 'must be an IANA time zone such as Europe/Paris' });
+  const eventDate = input.event_date === undefined ? undefined : parseDateField(input.event_date, '#/event_date', errors);
+  const salesStart = input.sales_start === undefined ? current?.sales_start : input.sales_start === null ? null : parseDateField(input.sales_start, '#/sales_start', errors);
+  const salesEnd = input.sales_end === undefined ? current?.sales_end : input.sales_end === null ? null : parseDateField(input.sales_end, '#/sales_end', errors);
+  if (salesStart && salesEnd && salesStart >= salesEnd) errors.push({ pointer: '#/sales_end', detail: 'must be after sales_start' });
+  return { currency, ticketPrice, eventDate, salesStart, salesEnd };
+}
+
+async function linkedVenue(context: EventServiceContext, venueId: number | null | undefined, errors: FieldError[]) {
+  if (venueId === null || venueId === undefined) return undefined;
+  const venue = await findVenue(context.db, venueId);
+  if (!venue) {
+    errors.push({ pointer: '#/venue_id', detail: `no venue has id ${venueId}` });
+    return undefined;
+  }
+  return venue;
+}
+
+function assertWithinCapacity(venue: { id: number; name: string; capacity: number } | undefined, totalTickets: number): void {
+  if (venue && totalTickets > venue.capacity) {
+    throw new ConflictError('capacity-exceeded', `total_tickets ${totalTickets} exceeds the capacity ${venue.capacity} of venue ${venue.id} (${venue.name}).`);
+  }
+}
+
+export async function createEvent(context: EventServiceContext, input: EventCreate): Promise<EventRow> {
+  const errors: FieldError[] = [];
+  const common = normaliseCommonFields(input, undefined, context.config.DEFAULT_CURRENCY, errors);
+  const venue = await linkedVenue(context, input.venue_id, errors);
+  if (errors.length > 0) throw new ValidationError(errors);
+  assertWithinCapacity(venue, input.total_tickets);
+  const now = nowIso();
+  return events.insertEvent(context.db, {
+    name: input.name,
+    description: input.description ?? '',
+    event_date: common.eventDate as string,
+    venue: input.venue ?? venue?.name ?? '',
+    venue_id: venue?.id ?? null,
+    total_tickets: input.total_tickets,
+    available_tickets: input.total_tickets,
+    ticket_price: common.ticketPrice ?? context.config.DEFAULT_TICKET_PRICE,
+    currency: common.currency,
+    timezone: input.timezone ?? 'UTC',
+    image_url: input.image_url ?? null,
+    sales_start: common.salesStart ?? null,
+    sales_end: common.salesEnd ?? null,
+    created_at: now,
+    updated_at: now,
+  });
+}
+
+export async function getEvent(context: EventServiceContext, id: number): Promise<EventRow> {
+  const row = await events.findEvent(context.db, id);
+  if (!row) throw new NotFoundError(`Event ${id} does not exist.`);
+  return row;
+}
+
+/**
+ * Partial update. Read-only fields in the body are ignored (GET-modify-PUT). A new `total_tickets`
+ * moves `available_tickets` by the same amount in one conditional update, never below zero.
+ */
+export async function updateEvent(context: EventServiceContext, id: number, input: EventUpdate, ifMatch: string | undefined): Promise<EventRow> {
+  return context.db.transaction().execute(async (trx) => {
+    const scoped = { ...context, db: trx };
+    const current = await getEvent(scoped, id);
+    const expectedVersion = ifMatch === undefined ? undefined : parseEtag(ifMatch);
+    if (expectedVersion !== undefined && expectedVersion !== current.version) {
+      throw new ProblemError('precondition-failed', `Event ${id} is at version "${current.version}", not ${ifMatch}.`);
+    }
+    const errors: FieldError[] = [];
+    const common = normaliseCommonFields(input, current, context.config.DEFAULT_CURRENCY, errors);
+    const totalTickets = input.total_tickets ?? current.total_tickets;
+    const venueId = input.venue_id === undefined ? current.venue_id : input.venue_id;
+    const venue = await linkedVenue(scoped, venueId, errors);
+    if (errors.length > 0) throw new ValidationError(errors);
+    assertWithinCapacity(venue, totalTickets);
+    const delta = totalTickets - current.total_tickets;
+    const changes: Parameters<typeof events.updateEventFields>[2] = { updated_at: nowIso(), total_tickets: totalTickets };
+    if (input.name !== undefined) changes.name = input.name;
+    if (input.description !== undefined) changes.description = input.description;
+    if (common.eventDate !== undefined) changes.event_date = common.eventDate;
+    if (input.venue !== undefined) changes.venue = input.venue;
+    else if (input.venue_id !== undefined && venue && input.venue_id !== current.venue_id) changes.venue = venue.name;
+    if (input.venue_id !== undefined) changes.venue_id = input.venue_id;
+    if (common.ticketPrice !== undefined) changes.ticket_price = common.ticketPrice;
+    if (input.currency !== undefined) changes.currency = input.currency;
+    if (input.timezone !== undefined) changes.timezone = input.timezone;
+    if (input.image_url !== undefined) changes.image_url = input.image_url;
+    if (input.sales_start !== undefined) changes.sales_start = common.salesStart ?? null;
+    if (input.sales_end !== undefined) changes.sales_end = common.salesEnd ?? null;
+    const updated = await events.updateEventFields(trx, id, changes, delta, undefined);
+    if (!updated) {
+      const taken = current.total_tickets - current.available_tickets;
+      throw new ConflictError('conflict', `total_tickets cannot go below the ${taken} seats already held, sold or reserved (asked for ${totalTickets}).`);
+    }
+    return updated;
+  });
+}
+
+function parseEtag(header: string): number | undefined {
+  const match = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
+  return match ? Number(match[1]) : -1;
+}
+
+export async function deleteEvent(context: EventServiceContext, id: number): Promise<void> {
+  await context.db.transaction().execute(async (trx) => {
+    if (await events.deleteEventWithoutLiveHolds(trx, id)) return;
+    const row = await getEvent({ ...context, db: trx }, id);
+    throw new ConflictError('in-use', `Event ${id} has ${row.held_tickets} reserved and ${row.sold_tickets} sold seats; cancel its tickets first (eventsync events delete --cancel-tickets).`);
+  });
+}
+
+/** The original seat adjustment, recorded as a manual adjustment. */
+export async function adjustTickets(context: EventServiceContext, id: number, operation: 'reserve' | 'release', count: number): Promise<EventRow> {
+  return context.db.transaction().execute(async (trx) => {
+    const now = nowIso();
+    const changed =
+      operation === 'reserve'
+        ? await events.takeSeats(trx, id, count, 'manual_reserved_tickets', now)
+        : await events.returnSeats(trx, id, count, 'manual_reserved_tickets', now);
+    const row = await getEvent({ ...context, db: trx }, id);
+    if (!changed) {
+      throw operation === 'reserve'
+        ? new ConflictError('sold-out', `Event ${id} has ${row.available_tickets} seats available; ${count} were asked for.`)
+        : new ConflictError('conflict', `Only ${row.manual_reserved_tickets} manually reserved seats of event ${id} can be released; ${count} were asked for.`);
+    }
+    await events.recordManualAdjustment(trx, id, operation === 'reserve' ? count : -count, now);
+    return row;
+  });
+}
+
+export async function listEvents(context: EventServiceContext, query: ListQuery): Promise<Page<EventRow>> {
+  const errors: FieldError[] = [];
+  const from = query.from === undefined ? undefined : parseDateField(query.from, 'from', errors);
+  const to = query.to === undefined ? undefined : parseDateField(query.to, 'to', errors);
+  if (errors.length > 0) throw new ValidationError(errors);
+  const filter: events.EventFilter = {};
+  if (query.q !== undefined) filter.q = query.q;
+  if (query.venue !== undefined) filter.venue = query.venue;
+  if (query.venue_id !== undefined) filter.venueId = query.venue_id;
+  if (from !== undefined) filter.from = from;
+  if (to !== undefined) filter.to = to;
+  if (query.available === true) filter.available = true;
+  const sort = query.sort ?? 'event_date';
+  const limit = query.limit ?? 100;
+  const offset = query.offset ?? 0;
+  const cursor = decodeCursor(query.cursor);
+  const rows = await events.selectEventPage(context.db, filter, sort, limit, { cursor, offset });
+  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: events.sortKey(sort, row), id: row.id }) });
+  page.total = await events.countEvents(context.db, filter);
+  return page;
+}

@@ -1,0 +1,149 @@
+/**
+ * The hold state machine of DESIGN.md: HELD → COMMITTED, HELD/COMMITTED → RELEASED, HELD → EXPIRED.
+ * Released and expired holds stay as tombstones so that a late or retried create is refused.
+ */
+import type { components, operations } from '../../openapi/generated/event-service.js';
+import { ConflictError, NotFoundError, ValidationError, type FieldError } from '../../platform/errors.js';
+import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { nowIso, parseDateField, toApiDate } from '../../platform/time.js';
+import * as events from '../store/events.js';
+import * as holds from '../store/holds.js';
+import type { HoldRow, HoldState } from '../store/schema.js';
+import type { EventServiceContext } from './context.js';
+
+type HoldCreate = components['schemas']['HoldCreate'];
+type ListQuery = NonNullable<operations['listHolds']['parameters']['query']>;
+
+function stateConflict(hold: HoldRow, action: string): ConflictError {
+  return new ConflictError('hold-state', `Hold ${hold.hold_id} is ${hold.state}; it cannot be ${action}.`, { hold_state: hold.state });
+}
+
+/**
+ * Takes the seats for a new hold in one transaction (conditional decrement, then insert), or returns
+ * the existing hold when the same request is retried.
+ */
+export async function createHold(context: EventServiceContext, input: HoldCreate): Promise<{ hold: HoldRow; created: boolean }> {
+  const errors: FieldError[] = [];
+  const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
+  if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
+  return context.db.transaction().execute(async (trx) => {
+    const existing = await holds.findHold(trx, input.hold_id);
+    if (existing) {
+      const sameRequest = existing.event_id === input.event_id && existing.quantity === input.quantity;
+      if (!sameRequest) {
+        throw new ConflictError('hold-state', `Hold ${input.hold_id} already exists for ${existing.quantity} seats of event ${existing.event_id ?? 'none'}.`, { hold_state: existing.state });
+      }
+      if (existing.state === 'HELD' || existing.state === 'COMMITTED') return { hold: existing, created: false };
+      throw stateConflict(existing, 'created again');
+    }
+    const event = await events.findEvent(trx, input.event_id);
+    if (!event) throw new NotFoundError(`Event ${input.event_id} does not exist.`);
+    const now = nowIso();
+    if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
+      throw new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
+    }
+    if (!(await events.takeSeats(trx, event.id, input.quantity, 'held_tickets', now))) {
+      throw new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} seats left; ${input.quantity} were asked for.`, {
+        available_tickets: event.available_tickets,
+      });
+    }
+    const hold: HoldRow = {
+      hold_id: input.hold_id,
+      event_id: event.id,
+      quantity: input.quantity,
+      state: 'HELD',
+      expires_at: expiresAt,
+      unit_price: event.ticket_price,
+      currency: event.currency,
+      created_at: now,
+      updated_at: now,
+    };
+    await holds.insertHold(trx, hold);
+    return { hold, created: true };
+  });
+}
+
+export async function getHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
+  const hold = await holds.findHold(context.db, holdId);
+  if (!hold) throw new NotFoundError(`Hold ${holdId} does not exist.`);
+  return hold;
+}
+
+const graceCutoff = (context: EventServiceContext, at: Date): string => new Date(at.getTime() - context.config.HOLD_GRACE_SECONDS * 1000).toISOString();
+
+/** HELD and not expired becomes COMMITTED; COMMITTED answers the same again. A lapsed hold is expired on the spot. */
+export async function commitHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
+  const outcome = await context.db.transaction().execute(async (trx) => {
+    const hold = await holds.findHold(trx, holdId);
+    if (!hold) throw new NotFoundError(`Hold ${holdId} does not exist.`);
+    if (hold.state === 'COMMITTED') return { hold };
+    if (hold.state !== 'HELD') return { conflict: stateConflict(hold, 'committed') };
+    const now = new Date();
+    if (hold.expires_at < graceCutoff(context, now)) {
+      await expireOne(trx, hold, now.toISOString());
+      return { conflict: stateConflict({ ...hold, state: 'EXPIRED' }, 'committed') };
+    }
+    const at = now.toISOString();
+    await holds.transitionHold(trx, holdId, ['HELD'], 'COMMITTED', at);
+    await events.moveHeldToSold(trx, hold.event_id as number, hold.quantity, at);
+    return { hold: { ...hold, state: 'COMMITTED' as HoldState, updated_at: at } };
+  });
+  if ('conflict' in outcome && outcome.conflict) throw outcome.conflict;
+  return (outcome as { hold: HoldRow }).hold;
+}
+
+async function expireOne(trx: EventServiceContext['db'], hold: HoldRow, now: string): Promise<void> {
+  if (await holds.transitionHold(trx, hold.hold_id, ['HELD'], 'EXPIRED', now)) {
+    await events.returnSeats(trx, hold.event_id as number, hold.quantity, 'held_tickets', now);
+  }
+}
+
+/** HELD or COMMITTED becomes RELEASED and the seats return; released/expired is a no-op; unknown leaves a tombstone. */
+export async function releaseHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
+  return context.db.transaction().execute(async (trx) => {
+    const now = nowIso();
+    const hold = await holds.findHold(trx, holdId);
+    if (!hold) {
+      const tombstone: HoldRow = { hold_id: holdId, event_id: null, quantity: 0, state: 'RELEASED', expires_at: now, unit_price: null, currency: null, created_at: now, updated_at: now };
+      await holds.insertHold(trx, tombstone);
+      return tombstone;
+    }
+    if (hold.state === 'RELEASED' || hold.state === 'EXPIRED') return hold;
+    await holds.transitionHold(trx, holdId, [hold.state], 'RELEASED', now);
+    if (hold.event_id !== null) {
+      await events.returnSeats(trx, hold.event_id, hold.quantity, hold.state === 'HELD' ? 'held_tickets' : 'sold_tickets', now);
+    }
+    return { ...hold, state: 'RELEASED', updated_at: now };
+  });
+}
+
+/**
+ * Expires HELD holds past `expires_at` + `HOLD_GRACE_SECONDS` and returns their seats, in batches,
+ * whether or not ticket-service is still there. Returns how many holds expired.
+ */
+export async function expireLapsedHolds(context: EventServiceContext, now = new Date()): Promise<number> {
+  let expired = 0;
+  for (;;) {
+    const batch = await context.db.transaction().execute(async (trx) => {
+      const at = now.toISOString();
+      const rows = await holds.expireHeldBefore(trx, graceCutoff(context, now), at, 500);
+      const seatsByEvent = new Map<number, number>();
+      for (const row of rows) if (row.event_id !== null) seatsByEvent.set(row.event_id, (seatsByEvent.get(row.event_id) ?? 0) + row.quantity);
+      for (const [eventId, seats] of seatsByEvent) await events.returnSeats(trx, eventId, seats, 'held_tickets', at);
+      return rows.length;
+    });
+    expired += batch;
+    if (batch < 500) return expired;
+  }
+}
+
+export async function listHolds(context: EventServiceContext, query: ListQuery): Promise<Page<HoldRow>> {
+  const filter: holds.HoldFilter = {};
+  if (query.event_id !== undefined) filter.eventId = query.event_id;
+  if (query.state !== undefined) filter.states = query.state.split(',') as HoldState[];
+  if (query.older_than !== undefined) filter.createdBefore = new Date(Date.now() - query.older_than * 1000).toISOString();
+  const limit = query.limit ?? 100;
+  const cursor = decodeCursor(query.cursor);
+  const rows = await holds.selectHoldPage(context.db, filter, limit, cursor);
+  return pageFromRows(rows, { limit, cursor, offset: 0, position: (row) => ({ k: row.created_at, id: row.hold_id }) });
+}

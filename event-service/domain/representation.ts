@@ -1,0 +1,49 @@
+/** Stored rows to the API's shapes (types generated from openapi/event-service.yaml). */
+import type { components } from '../../openapi/generated/event-service.js';
+import { toApiDate } from '../../platform/time.js';
+import type { EventRow, HoldRow, VenueRow } from '../store/schema.js';
+
+export type ApiEvent = components['schemas']['Event'];
+export type ApiVenue = components['schemas']['Venue'];
+export type ApiHold = components['schemas']['Hold'];
+
+export function toApiEvent(row: EventRow): ApiEvent {
+  const taken = row.held_tickets + row.sold_tickets;
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    event_date: toApiDate(row.event_date),
+    venue: row.venue,
+    venue_id: row.venue_id,
+    total_tickets: row.total_tickets,
+    available_tickets: row.available_tickets,
+    held_tickets: row.held_tickets,
+    sold_tickets: row.sold_tickets,
+    manual_reserved_tickets: row.manual_reserved_tickets,
+    sold_ratio: row.total_tickets > 0 ? Math.min(1, Math.round((taken / row.total_tickets) * 10_000) / 10_000) : 0,
+    ticket_price: row.ticket_price,
+    currency: row.currency,
+    timezone: row.timezone,
+    image_url: row.image_url,
+    sales_start: toApiDate(row.sales_start),
+    sales_end: toApiDate(row.sales_end),
+    created_at: toApiDate(row.created_at),
+    updated_at: toApiDate(row.updated_at),
+  };
+}
+
+export const eventEtag = (row: EventRow): string => `"${row.version}"`;
+
+export function toApiVenue(row: VenueRow): ApiVenue {
+  return { ...row, created_at: toApiDate(row.created_at), updated_at: toApiDate(row.updated_at) };
+}
+
+export function toApiHold(row: HoldRow): ApiHold {
+  return {
+    ...row,
+    expires_at: toApiDate(row.expires_at),
+    created_at: toApiDate(row.created_at),
+    updated_at: toApiDate(row.updated_at),
+  };
+}

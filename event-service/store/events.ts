@@ -1,0 +1,172 @@
+/** Queries on events and manual adjustments. Seat counters change only by conditional updates. */
+import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely';
+import type { EventDatabase, EventRow, NewEventRow } from './schema.js';
+import type { Cursor } from '../../platform/pagination.js';
+import { matchesText } from './search.js';
+
+type Db = Kysely<EventDatabase>;
+
+export async function insertEvent(db: Db, row: NewEventRow): Promise<EventRow> {
+  return db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findEvent(db: Db, id: number): Promise<EventRow | undefined> {
+  return db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/** Applies field changes only if the event is still at `version` (when given). */
+export async function updateEventFields(
+  db: Db,
+  id: number,
+  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>>,
+  ticketDelta: number,
+  version: number | undefined,
+): Promise<EventRow | undefined> {
+  let query = db
+    .updateTable('events')
+    .set((eb) => ({
+      ...changes,
+      available_tickets: eb('available_tickets', '+', ticketDelta),
+      version: eb('version', '+', 1),
+    }))
+    .where('id', '=', id)
+    .where('available_tickets', '>=', -ticketDelta);
+  if (version !== undefined) query = query.where('version', '=', version);
+  return query.returningAll().executeTakeFirst();
+}
+
+export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<boolean> {
+  const result = await db
+    .deleteFrom('events')
+    .where('id', '=', id)
+    .where('held_tickets', '=', 0)
+    .where('sold_tickets', '=', 0)
+    .executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+/** Moves `seats` from available to one of the taken counters, only if that many are available. */
+export async function takeSeats(
+  db: Db,
+  id: number,
+  seats: number,
+  counter: 'held_tickets' | 'manual_reserved_tickets',
+  now: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('events')
+    .set((eb) => ({ available_tickets: eb('available_tickets', '-', seats), [counter]: eb(counter, '+', seats), updated_at: now, version: eb('version', '+', 1) }))
+    .where('id', '=', id)
+    .where('available_tickets', '>=', seats)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Gives seats back from a taken counter, only if that counter holds at least that many. */
+export async function returnSeats(
+  db: Db,
+  id: number,
+  seats: number,
+  counter: 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets',
+  now: string,
+): Promise<boolean> {
+  const result = await db
+    .updateTable('events')
+    .set((eb) => ({ available_tickets: eb('available_tickets', '+', seats), [counter]: eb(counter, '-', seats), updated_at: now, version: eb('version', '+', 1) }))
+    .where('id', '=', id)
+    .where(counter, '>=', seats)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** A held seat becomes a sold one. */
+export async function moveHeldToSold(db: Db, id: number, seats: number, now: string): Promise<boolean> {
+  const result = await db
+    .updateTable('events')
+    .set((eb) => ({ held_tickets: eb('held_tickets', '-', seats), sold_tickets: eb('sold_tickets', '+', seats), updated_at: now, version: eb('version', '+', 1) }))
+    .where('id', '=', id)
+    .where('held_tickets', '>=', seats)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function recordManualAdjustment(db: Db, eventId: number, delta: number, now: string): Promise<void> {
+  await db.insertInto('manual_adjustments').values({ event_id: eventId, delta, created_at: now }).execute();
+}
+
+export async function maxTotalTicketsAtVenue(db: Db, venueId: number): Promise<number> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.max('total_tickets').as('max'))
+    .where('venue_id', '=', venueId)
+    .executeTakeFirst();
+  return Number(row?.max ?? 0);
+}
+
+export type EventSort = 'event_date' | '-event_date' | 'name' | '-created_at';
+
+export interface EventFilter {
+  q?: string;
+  venue?: string;
+  venueId?: number;
+  from?: string;
+  to?: string;
+  available?: boolean;
+}
+
+const SORT_COLUMNS: Record<EventSort, { column: 'event_date' | 'name' | 'created_at'; descending: boolean }> = {
+  event_date: { column: 'event_date', descending: false },
+  '-event_date': { column: 'event_date', descending: true },
+  name: { column: 'name', descending: false },
+  '-created_at': { column: 'created_at', descending: true },
+};
+
+export const sortKey = (sort: EventSort, row: EventRow): string => row[SORT_COLUMNS[sort].column];
+
+function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, filter: EventFilter): Expression<SqlBool> {
+  const conditions: Expression<SqlBool>[] = [];
+  if (filter.q !== undefined) conditions.push(matchesText(filter.q));
+  if (filter.venue !== undefined) conditions.push(sql<SqlBool>`events.venue = ${filter.venue} COLLATE NOCASE`);
+  if (filter.venueId !== undefined) conditions.push(eb('venue_id', '=', filter.venueId));
+  if (filter.from !== undefined) conditions.push(eb('event_date', '>=', filter.from));
+  if (filter.to !== undefined) conditions.push(eb('event_date', '<=', filter.to));
+  if (filter.available) conditions.push(eb('available_tickets', '>', 0));
+  return eb.and(conditions);
+}
+
+export async function countEvents(db: Db, filter: EventFilter): Promise<number> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .where((eb) => filterConditions(eb, filter))
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/**
+ * One page of events in sort order, `limit + 1` rows so the caller knows whether more follow. A
+ * cursor continues after (or before) a (key, id) position using the (key, id) indexes.
+ */
+export async function selectEventPage(
+  db: Db,
+  filter: EventFilter,
+  sort: EventSort,
+  limit: number,
+  position: { cursor?: Cursor; offset: number },
+): Promise<EventRow[]> {
+  const { column, descending } = SORT_COLUMNS[sort];
+  const backwards = position.cursor?.d === 'p';
+  const ascending = descending === backwards;
+  let query = db
+    .selectFrom('events')
+    .selectAll()
+    .where((eb) => filterConditions(eb, filter));
+  const cursor = position.cursor;
+  if (cursor) {
+    const after = ascending ? sql.raw('>') : sql.raw('<');
+    query = query.where(sql<SqlBool>`(${sql.ref(column)}, id) ${after} (${cursor.k}, ${cursor.id})`);
+  }
+  query = query.orderBy(column, ascending ? 'asc' : 'desc').orderBy('id', ascending ? 'asc' : 'desc').limit(limit + 1);
+  if (!cursor && position.offset > 0) query = query.offset(position.offset);
+  return query.execute();
+}

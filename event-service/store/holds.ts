@@ -1,0 +1,76 @@
+/** Queries on holds. State changes are conditional updates on the expected state. */
+import { sql, type Kysely, type SqlBool } from 'kysely';
+import type { EventDatabase, HoldRow, HoldState } from './schema.js';
+import type { Cursor } from '../../platform/pagination.js';
+
+type Db = Kysely<EventDatabase>;
+
+export async function findHold(db: Db, holdId: string): Promise<HoldRow | undefined> {
+  return db.selectFrom('holds').selectAll().where('hold_id', '=', holdId).executeTakeFirst();
+}
+
+export async function insertHold(db: Db, row: HoldRow): Promise<void> {
+  await db.insertInto('holds').values(row).execute();
+}
+
+/** Moves a hold from one of `from` to `to`; the row as it was before, or undefined if it was in no such state. */
+export async function transitionHold(db: Db, holdId: string, from: HoldState[], to: HoldState, now: string): Promise<HoldRow | undefined> {
+  const before = await db.selectFrom('holds').selectAll().where('hold_id', '=', holdId).where('state', 'in', from).executeTakeFirst();
+  if (!before) return undefined;
+  const result = await db
+    .updateTable('holds')
+    .set({ state: to, updated_at: now })
+    .where('hold_id', '=', holdId)
+    .where('state', '=', before.state)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n ? before : undefined;
+}
+
+/** HELD holds whose expiry plus grace lies before `cutoff`, marked EXPIRED; the rows that changed. */
+export async function expireHeldBefore(db: Db, cutoff: string, now: string, batch: number): Promise<Array<Pick<HoldRow, 'hold_id' | 'event_id' | 'quantity'>>> {
+  return db
+    .updateTable('holds')
+    .set({ state: 'EXPIRED', updated_at: now })
+    .where('hold_id', 'in', (eb) =>
+      eb.selectFrom('holds').select('hold_id').where('state', '=', 'HELD').where('expires_at', '<', cutoff).orderBy('expires_at').limit(batch),
+    )
+    .where('state', '=', 'HELD')
+    .returning(['hold_id', 'event_id', 'quantity'])
+    .execute();
+}
+
+export interface HoldFilter {
+  eventId?: number;
+  states?: HoldState[];
+  createdBefore?: string;
+}
+
+/** A page of holds in creation order, `limit + 1` rows. */
+export async function selectHoldPage(db: Db, filter: HoldFilter, limit: number, cursor: Cursor | undefined): Promise<HoldRow[]> {
+  const backwards = cursor?.d === 'p';
+  let query = db.selectFrom('holds').selectAll();
+  if (filter.eventId !== undefined) query = query.where('event_id', '=', filter.eventId);
+  if (filter.states && filter.states.length > 0) query = query.where('state', 'in', filter.states);
+  if (filter.createdBefore !== undefined) query = query.where('created_at', '<=', filter.createdBefore);
+  if (cursor) {
+    const after = backwards ? sql.raw('<') : sql.raw('>');
+    query = query.where(sql<SqlBool>`(created_at, hold_id) ${after} (${cursor.k}, ${cursor.id})`);
+  }
+  const direction = backwards ? 'desc' : 'asc';
+  return query.orderBy('created_at', direction).orderBy('hold_id', direction).limit(limit + 1).execute();
+}
+
+/** Seats per state and event from the hold rows themselves (for checking the counters). */
+export async function sumLiveHolds(db: Db, eventId: number): Promise<{ held: number; committed: number }> {
+  const rows = await db
+    .selectFrom('holds')
+    .select(['state', (eb) => eb.fn.sum<number>('quantity').as('seats')])
+    .where('event_id', '=', eventId)
+    .where('state', 'in', ['HELD', 'COMMITTED'])
+    .groupBy('state')
+    .execute();
+  return {
+    held: Number(rows.find((r) => r.state === 'HELD')?.seats ?? 0),
+    committed: Number(rows.find((r) => r.state === 'COMMITTED')?.seats ?? 0),
+  };
+}

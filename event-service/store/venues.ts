@@ -1,0 +1,37 @@
+/** Queries on venues. */
+import type { Insertable, Kysely, Updateable } from 'kysely';
+import type { EventDatabase, VenueRow, VenueTable } from './schema.js';
+
+type Db = Kysely<EventDatabase>;
+
+export async function insertVenue(db: Db, row: Insertable<VenueTable>): Promise<VenueRow> {
+  return db.insertInto('venues').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findVenue(db: Db, id: number): Promise<VenueRow | undefined> {
+  return db.selectFrom('venues').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function updateVenueRow(db: Db, id: number, changes: Updateable<VenueTable>): Promise<VenueRow | undefined> {
+  return db.updateTable('venues').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+export async function deleteVenueRow(db: Db, id: number): Promise<boolean> {
+  const result = await db.deleteFrom('venues').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+export async function countLinkedEvents(db: Db, venueId: number): Promise<number> {
+  const row = await db
+    .selectFrom('events')
+    .select((eb) => eb.fn.countAll<number>().as('count'))
+    .where('venue_id', '=', venueId)
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export async function selectVenuePage(db: Db, limit: number, offset: number): Promise<{ rows: VenueRow[]; total: number }> {
+  const rows = await db.selectFrom('venues').selectAll().orderBy('name').orderBy('id').limit(limit + 1).offset(offset).execute();
+  const total = await db.selectFrom('venues').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+  return { rows, total: Number(total.count) };
+}

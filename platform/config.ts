@@ -1,0 +1,88 @@
+/** Configuration from environment variables, validated at start-up (TypeBox: outside the public contract). */
+import { Type, type Static, type TObject } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const Port = (fallback: number) => Type.Integer({ minimum: 0, maximum: 65535, default: fallback });
+const Seconds = (fallback: number) => Type.Number({ minimum: 0, maximum: 31_536_000, default: fallback });
+const Token = Type.String({ minLength: 16, maxLength: 512, pattern: '^[\\x21-\\x7E]+$' });
+
+const Common = {
+  HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
+  SERVICE_TOKEN: Token,
+  ADMIN_TOKEN: Type.Optional(Token),
+  EVENT_SERVICE_PORT: Port(5001),
+  TICKET_SERVICE_PORT: Port(5002),
+  SWEEP_INTERVAL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 5 }),
+  RATE_LIMIT_WRITES_PER_MINUTE: Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 }),
+  SQLITE_SYNCHRONOUS: Type.Union([Type.Literal('FULL'), Type.Literal('EXTRA'), Type.Literal('NORMAL')], { default: 'FULL' }),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+    { default: 'info' },
+  ),
+  /** Largest accepted request body in bytes. */
+  BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536 }),
+};
+
+export const EventServiceConfigSchema = Type.Object({
+  ...Common,
+  EVENT_DB_PATH: Type.String({ minLength: 1, default: 'data/event_data.db' }),
+  HOLD_GRACE_SECONDS: Seconds(60),
+  DEFAULT_TICKET_PRICE: Type.Integer({ minimum: 0, maximum: 100_000_000_000, default: 10_000 }),
+  DEFAULT_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'USD' }),
+});
+export type EventServiceConfig = Static<typeof EventServiceConfigSchema>;
+
+export const TicketServiceConfigSchema = Type.Object({
+  ...Common,
+  TICKET_DB_PATH: Type.String({ minLength: 1, default: 'data/ticket_data.db' }),
+  EVENT_SERVICE_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:5001' }),
+  RESERVATION_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 31_536_000, default: 900 }),
+  RECONCILE_SETTLE_SECONDS: Seconds(30),
+  MAX_TICKETS_PER_ORDER: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  /** Connect + answer budget for one call to event-service. */
+  EVENT_SERVICE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 5 }),
+});
+export type TicketServiceConfig = Static<typeof TicketServiceConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Reads the variables a schema names from `env`, applies defaults, converts strings to numbers and
+ * reports every invalid variable at once.
+ */
+export function loadConfig<T extends TObject>(schema: T, env: Record<string, string | undefined>): Static<T> {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(schema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const withDefaults = Value.Default(schema, raw);
+  const converted = Value.Convert(schema, withDefaults);
+  const problems = [...Value.Errors(schema, converted)].map((error) => {
+    const name = error.path.replace(/^\//, '');
+    if (name === 'SERVICE_TOKEN' && raw[name] === undefined) {
+      return 'SERVICE_TOKEN is not set: start both services with `npm start` (which generates one) or set the same SERVICE_TOKEN (at least 16 characters) for both services';
+    }
+    const shown = name.endsWith('TOKEN') ? '(hidden)' : JSON.stringify(raw[name]);
+    return `${name} = ${shown}: ${error.message}`;
+  });
+  if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
+  return converted as Static<T>;
+}
+
+/** The origins allowed to call a service from a browser: the two services' own URLs unless configured. */
+export function corsOrigins(config: Static<typeof EventServiceConfigSchema> | Static<typeof TicketServiceConfigSchema>): string[] {
+  if (config.CORS_ORIGINS) return config.CORS_ORIGINS.split(',').map((origin) => origin.trim()).filter(Boolean);
+  const hosts = new Set(['127.0.0.1', 'localhost', config.HOST]);
+  const origins: string[] = [];
+  for (const host of hosts) {
+    for (const port of [config.EVENT_SERVICE_PORT, config.TICKET_SERVICE_PORT]) origins.push(`http://${host}:${port}`);
+  }
+  return origins;
+}

@@ -1,0 +1,120 @@
+/**
+ * Builds the Fastify routes of a service from its OpenAPI document: validation and serialisation
+ * schemas come from the spec (not retyped), access rules from each operation's `security`, and
+ * every operation must have exactly one handler (a missing or extra handler fails at start-up).
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions } from 'fastify';
+import { specOperations, type JsonSchema, type ServiceName, type SpecOperation } from '../openapi/spec.js';
+import { accessRule, authenticate, type Principal, type Tokens } from './auth.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+    /** True when the caller may act on a ticket only by showing its reference. */
+    needsReference: boolean;
+    operationId: string;
+  }
+}
+
+type SuccessCode = 200 | 201 | 202 | 204;
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : undefined;
+type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
+
+/** What a handler answers: one of the operation's success responses, typed from the generated spec types. */
+export type OperationReply<Op> = {
+  [C in keyof ResponsesOf<Op> & SuccessCode]: { status: C; body: Json<ResponsesOf<Op>[C]>; headers?: Record<string, string> };
+}[keyof ResponsesOf<Op> & SuccessCode];
+
+type BodyOf<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } } ? B : undefined;
+type ParamsOf<Op, In extends 'path' | 'query' | 'header'> = Op extends { parameters: { [K in In]?: infer P } }
+  ? [P] extends [never] ? Record<string, never> : NonNullable<P>
+  : Record<string, never>;
+
+export type OperationRequest<Op> = FastifyRequest<{
+  Body: BodyOf<Op>;
+  Params: ParamsOf<Op, 'path'>;
+  Querystring: ParamsOf<Op, 'query'>;
+  Headers: ParamsOf<Op, 'header'>;
+}>;
+
+export type OperationHandler<Op> = (request: OperationRequest<Op>, reply: FastifyReply) => Promise<OperationReply<Op>>;
+
+export type OperationHandlers<Ops> = { [K in keyof Ops]: OperationHandler<Ops[K]> };
+
+function objectSchema(parameters: SpecOperation['operation']['parameters'], location: string, lowerCase = false): JsonSchema | undefined {
+  const selected = (parameters ?? []).filter((p) => p.in === location);
+  if (selected.length === 0) return undefined;
+  const name = (n: string) => (lowerCase ? n.toLowerCase() : n);
+  return {
+    type: 'object',
+    properties: Object.fromEntries(selected.map((p) => [name(p.name), p.schema])),
+    required: selected.filter((p) => p.required).map((p) => name(p.name)),
+  };
+}
+
+export function fastifySchema({ operation }: SpecOperation): FastifySchema {
+  const schema: FastifySchema = {};
+  const params = objectSchema(operation.parameters, 'path');
+  const querystring = objectSchema(operation.parameters, 'query');
+  const headers = objectSchema(operation.parameters, 'header', true);
+  if (params) schema.params = params;
+  if (querystring) schema.querystring = querystring;
+  if (headers) schema.headers = headers;
+  const body = operation.requestBody?.content['application/json']?.schema;
+  if (body) schema.body = body;
+  const response: Record<string, unknown> = {};
+  for (const [code, answer] of Object.entries(operation.responses)) {
+    const json = answer.content?.['application/json']?.schema;
+    if (code.startsWith('2') && json) response[code] = { content: { 'application/json': { schema: json } } };
+  }
+  if (Object.keys(response).length > 0) schema.response = response;
+  return schema;
+}
+
+export const fastifyPath = (specPath: string): string => specPath.replace(/\{(\w+)\}/g, ':$1');
+
+export interface RegisterOptions<Ops> {
+  service: ServiceName;
+  handlers: OperationHandlers<Ops>;
+  tokens: Tokens;
+  /** Extra route options per operation (rate limits on public writes). */
+  routeOptions?: (operation: SpecOperation) => Partial<RouteOptions>;
+}
+
+export function registerOperations<Ops>(app: FastifyInstance, options: RegisterOptions<Ops>): void {
+  const operations = specOperations(options.service);
+  const handlers = options.handlers as Record<string, OperationHandler<unknown> | undefined>;
+  const specIds = new Set(operations.map((o) => o.operation.operationId));
+  const extra = Object.keys(handlers).filter((id) => !specIds.has(id));
+  const missing = [...specIds].filter((id) => !handlers[id]);
+  if (extra.length > 0 || missing.length > 0) {
+    throw new Error(`${options.service} handlers do not match the spec: missing ${missing.join(', ') || 'none'}; not in spec ${extra.join(', ') || 'none'}`);
+  }
+  app.decorateRequest('principal', 'anonymous');
+  app.decorateRequest('needsReference', false);
+  app.decorateRequest('operationId', '');
+  for (const spec of operations) {
+    const handler = handlers[spec.operation.operationId] as OperationHandler<unknown>;
+    const rule = accessRule(spec.operation.security);
+    const operationId = spec.operation.operationId;
+    app.route({
+      method: spec.method.toUpperCase() as RouteOptions['method'],
+      url: fastifyPath(spec.path),
+      schema: fastifySchema(spec),
+      ...options.routeOptions?.(spec),
+      onRequest: async (request: FastifyRequest) => {
+        request.operationId = operationId;
+        const access = authenticate(request, rule, options.tokens);
+        request.principal = access.principal;
+        request.needsReference = access.needsReference;
+      },
+      handler: async (request, reply) => {
+        const answer = await handler(request as OperationRequest<unknown>, reply);
+        const { status, body, headers } = answer as { status: number; body: unknown; headers?: Record<string, string> };
+        if (headers) reply.headers(headers);
+        reply.code(status);
+        return status === 204 ? reply.send() : reply.send(body);
+      },
+    });
+  }
+}

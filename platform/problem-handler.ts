@@ -1,0 +1,67 @@
+/** The one place where errors become RFC 9457 problem+json answers. No stack traces, no SQL. */
+import type { FastifyError, FastifyInstance } from 'fastify';
+import type { ErrorObject } from 'ajv/dist/2020.js';
+import { ProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
+import { fieldErrors } from './validation.js';
+
+const FASTIFY_CODES: Record<string, ProblemKind> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported-media-type',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed-body',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed-body',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'malformed-body',
+  FST_ERR_CTP_INVALID_PARSE_TYPE: 'unsupported-media-type',
+};
+
+const STATUS_KINDS: Record<number, ProblemKind> = {
+  400: 'malformed-body',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not-found',
+  409: 'conflict',
+  412: 'precondition-failed',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+  429: 'rate-limited',
+  503: 'unavailable',
+};
+
+export function toProblem(error: FastifyError | Error): ProblemBody {
+  if (error instanceof ProblemError) return error.toBody();
+  const fastifyError = error as FastifyError & { validationContext?: string };
+  if (fastifyError.validation) {
+    const errors = fieldErrors(fastifyError.validation as unknown as ErrorObject[], fastifyError.validationContext ?? 'body');
+    return new ValidationError(errors).toBody();
+  }
+  const kind = (fastifyError.code && FASTIFY_CODES[fastifyError.code]) || undefined;
+  const status = fastifyError.statusCode;
+  if (kind) return { type: problemType(kind), title: PROBLEM_KINDS[kind].title, status: PROBLEM_KINDS[kind].status, detail: error.message };
+  if (error instanceof SyntaxError && status === 400) {
+    return { type: problemType('malformed-body'), title: PROBLEM_KINDS['malformed-body'].title, status: 400, detail: 'The body is not valid JSON.' };
+  }
+  if (status && status >= 400 && status < 500) {
+    const byStatus = STATUS_KINDS[status] ?? 'malformed-body';
+    return { type: problemType(byStatus), title: PROBLEM_KINDS[byStatus].title, status, detail: error.message };
+  }
+  return { type: problemType('internal'), title: PROBLEM_KINDS.internal.title, status: 500, detail: 'An unexpected error occurred; it has been logged.' };
+}
+
+export function registerProblemHandler(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const problem = toProblem(error as FastifyError);
+    if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
+    else if (problem.status >= 500) request.log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
+    const retryAfter = (error as ProblemError).extensions?.retry_after;
+    if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)));
+    return reply.code(problem.status).type('application/problem+json').send(problem);
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const problem: ProblemBody = {
+      type: problemType('not-found'),
+      title: PROBLEM_KINDS['not-found'].title,
+      status: 404,
+      detail: `No route for ${request.method} ${request.url.split('?')[0]}.`,
+    };
+    return reply.code(404).type('application/problem+json').send(problem);
+  });
+}

@@ -1,0 +1,38 @@
+/** Listening and graceful shutdown, shared by both services' `server.ts`. */
+import type { FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { ConfigError } from './config.js';
+
+export async function listenUntilSignalled(app: FastifyInstance, host: string, port: number): Promise<AddressInfo> {
+  let closing = false;
+  const shutdown = (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
+    app
+      .close()
+      .then(() => process.exit(0))
+      .catch((error: unknown) => {
+        app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+  await app.listen({ host, port });
+  return app.server.address() as AddressInfo;
+}
+
+/** Start-up failures print one clear sentence (no stack for a bad configuration) and exit non-zero. */
+export function exitOnStartupError(service: string, error: unknown): never {
+  if (error instanceof ConfigError) console.error(`${service}: ${error.message}`);
+  else console.error(`${service}: failed to start:`, error);
+  process.exit(1);
+}
+
+export function warnAboutExposure(app: FastifyInstance, host: string, adminToken: string | undefined): void {
+  if (adminToken !== undefined) return;
+  const loopback = host === '127.0.0.1' || host === 'localhost' || host === '::1';
+  if (loopback) app.log.info('ADMIN_TOKEN is not set: development mode, admin operations are open to local callers');
+  else app.log.warn({ host }, 'ADMIN_TOKEN is not set and the service listens beyond loopback: anyone who reaches it can change events and tickets');
+}

@@ -1,0 +1,101 @@
+/**
+ * The Fastify instance every service starts from: structured logs with a `service` field and request
+ * ids, spec-driven validation, problem+json errors, CORS limited to known origins, Swagger UI over the
+ * hand-written spec, and rate limits on public writes.
+ */
+import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import cors from '@fastify/cors';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { loadSpec, type OpenApiDocument, type ServiceName, type SpecOperation } from '../openapi/spec.js';
+import { createValidatorCompiler } from './validation.js';
+import { registerProblemHandler } from './problem-handler.js';
+import { ProblemError } from './errors.js';
+
+export interface ServiceAppOptions {
+  service: ServiceName;
+  logLevel: string;
+  /** Pretty, prefixed lines for a person at a terminal; JSON otherwise. */
+  prettyLogs?: boolean;
+  bodyLimit: number;
+  corsOrigins: string[];
+  host: string;
+  port: number;
+  rateLimitWritesPerMinute: number;
+  /** Other specs the Swagger UI page can switch to. */
+  otherSpecs?: Array<{ name: string; url: string }>;
+}
+
+export function loggerOptions(service: ServiceName, level: string, pretty: boolean): FastifyServerOptions['logger'] {
+  if (level === 'silent') return false;
+  return {
+    level,
+    base: { service },
+    redact: ['req.headers.authorization', 'req.headers["x-ticket-reference"]'],
+    ...(pretty
+      ? { transport: { target: 'pino-pretty', options: { messageFormat: `[${service}] {msg}`, ignore: 'pid,hostname,service', translateTime: 'HH:MM:ss.l' } } }
+      : {}),
+  };
+}
+
+export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
+  const app = Fastify({
+    logger: loggerOptions(options.service, options.logLevel, options.prettyLogs ?? false),
+    requestIdHeader: 'x-request-id',
+    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: (request) => request.url === '/health' || request.url === '/ready' }),
+    genReqId: () => randomUUID(),
+    bodyLimit: options.bodyLimit,
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+  app.setValidatorCompiler(createValidatorCompiler());
+  // Only JSON bodies: anything else is 415, never parsed into a string.
+  app.removeContentTypeParser('text/plain');
+  registerProblemHandler(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.register(cors, { origin: options.corsOrigins, exposedHeaders: ['Link', 'X-Total-Count', 'ETag', 'Location', 'X-Request-Id', 'Idempotent-Replayed'] });
+  app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new ProblemError('rate-limited', `At most ${context.max} writes per minute; retry in ${Math.ceil(context.ttl / 1000)} seconds.`, { retry_after: context.ttl / 1000 }),
+  });
+
+  const servedSpec = (): OpenApiDocument => {
+    const spec = loadSpec(options.service);
+    const address = app.server.address() as AddressInfo | null;
+    const port = options.port === 0 && address ? address.port : options.port;
+    const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
+    spec.servers = [{ url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, description: `This ${options.service}` }];
+    return spec;
+  };
+  app.register(swagger, { mode: 'static', specification: { document: loadSpec(options.service) as never } });
+  app.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: {
+      docExpansion: 'list',
+      deepLinking: true,
+      displayRequestDuration: true,
+      tryItOutEnabled: true,
+      persistAuthorization: true,
+      ...(options.otherSpecs
+        ? { urls: [{ name: options.service, url: '/openapi.json' }, ...options.otherSpecs], 'urls.primaryName': options.service }
+        : {}),
+    },
+    transformSpecification: () => servedSpec(),
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => servedSpec());
+  app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
+  return app;
+}
+
+/** Route options for a spec operation: public writes are rate limited when a limit is configured. */
+export function writeRateLimit(limitPerMinute: number): (operation: SpecOperation) => Record<string, unknown> {
+  return ({ method }) =>
+    limitPerMinute > 0 && method !== 'get' ? { config: { rateLimit: { max: limitPerMinute, timeWindow: 60_000 } } } : {};
+}

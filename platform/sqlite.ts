@@ -1,0 +1,42 @@
+/** Embedded SQLite behind kysely: WAL, busy timeout, foreign keys, configurable durability, migrations. */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
+
+export interface SqliteOptions {
+  path: string;
+  synchronous: 'FULL' | 'EXTRA' | 'NORMAL';
+}
+
+export function openSqlite({ path, synchronous }: SqliteOptions): Database.Database {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  db.pragma(`synchronous = ${synchronous}`);
+  return db;
+}
+
+export function createKysely<DB>(database: Database.Database): Kysely<DB> {
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database }) });
+}
+
+/** Brings the schema up to date with kysely's Migrator; migrations are modules imported by the service. */
+export async function migrateToLatest(db: Kysely<unknown>, migrations: Record<string, Migration>): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** True when the database answers a trivial query. */
+export function databaseReachable(database: Database.Database): boolean {
+  try {
+    database.prepare('SELECT 1').get();
+    return true;
+  } catch {
+    return false;
+  }
+}
