@@ -66,6 +66,21 @@ export class ProblemError extends Error {
   }
 }
 
+/** An answer stored earlier (an idempotent replay) or relayed from another service, sent as it was. */
+export class StoredProblemError extends ProblemError {
+  constructor(
+    private readonly body: ProblemBody,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super('conflict', body.detail ?? body.title);
+    (this as { status: number }).status = body.status;
+  }
+
+  override toBody(): ProblemBody {
+    return this.body;
+  }
+}
+
 export class ValidationError extends ProblemError {
   constructor(readonly errors: FieldError[]) {
     super(

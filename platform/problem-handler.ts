@@ -1,7 +1,7 @@
 /** The one place where errors become RFC 9457 problem+json answers. No stack traces, no SQL. */
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
-import { ProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
+import { ProblemError, StoredProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
 import { fieldErrors } from './validation.js';
 
 const FASTIFY_CODES: Record<string, ProblemKind> = {
@@ -51,6 +51,7 @@ export function registerProblemHandler(app: FastifyInstance): void {
     const problem = toProblem(error as FastifyError);
     if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
     else if (problem.status >= 500) request.log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
+    if (error instanceof StoredProblemError) reply.headers(error.headers);
     const retryAfter = (error as ProblemError).extensions?.retry_after;
     if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)));
     return reply.code(problem.status).type('application/problem+json').send(problem);

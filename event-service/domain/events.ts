@@ -174,6 +174,7 @@ export async function listEvents(context: EventServiceContext, query: ListQuery)
   if (query.q !== undefined) filter.q = query.q;
   if (query.venue !== undefined) filter.venue = query.venue;
   if (query.venue_id !== undefined) filter.venueId = query.venue_id;
+  if (query.ids !== undefined) filter.ids = [...new Set(query.ids.split(',').map(Number))];
   if (from !== undefined) filter.from = from;
   if (to !== undefined) filter.to = to;
   if (query.available === true) filter.available = true;

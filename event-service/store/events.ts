@@ -109,6 +109,7 @@ export interface EventFilter {
   q?: string;
   venue?: string;
   venueId?: number;
+  ids?: number[];
   from?: string;
   to?: string;
   available?: boolean;
@@ -128,6 +129,7 @@ function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, filter
   if (filter.q !== undefined) conditions.push(matchesText(filter.q));
   if (filter.venue !== undefined) conditions.push(sql<SqlBool>`events.venue = ${filter.venue} COLLATE NOCASE`);
   if (filter.venueId !== undefined) conditions.push(eb('venue_id', '=', filter.venueId));
+  if (filter.ids !== undefined) conditions.push(eb('id', 'in', filter.ids));
   if (filter.from !== undefined) conditions.push(eb('event_date', '>=', filter.from));
   if (filter.to !== undefined) conditions.push(eb('event_date', '<=', filter.to));
   if (filter.available) conditions.push(eb('available_tickets', '>', 0));

@@ -955,6 +955,11 @@ export interface operations {
                 /** @example 1 */
                 venue_id?: number;
                 /**
+                 * @description Only these events (comma-separated ids, at most 1000), for looking up many events at once.
+                 * @example 1,2,3
+                 */
+                ids?: string;
+                /**
                  * @description Events on or after this date-time (RFC 3339; no offset means UTC).
                  * @example 2025-01-01T00:00:00Z
                  */

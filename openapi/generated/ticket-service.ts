@@ -228,6 +228,11 @@ export interface components {
             status: components["schemas"]["TicketStatus"];
             /** @description The payment's id, stored when confirming. */
             payment_reference?: string;
+            /**
+             * @description Why a ticket is cancelled (with `status: CANCELLED`). Default `customer`, or `admin` with the admin token; `admin` and `event_deleted` need the admin token when `ADMIN_TOKEN` is set.
+             * @enum {string}
+             */
+            cancellation_reason?: "customer" | "admin" | "event_deleted";
         };
     };
     responses: {

@@ -1,0 +1,75 @@
+/** The ticket-service app factory: builds a Fastify instance over its database; nothing listens here. */
+import type { FastifyInstance } from 'fastify';
+import type { TicketServiceConfig } from '../platform/config.js';
+import { corsOrigins } from '../platform/config.js';
+import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
+import { registerOperations } from '../platform/openapi-routes.js';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { eventServiceClient } from '../openapi/client.js';
+import type { operations } from '../openapi/generated/ticket-service.js';
+import { ticketMigrations } from './store/migrations/index.js';
+import type { TicketDatabase } from './store/schema.js';
+import { ticketServiceHandlers } from './routes/handlers.js';
+import { EventSummaries } from './domain/event-summaries.js';
+import { holdCallTimeoutMs, type TicketServiceContext } from './domain/context.js';
+import { runMaintenance } from './domain/maintenance.js';
+
+export interface BuildOptions {
+  prettyLogs?: boolean;
+  /** Run the sweeper, outbox and reconciler every SWEEP_INTERVAL_SECONDS (on by default). */
+  background?: boolean;
+}
+
+export async function buildTicketApp(config: TicketServiceConfig, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const app = createServiceApp({
+    service: 'ticket-service',
+    logLevel: config.LOG_LEVEL,
+    prettyLogs: options.prettyLogs ?? false,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    corsOrigins: corsOrigins(config),
+    host: config.HOST,
+    port: config.TICKET_SERVICE_PORT,
+    rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
+    otherSpecs: [{ name: 'event-service', url: `${config.EVENT_SERVICE_URL.replace(/\/$/, '')}/openapi.json` }],
+  });
+  const database = openSqlite({ path: config.TICKET_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
+  const db = createKysely<TicketDatabase>(database);
+  try {
+    const applied = await migrateToLatest(db as never, ticketMigrations);
+    if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
+  const context: TicketServiceContext = { db, config, events, summaries: new EventSummaries(events), log: app.log };
+  registerOperations<operations>(app, {
+    service: 'ticket-service',
+    handlers: ticketServiceHandlers(context, database),
+    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
+    routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
+  });
+
+  let timer: NodeJS.Timeout | undefined;
+  let round: Promise<void> | undefined;
+  const tick = () => {
+    if (round) return; // the previous round is still running
+    round = runMaintenance(context).finally(() => {
+      round = undefined;
+    });
+  };
+  if (options.background ?? true) {
+    app.addHook('onReady', async () => {
+      tick();
+      timer = setInterval(tick, config.SWEEP_INTERVAL_SECONDS * 1000);
+      timer.unref();
+    });
+  }
+  app.addHook('onClose', async () => {
+    if (timer) clearInterval(timer);
+    await round;
+    await events.close();
+    await db.destroy();
+  });
+  return app;
+}

@@ -1,0 +1,21 @@
+import type { FastifyBaseLogger } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { ServiceClient, EventOperations } from '../../openapi/client.js';
+import type { TicketServiceConfig } from '../../platform/config.js';
+import type { TicketDatabase } from '../store/schema.js';
+import type { EventSummaries } from './event-summaries.js';
+
+/** What the domain functions of ticket-service work with. */
+export interface TicketServiceContext {
+  db: Kysely<TicketDatabase>;
+  config: TicketServiceConfig;
+  events: ServiceClient<EventOperations>;
+  summaries: EventSummaries;
+  log: FastifyBaseLogger;
+}
+
+/** How long a call to event-service may take, in milliseconds. */
+export const holdCallTimeoutMs = (config: TicketServiceConfig): number => config.EVENT_SERVICE_TIMEOUT_SECONDS * 1000;
+
+/** A PENDING ticket older than this has no purchase in flight any more: the call timed out long ago. */
+export const abandonAfterMs = (config: TicketServiceConfig): number => holdCallTimeoutMs(config) * 2 + 1000;

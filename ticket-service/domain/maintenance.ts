@@ -1,0 +1,134 @@
+/**
+ * Background work of ticket-service, run at start-up and every SWEEP_INTERVAL_SECONDS, safe in several
+ * replicas at once (every change is a conditional update; releases are idempotent):
+ * - the release outbox: pending releases retried with backoff until event-service acknowledges;
+ * - the sweeper: RESERVED tickets past `expires_at` are cancelled (reason `expired`);
+ * - the reconciler: stale PENDING tickets are abandoned and their holds released, HELD holds with no
+ *   RESERVED ticket behind them are released, and confirms that crashed half-way are completed.
+ */
+import { ServiceUnreachableError, nextCursor } from '../../openapi/client.js';
+import * as tickets from '../store/tickets.js';
+import type { TicketRow } from '../store/schema.js';
+import { abandonAfterMs, type TicketServiceContext } from './context.js';
+import { cancelTicket } from './tickets.js';
+import { drainReleaseOutbox, releaseNow } from './outbox.js';
+
+const BATCH = 200;
+/** The hold's state at event-service, or undefined when event-service cannot say. */
+async function holdState(context: TicketServiceContext, holdId: string): Promise<string | undefined> {
+  try {
+    const result = await context.events.call('getHold', { path: { hold_id: holdId } });
+    if (result.ok) return result.body.state;
+    return result.status === 404 ? 'MISSING' : undefined;
+  } catch (error) {
+    if (error instanceof ServiceUnreachableError) return undefined;
+    throw error;
+  }
+}
+
+async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
+  const done = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
+  if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
+  return done !== undefined;
+}
+
+/** Cancels RESERVED tickets past their expiry, unless their hold was committed (then the confirm is completed). */
+export async function sweepExpiredReservations(context: TicketServiceContext): Promise<number> {
+  const lapsed = await tickets.selectTicketsByStatusBefore(context.db, 'RESERVED', 'expires_at', new Date().toISOString(), BATCH);
+  let cancelled = 0;
+  for (const row of lapsed) {
+    if (row.confirming_at !== null) {
+      const state = await holdState(context, row.reference);
+      if (state === undefined) continue;
+      if (state === 'COMMITTED') {
+        await completeConfirm(context, row);
+        continue;
+      }
+    }
+    if (await cancelTicket(context, row, 'expired')) cancelled += 1;
+  }
+  if (cancelled > 0) context.log.info({ cancelled }, 'cancelled expired reservations and released their seats');
+  return cancelled;
+}
+
+/** PENDING tickets whose purchase can no longer be in flight become ABANDONED, and their holds are released. */
+export async function abandonStalePurchases(context: TicketServiceContext): Promise<number> {
+  const cutoff = new Date(Date.now() - abandonAfterMs(context.config)).toISOString();
+  const stale = await tickets.selectTicketsByStatusBefore(context.db, 'PENDING', 'created_at', cutoff, BATCH);
+  let abandoned = 0;
+  for (const row of stale) {
+    const outboxId = await context.db.transaction().execute(async (trx) => {
+      const at = new Date().toISOString();
+      const changed = await tickets.updateTicketIf(trx, row.id, 'PENDING', { status: 'ABANDONED', updated_at: at });
+      return changed ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
+    });
+    if (outboxId === undefined) continue;
+    abandoned += 1;
+    await releaseNow(context, outboxId, row.reference);
+  }
+  if (abandoned > 0) context.log.info({ abandoned }, 'abandoned stale pending purchases and released their holds');
+  return abandoned;
+}
+
+/** Confirms that committed the hold but crashed before CONFIRMED are completed; others are left to a retry or expiry. */
+export async function completeInterruptedConfirms(context: TicketServiceContext): Promise<number> {
+  const cutoff = new Date(Date.now() - abandonAfterMs(context.config)).toISOString();
+  const interrupted = await tickets.selectTicketsByStatusBefore(context.db, 'RESERVED', 'confirming_at', cutoff, BATCH);
+  let completed = 0;
+  for (const row of interrupted) {
+    const state = await holdState(context, row.reference);
+    if (state === 'COMMITTED' && (await completeConfirm(context, row))) completed += 1;
+    else if (state === 'HELD') await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { confirming_at: null });
+  }
+  return completed;
+}
+
+/** HELD holds older than the settle window with no RESERVED (or still PENDING) ticket behind them are released. */
+export async function releaseOrphanHolds(context: TicketServiceContext): Promise<number> {
+  let released = 0;
+  let cursor: string | undefined;
+  for (let page = 0; page < 100; page += 1) {
+    const result = await context.events.call('listHolds', {
+      query: { state: 'HELD', older_than: context.config.RECONCILE_SETTLE_SECONDS, limit: 500, ...(cursor ? { cursor } : {}) },
+    });
+    if (!result.ok) {
+      context.log.warn({ status: result.status }, 'could not list holds for reconciliation');
+      return released;
+    }
+    const holds = result.body;
+    const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
+    for (const hold of holds) {
+      const owner = owners.get(hold.hold_id);
+      if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING')) continue;
+      const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } });
+      if (release.ok) {
+        released += 1;
+        context.log.info({ hold_id: hold.hold_id, ticket_status: owner?.status ?? 'none' }, 'released an orphan hold');
+      }
+    }
+    cursor = nextCursor(result.headers);
+    if (!cursor) break;
+  }
+  return released;
+}
+
+/** One round of all background work; a failing part is logged and the others still run. */
+export async function runMaintenance(context: TicketServiceContext): Promise<void> {
+  const parts: Array<[string, (c: TicketServiceContext) => Promise<unknown>]> = [
+    ['release outbox', drainReleaseOutbox],
+    ['expiry sweep', sweepExpiredReservations],
+    ['stale purchases', abandonStalePurchases],
+    ['interrupted confirms', completeInterruptedConfirms],
+    ['orphan holds', releaseOrphanHolds],
+    ['idempotency keys', (c) => tickets.deleteExpiredIdempotencyKeys(c.db, new Date().toISOString())],
+  ];
+  for (const [name, part] of parts) {
+    try {
+      await part(context);
+    } catch (error) {
+      const level = error instanceof ServiceUnreachableError ? 'warn' : 'error';
+      context.log[level]({ err: error, task: name }, 'background task failed; it runs again next round');
+    }
+  }
+}
+

@@ -1,0 +1,165 @@
+/**
+ * The purchase saga of DESIGN.md: a PENDING ticket is written first, then the hold is asked for with
+ * the ticket's reference as hold id and its expiry, then one conditional update makes it RESERVED.
+ * Idempotency-Key answers are stored with the ticket changes, in the same transactions.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { components } from '../../openapi/generated/ticket-service.js';
+import { ServiceUnreachableError } from '../../openapi/client.js';
+import { StoredProblemError, UnavailableError, ValidationError, ProblemError, type ProblemBody } from '../../platform/errors.js';
+import * as tickets from '../store/tickets.js';
+import type { IdempotencyRow, TicketRow } from '../store/schema.js';
+import { holdCallTimeoutMs, type TicketServiceContext } from './context.js';
+import { toApiTicket, type ApiTicket } from './representation.js';
+
+type TicketCreate = components['schemas']['TicketCreate'];
+
+const KEY_LIFETIME_MS = 24 * 3600 * 1000;
+const UNLOCKED = '1970-01-01T00:00:00.000Z';
+
+export interface PurchaseResult {
+  ticket: ApiTicket;
+  /** True when this is the stored answer of an earlier request with the same Idempotency-Key. */
+  replayed: boolean;
+}
+
+/** A hash of the body that does not depend on the order of its fields. */
+function canonicalHash(body: TicketCreate): string {
+  const record = body as unknown as Record<string, unknown>;
+  const canonical = JSON.stringify(Object.keys(record).sort().map((key) => [key, record[key]]));
+  return createHash('sha256').update(canonical).digest('hex');
+}
+
+type Start = { replay: IdempotencyRow } | { ticket: TicketRow };
+
+/** One transaction: look up the key, then write (or pick up) the PENDING ticket and lock the key. */
+async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string | undefined): Promise<Start> {
+  const now = new Date();
+  const at = now.toISOString();
+  const hash = key === undefined ? '' : canonicalHash(body);
+  const lockedUntil = new Date(now.getTime() + holdCallTimeoutMs(context.config) * 2 + 1000).toISOString();
+  return context.db.transaction().execute(async (trx) => {
+    if (key !== undefined) {
+      const existing = await tickets.findIdempotencyKey(trx, key, at);
+      if (existing) {
+        if (existing.body_hash !== hash) throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
+        if (existing.status_code !== null) return { replay: existing };
+        if (existing.locked_until > at) throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
+        // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again.
+        const earlier = existing.ticket_id === null ? undefined : await tickets.findTicket(trx, existing.ticket_id);
+        if (earlier && (earlier.status === 'PENDING' || earlier.status === 'RESERVED')) {
+          await tickets.updateIdempotencyKey(trx, key, { locked_until: lockedUntil });
+          return { ticket: earlier };
+        }
+      }
+    }
+    const ticket = await tickets.insertTicket(trx, {
+      event_id: body.event_id,
+      customer_name: body.customer_name,
+      customer_email: body.customer_email,
+      quantity: body.quantity,
+      unit_price: null,
+      total_price: null,
+      currency: null,
+      status: 'PENDING',
+      reference: randomUUID(),
+      expires_at: new Date(now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000).toISOString(),
+      cancellation_reason: null,
+      payment_reference: null,
+      confirming_at: null,
+      created_at: at,
+      updated_at: at,
+    });
+    if (key !== undefined) {
+      await tickets.upsertIdempotencyKey(trx, {
+        key,
+        body_hash: hash,
+        ticket_id: ticket.id,
+        status_code: null,
+        response_body: null,
+        locked_until: lockedUntil,
+        created_at: at,
+        expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
+      });
+    }
+    return { ticket };
+  });
+}
+
+function replayStored(row: IdempotencyRow): PurchaseResult {
+  const body = JSON.parse(row.response_body ?? '{}') as unknown;
+  if (row.status_code === 201) return { ticket: body as ApiTicket, replayed: true };
+  throw new StoredProblemError(body as ProblemBody, { 'idempotent-replayed': 'true' });
+}
+
+async function unlockKey(context: TicketServiceContext, key: string | undefined): Promise<void> {
+  if (key !== undefined) await tickets.updateIdempotencyKey(context.db, key, { locked_until: UNLOCKED });
+}
+
+export async function purchaseTickets(context: TicketServiceContext, body: TicketCreate, key: string | undefined, requestId: string): Promise<PurchaseResult> {
+  if (body.quantity > context.config.MAX_TICKETS_PER_ORDER) {
+    throw new ValidationError([{ pointer: '#/quantity', detail: `must be <= ${context.config.MAX_TICKETS_PER_ORDER} (MAX_TICKETS_PER_ORDER)` }]);
+  }
+  const start = await startPurchase(context, body, key);
+  if ('replay' in start) return replayStored(start.replay);
+  const pending = start.ticket;
+
+  const [hold, summary] = await Promise.all([
+    context.events
+      .call(
+        'createHold',
+        { body: { hold_id: pending.reference, event_id: pending.event_id, quantity: pending.quantity, expires_at: pending.expires_at ?? new Date().toISOString() } },
+        { requestId },
+      )
+      .catch((error: unknown) => error),
+    context.summaries.get(pending.event_id, requestId),
+  ]);
+
+  if (hold instanceof ServiceUnreachableError || hold instanceof Error) {
+    context.log.warn({ err: hold, ticket: pending.id }, 'hold call failed; the pending ticket is left for the reconciler');
+    await unlockKey(context, key);
+    throw new UnavailableError('event-service did not answer in time; retry with the same Idempotency-Key.');
+  }
+  const result = hold as Awaited<ReturnType<typeof context.events.call<'createHold'>>>;
+  if (!result.ok) {
+    if (result.status === 404 || result.status === 409) {
+      // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
+      const problem = result.problem as ProblemBody;
+      await context.db.transaction().execute(async (trx) => {
+        const current = await tickets.findTicket(trx, pending.id);
+        if (current?.status === 'PENDING') await tickets.deleteTicketRow(trx, pending.id);
+        if (key !== undefined) await tickets.updateIdempotencyKey(trx, key, { status_code: result.status, response_body: JSON.stringify(problem), ticket_id: null });
+      });
+      throw new StoredProblemError(problem);
+    }
+    context.log.error({ status: result.status, problem: result.problem, ticket: pending.id }, 'event-service refused a hold unexpectedly');
+    await unlockKey(context, key);
+    throw new UnavailableError('event-service could not take the hold; retry with the same Idempotency-Key.');
+  }
+
+  const held = result.body;
+  const reserved = await context.db.transaction().execute(async (trx) => {
+    const at = new Date().toISOString();
+    let row = await tickets.updateTicketIf(trx, pending.id, 'PENDING', {
+      status: 'RESERVED',
+      unit_price: held.unit_price,
+      total_price: (held.unit_price ?? 0) * pending.quantity,
+      currency: held.currency,
+      updated_at: at,
+    });
+    if (!row) {
+      const current = await tickets.findTicket(trx, pending.id);
+      if (current?.status !== 'RESERVED') return undefined;
+      row = current;
+    }
+    const ticket = toApiTicket(row, summary);
+    if (key !== undefined) await tickets.updateIdempotencyKey(trx, key, { status_code: 201, response_body: JSON.stringify(ticket) });
+    return ticket;
+  });
+  if (!reserved) {
+    // The reconciler abandoned the pending ticket while the hold call was slow; it releases the hold.
+    await unlockKey(context, key);
+    throw new UnavailableError('The reservation took too long and was abandoned; retry the purchase.');
+  }
+  return { ticket: reserved, replayed: false };
+}

@@ -1,0 +1,163 @@
+/**
+ * Reading tickets and moving them between statuses: RESERVED → CONFIRMED (commit the hold first),
+ * RESERVED/CONFIRMED → CANCELLED (one transaction with an outbox release, then the release at once),
+ * and deletion (release, then remove).
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import type { components, operations } from '../../openapi/generated/ticket-service.js';
+import { ServiceUnreachableError } from '../../openapi/client.js';
+import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ForbiddenError } from '../../platform/errors.js';
+import type { Principal } from '../../platform/auth.js';
+import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import * as tickets from '../store/tickets.js';
+import type { CancellationReason, TicketRow } from '../store/schema.js';
+import type { TicketServiceContext } from './context.js';
+import { releaseNow } from './outbox.js';
+import type { PublicStatus } from './representation.js';
+
+type StatusUpdate = components['schemas']['TicketStatusUpdate'];
+type ListQuery = NonNullable<operations['listTickets']['parameters']['query']>;
+
+export const ALLOWED_TRANSITIONS: Record<PublicStatus, PublicStatus[]> = {
+  RESERVED: ['CONFIRMED', 'CANCELLED'],
+  CONFIRMED: ['CANCELLED'],
+  CANCELLED: [],
+};
+
+export interface Access {
+  principal: Principal;
+  /** Set when the caller may only act by showing the ticket's reference. */
+  needsReference: boolean;
+  reference: string | undefined;
+  /** True when no ADMIN_TOKEN is configured (development mode). */
+  developmentMode: boolean;
+}
+
+const digest = (value: string) => createHash('sha256').update(value).digest();
+
+/** A ticket the caller may see: internal statuses are invisible, and without the admin token the reference must match. */
+export async function visibleTicket(context: TicketServiceContext, id: number, access: Access): Promise<TicketRow> {
+  const row = await tickets.findTicket(context.db, id);
+  const visible = row && row.status !== 'PENDING' && row.status !== 'ABANDONED' ? row : undefined;
+  if (access.needsReference) {
+    const matches = visible && access.reference !== undefined && timingSafeEqual(digest(access.reference), digest(visible.reference));
+    if (!matches) throw new UnauthorizedError("This ticket needs the admin token or its reference in X-Ticket-Reference.");
+  }
+  if (!visible) throw new NotFoundError(`Ticket ${id} does not exist.`);
+  return visible;
+}
+
+export async function listTickets(context: TicketServiceContext, query: ListQuery): Promise<Page<TicketRow>> {
+  const filter: tickets.TicketFilter = {};
+  if (query.event_id !== undefined) filter.eventId = query.event_id;
+  if (query.status !== undefined) filter.status = query.status;
+  const limit = query.limit ?? 100;
+  const offset = query.offset ?? 0;
+  const cursor = decodeCursor(query.cursor);
+  const rows = await tickets.selectTicketPage(context.db, filter, limit, { cursor, offset });
+  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
+  page.total = await tickets.countTickets(context.db, filter);
+  return page;
+}
+
+/**
+ * Cancels a RESERVED or CONFIRMED ticket: one transaction sets CANCELLED with its reason and records a
+ * pending release; the release is then tried at once (the outbox retries it if that fails).
+ */
+export async function cancelTicket(context: TicketServiceContext, row: TicketRow, reason: CancellationReason, requestId?: string): Promise<TicketRow | undefined> {
+  const outcome = await context.db.transaction().execute(async (trx) => {
+    const at = new Date().toISOString();
+    const cancelled = await tickets.updateTicketIf(trx, row.id, row.status, {
+      status: 'CANCELLED',
+      cancellation_reason: reason,
+      confirming_at: null,
+      updated_at: at,
+    });
+    if (!cancelled) return undefined;
+    const outboxId = await tickets.enqueueRelease(trx, row.reference, at);
+    return { cancelled, outboxId };
+  });
+  if (!outcome) return undefined;
+  await releaseNow(context, outcome.outboxId, row.reference, requestId);
+  return outcome.cancelled;
+}
+
+function cancellationReason(update: StatusUpdate, access: Access): CancellationReason {
+  const asked = update.cancellation_reason;
+  const privileged = access.principal === 'admin' || access.developmentMode;
+  if ((asked === 'admin' || asked === 'event_deleted') && !privileged) {
+    throw new ForbiddenError(`Cancelling with reason '${asked}' needs the admin token.`);
+  }
+  return asked ?? (access.principal === 'admin' ? 'admin' : 'customer');
+}
+
+export async function changeTicketStatus(context: TicketServiceContext, id: number, update: StatusUpdate, access: Access, requestId: string): Promise<TicketRow> {
+  const row = await visibleTicket(context, id, access);
+  const current = row.status as PublicStatus;
+  if (current === update.status) return row;
+  if (!ALLOWED_TRANSITIONS[current].includes(update.status)) {
+    const allowed = ALLOWED_TRANSITIONS[current];
+    throw new ConflictError('invalid-transition', `A ${current} ticket cannot become ${update.status}${allowed.length ? `; allowed: ${allowed.join(', ')}` : '; it is final'}.`, {
+      current_status: current,
+      allowed_transitions: allowed,
+    });
+  }
+  if (update.status === 'CANCELLED') {
+    const cancelled = await cancelTicket(context, row, cancellationReason(update, access), requestId);
+    // The ticket moved on meanwhile (a confirm or the sweeper): answer from its new state.
+    return cancelled ?? changeTicketStatus(context, id, update, access, requestId);
+  }
+  return confirmTicket(context, row, update.payment_reference, requestId);
+}
+
+/**
+ * Confirms a RESERVED ticket before its expiry: commit the hold first, then RESERVED → CONFIRMED. A
+ * hold that lapsed cancels the ticket (reason `expired`); a timeout leaves it RESERVED for a retry.
+ */
+export async function confirmTicket(context: TicketServiceContext, row: TicketRow, paymentReference: string | undefined, requestId?: string): Promise<TicketRow> {
+  if (row.expires_at !== null && row.expires_at <= new Date().toISOString()) {
+    await cancelTicket(context, row, 'expired', requestId);
+    throw new ProblemError('reservation-expired', `Reservation ${row.id} expired at ${row.expires_at.replace(/\.000Z$/, 'Z')}; its seats were released.`);
+  }
+  const marked = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { confirming_at: new Date().toISOString() });
+  if (!marked) {
+    const now = await tickets.findTicket(context.db, row.id);
+    if (now?.status === 'CONFIRMED') return now;
+    const allowed = now && now.status in ALLOWED_TRANSITIONS ? ALLOWED_TRANSITIONS[now.status as PublicStatus] : [];
+    throw new ConflictError('invalid-transition', `Ticket ${row.id} is ${now?.status ?? 'gone'}; it cannot be confirmed.`, { allowed_transitions: allowed });
+  }
+  let commit;
+  try {
+    commit = await context.events.call('commitHold', { path: { hold_id: row.reference } }, { requestId });
+  } catch (error) {
+    if (error instanceof ServiceUnreachableError) throw new UnavailableError('event-service did not answer in time; the ticket is still RESERVED, retry the confirmation.');
+    throw error;
+  }
+  if (!commit.ok) {
+    if (commit.status === 409 || commit.status === 404) {
+      await cancelTicket(context, marked, 'expired', requestId);
+      throw new ProblemError('reservation-expired', `Reservation ${row.id} expired; its seats were released.`);
+    }
+    context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
+    throw new UnavailableError('event-service could not commit the hold; retry the confirmation.');
+  }
+  const confirmed = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', {
+    status: 'CONFIRMED',
+    payment_reference: paymentReference ?? null,
+    confirming_at: null,
+    updated_at: new Date().toISOString(),
+  });
+  if (confirmed) return confirmed;
+  // Cancelled meanwhile: its outbox release gives the committed seats back.
+  throw new ConflictError('invalid-transition', `Ticket ${row.id} was cancelled while it was being confirmed.`, { allowed_transitions: [] });
+}
+
+/** Releases the ticket's seats (through the outbox) and removes it. */
+export async function deleteTicket(context: TicketServiceContext, id: number, access: Access, requestId: string): Promise<void> {
+  const row = await visibleTicket(context, id, access);
+  const outboxId = await context.db.transaction().execute(async (trx) => {
+    await tickets.deleteTicketRow(trx, row.id);
+    return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString());
+  });
+  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, requestId);
+}

@@ -1,0 +1,67 @@
+/** HTTP shape only: each spec operation parses its input, calls the domain and maps the result. */
+import type { FastifyRequest } from 'fastify';
+import type { operations } from '../../openapi/generated/ticket-service.js';
+import { databaseReachable } from '../../platform/sqlite.js';
+import { UnavailableError } from '../../platform/errors.js';
+import { linkHeader } from '../../platform/pagination.js';
+import type { OperationHandlers } from '../../platform/openapi-routes.js';
+import type Database from 'better-sqlite3';
+import type { TicketServiceContext } from '../domain/context.js';
+import { purchaseTickets } from '../domain/purchase.js';
+import { changeTicketStatus, deleteTicket, listTickets, visibleTicket, type Access } from '../domain/tickets.js';
+import { toApiTicket } from '../domain/representation.js';
+
+function access(context: TicketServiceContext, request: FastifyRequest): Access {
+  const reference = request.headers['x-ticket-reference'];
+  return {
+    principal: request.principal,
+    needsReference: request.needsReference,
+    reference: typeof reference === 'string' ? reference : undefined,
+    developmentMode: context.config.ADMIN_TOKEN === undefined,
+  };
+}
+
+export function ticketServiceHandlers(context: TicketServiceContext, database: Database.Database): OperationHandlers<operations> {
+  const withEvent = async (row: Parameters<typeof toApiTicket>[0], requestId: string) => toApiTicket(row, await context.summaries.get(row.event_id, requestId));
+  return {
+    getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
+    getReady: async (request) => {
+      if (!databaseReachable(database)) throw new UnavailableError('The database is not reachable.');
+      try {
+        const result = await context.events.call('getReady', {}, { requestId: request.id, timeoutMs: 2000 });
+        if (!result.ok) throw new UnavailableError(`event-service is not ready (HTTP ${result.status}).`);
+      } catch (error) {
+        if (error instanceof UnavailableError) throw error;
+        throw new UnavailableError(`event-service at ${context.events.baseUrl} is unreachable.`);
+      }
+      return { status: 200, body: { status: 'ok', service: 'ticket-service', checks: { database: 'ok', 'event-service': 'ok' } } };
+    },
+
+    listTickets: async (request) => {
+      const page = await listTickets(context, request.query);
+      const summaries = await context.summaries.getMany(page.items.map((row) => row.event_id), request.id);
+      const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
+      const link = linkHeader(request, page.links);
+      if (link) headers.link = link;
+      return { status: 200, body: page.items.map((row) => toApiTicket(row, summaries.get(row.event_id))), headers };
+    },
+    createTicket: async (request) => {
+      const { ticket, replayed } = await purchaseTickets(context, request.body, request.headers['idempotency-key'], request.id);
+      const headers: Record<string, string> = { location: `/tickets/${ticket.id}` };
+      if (replayed) headers['idempotent-replayed'] = 'true';
+      return { status: 201, body: ticket, headers };
+    },
+    getTicket: async (request) => {
+      const row = await visibleTicket(context, request.params.id, access(context, request));
+      return { status: 200, body: await withEvent(row, request.id) };
+    },
+    updateTicketStatus: async (request) => {
+      const row = await changeTicketStatus(context, request.params.id, request.body, access(context, request), request.id);
+      return { status: 200, body: await withEvent(row, request.id) };
+    },
+    deleteTicket: async (request) => {
+      await deleteTicket(context, request.params.id, access(context, request), request.id);
+      return { status: 204, body: undefined };
+    },
+  };
+}

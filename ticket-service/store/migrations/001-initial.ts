@@ -1,0 +1,56 @@
+import { sql, type Kysely } from 'kysely';
+
+export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema
+    .createTable('tickets')
+    // AUTOINCREMENT: ticket ids are never reused.
+    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('event_id', 'integer', (c) => c.notNull())
+    .addColumn('customer_name', 'text', (c) => c.notNull())
+    .addColumn('customer_email', 'text', (c) => c.notNull())
+    .addColumn('quantity', 'integer', (c) => c.notNull().check(sql`quantity > 0`))
+    .addColumn('unit_price', 'integer')
+    .addColumn('total_price', 'integer')
+    .addColumn('currency', 'text')
+    .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('PENDING', 'RESERVED', 'CONFIRMED', 'CANCELLED', 'ABANDONED')`))
+    .addColumn('reference', 'text', (c) => c.notNull().unique())
+    .addColumn('expires_at', 'text')
+    .addColumn('cancellation_reason', 'text')
+    .addColumn('payment_reference', 'text')
+    .addColumn('confirming_at', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('tickets_status_expires').on('tickets').columns(['status', 'expires_at']).execute();
+  await db.schema.createIndex('tickets_status_created').on('tickets').columns(['status', 'created_at']).execute();
+  await db.schema.createIndex('tickets_event_status').on('tickets').columns(['event_id', 'status', 'id']).execute();
+  await db.schema.createIndex('tickets_confirming').on('tickets').columns(['confirming_at']).where(sql.ref('confirming_at'), 'is not', null).execute();
+
+  await db.schema
+    .createTable('idempotency_keys')
+    .addColumn('key', 'text', (c) => c.primaryKey())
+    .addColumn('body_hash', 'text', (c) => c.notNull())
+    .addColumn('ticket_id', 'integer')
+    .addColumn('status_code', 'integer')
+    .addColumn('response_body', 'text')
+    .addColumn('locked_until', 'text', (c) => c.notNull())
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .addColumn('expires_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('idempotency_keys_expires').on('idempotency_keys').column('expires_at').execute();
+
+  await db.schema
+    .createTable('release_outbox')
+    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('hold_id', 'text', (c) => c.notNull())
+    .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+    .addColumn('next_attempt_at', 'text', (c) => c.notNull())
+    .addColumn('last_error', 'text')
+    .addColumn('created_at', 'text', (c) => c.notNull())
+    .execute();
+  await db.schema.createIndex('release_outbox_due').on('release_outbox').column('next_attempt_at').execute();
+}
+
+export async function down(db: Kysely<unknown>): Promise<void> {
+  for (const table of ['release_outbox', 'idempotency_keys', 'tickets']) await sql`DROP TABLE IF EXISTS ${sql.ref(table)}`.execute(db);
+}

@@ -1,0 +1,113 @@
+/** Queries on tickets, idempotency keys and the release outbox. Status changes are conditional updates. */
+import type { Kysely, Updateable } from 'kysely';
+import type { Cursor } from '../../platform/pagination.js';
+import type { IdempotencyRow, NewTicketRow, OutboxRow, TicketDatabase, TicketRow, TicketStatus, TicketTable } from './schema.js';
+
+type Db = Kysely<TicketDatabase>;
+
+export const PUBLIC_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
+
+export async function insertTicket(db: Db, row: NewTicketRow): Promise<TicketRow> {
+  return db.insertInto('tickets').values(row).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findTicket(db: Db, id: number): Promise<TicketRow | undefined> {
+  return db.selectFrom('tickets').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function findTicketByReference(db: Db, reference: string): Promise<TicketRow | undefined> {
+  return db.selectFrom('tickets').selectAll().where('reference', '=', reference).executeTakeFirst();
+}
+
+/** Changes a ticket only if it is still in `from`; the updated row, or undefined if it had moved on. */
+export async function updateTicketIf(db: Db, id: number, from: TicketStatus, changes: Updateable<TicketTable>): Promise<TicketRow | undefined> {
+  return db.updateTable('tickets').set(changes).where('id', '=', id).where('status', '=', from).returningAll().executeTakeFirst();
+}
+
+export async function deleteTicketRow(db: Db, id: number): Promise<void> {
+  await db.deleteFrom('tickets').where('id', '=', id).execute();
+}
+
+export interface TicketFilter {
+  eventId?: number;
+  status?: TicketStatus;
+}
+
+export async function selectTicketPage(db: Db, filter: TicketFilter, limit: number, position: { cursor?: Cursor; offset: number }): Promise<TicketRow[]> {
+  const backwards = position.cursor?.d === 'p';
+  let query = db.selectFrom('tickets').selectAll();
+  query = filter.status ? query.where('status', '=', filter.status) : query.where('status', 'in', [...PUBLIC_STATUSES]);
+  if (filter.eventId !== undefined) query = query.where('event_id', '=', filter.eventId);
+  if (position.cursor) query = query.where('id', backwards ? '<' : '>', Number(position.cursor.id));
+  query = query.orderBy('id', backwards ? 'desc' : 'asc').limit(limit + 1);
+  if (!position.cursor && position.offset > 0) query = query.offset(position.offset);
+  return query.execute();
+}
+
+export async function countTickets(db: Db, filter: TicketFilter): Promise<number> {
+  let query = db.selectFrom('tickets').select((eb) => eb.fn.countAll<number>().as('count'));
+  query = filter.status ? query.where('status', '=', filter.status) : query.where('status', 'in', [...PUBLIC_STATUSES]);
+  if (filter.eventId !== undefined) query = query.where('event_id', '=', filter.eventId);
+  const row = await query.executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export async function selectTicketsByStatusBefore(db: Db, status: TicketStatus, column: 'expires_at' | 'created_at' | 'confirming_at', before: string, limit: number): Promise<TicketRow[]> {
+  return db.selectFrom('tickets').selectAll().where('status', '=', status).where(column, '<', before).orderBy(column).limit(limit).execute();
+}
+
+export async function findReservedByReferences(db: Db, references: string[]): Promise<TicketRow[]> {
+  if (references.length === 0) return [];
+  return db.selectFrom('tickets').selectAll().where('reference', 'in', references).execute();
+}
+
+// Idempotency keys
+
+export async function findIdempotencyKey(db: Db, key: string, now: string): Promise<IdempotencyRow | undefined> {
+  return db.selectFrom('idempotency_keys').selectAll().where('key', '=', key).where('expires_at', '>', now).executeTakeFirst();
+}
+
+export async function upsertIdempotencyKey(db: Db, row: IdempotencyRow): Promise<void> {
+  await db
+    .insertInto('idempotency_keys')
+    .values(row)
+    .onConflict((oc) => oc.column('key').doUpdateSet(row))
+    .execute();
+}
+
+export async function updateIdempotencyKey(db: Db, key: string, changes: Updateable<TicketDatabase['idempotency_keys']>): Promise<void> {
+  await db.updateTable('idempotency_keys').set(changes).where('key', '=', key).execute();
+}
+
+export async function deleteExpiredIdempotencyKeys(db: Db, now: string): Promise<number> {
+  const result = await db.deleteFrom('idempotency_keys').where('expires_at', '<=', now).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+// Release outbox
+
+export async function enqueueRelease(db: Db, holdId: string, now: string): Promise<number> {
+  const row = await db
+    .insertInto('release_outbox')
+    .values({ hold_id: holdId, attempts: 0, next_attempt_at: now, last_error: null, created_at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function dueReleases(db: Db, now: string, limit: number): Promise<OutboxRow[]> {
+  return db.selectFrom('release_outbox').selectAll().where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit).execute();
+}
+
+export async function completeRelease(db: Db, id: number): Promise<void> {
+  await db.deleteFrom('release_outbox').where('id', '=', id).execute();
+}
+
+export async function postponeRelease(db: Db, id: number, attempts: number, nextAttemptAt: string, error: string): Promise<void> {
+  await db.updateTable('release_outbox').set({ attempts, next_attempt_at: nextAttemptAt, last_error: error }).where('id', '=', id).execute();
+}
+
+export async function pendingReleaseCount(db: Db): Promise<number> {
+  const row = await db.selectFrom('release_outbox').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+  return Number(row.count);
+}
