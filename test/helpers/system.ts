@@ -1,0 +1,152 @@
+/**
+ * Both services as real processes (the compiled JavaScript in dist/) on ephemeral ports over fresh
+ * SQLite files, for the inter-service tests. Run `npm run build` first (`npm test` does).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Test } from 'tap';
+import { eventServiceClient, ticketServiceClient, type EventOperations, type ServiceClient, type TicketOperations } from '../../openapi/client.js';
+import { repoRoot } from '../../openapi/spec.js';
+import { auditSystem } from '../../cli/audit.js';
+import { ADMIN_TOKEN, SERVICE_TOKEN, tempDir } from './event-app.js';
+
+export { ADMIN_TOKEN, SERVICE_TOKEN };
+
+type ServiceName = 'event-service' | 'ticket-service';
+
+export interface RunningService {
+  process: ChildProcess;
+  url: string;
+  port: number;
+  output: string[];
+}
+
+export interface TestSystem {
+  dir: string;
+  event: RunningService;
+  ticket: RunningService;
+  /** Clients as ticket-service and the CLI use them: events with the service token, tickets as the caller chooses. */
+  events: ServiceClient<EventOperations>;
+  tickets: ServiceClient<TicketOperations>;
+  env: Record<string, string>;
+  stop(name: ServiceName, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped service again on the same port and database. */
+  restart(name: ServiceName): Promise<void>;
+  /** Cross-service audit (settle 0); an empty list means the invariant holds. */
+  audit(): Promise<string[]>;
+}
+
+function serverPath(name: ServiceName): string {
+  const path = join(repoRoot, 'dist', name, 'server.js');
+  if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first`);
+  return path;
+}
+
+async function launch(name: ServiceName, env: Record<string, string>): Promise<RunningService> {
+  const child = spawn(process.execPath, [serverPath(name)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start in 15 s:\n${output.join('')}`)), 15_000);
+    const onData = (chunk: Buffer) => {
+      const text = chunk.toString();
+      output.push(text);
+      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
+      if (match) {
+        clearTimeout(timer);
+        resolve(Number(match[1]));
+      }
+    };
+    child.stdout?.on('data', onData);
+    child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited with ${code} before listening:\n${output.join('')}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return { process: child, url: `http://127.0.0.1:${port}`, port, output };
+}
+
+async function stopProcess(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
+export interface SystemOptions {
+  env?: Record<string, string>;
+  /** Token the tickets client sends (none by default, like the original curl calls). */
+  ticketToken?: string;
+}
+
+export async function startSystem(t: Test, options: SystemOptions = {}): Promise<TestSystem> {
+  const dir = tempDir(t);
+  const env: Record<string, string> = {
+    SERVICE_TOKEN,
+    LOG_LEVEL: 'info',
+    EVENT_DB_PATH: join(dir, 'event_data.db'),
+    TICKET_DB_PATH: join(dir, 'ticket_data.db'),
+    EVENT_SERVICE_PORT: '0',
+    TICKET_SERVICE_PORT: '0',
+    SWEEP_INTERVAL_SECONDS: '0.2',
+    RECONCILE_SETTLE_SECONDS: '0',
+    EVENT_SERVICE_TIMEOUT_SECONDS: '2',
+    ...options.env,
+  };
+  const services: Record<ServiceName, RunningService | undefined> = { 'event-service': undefined, 'ticket-service': undefined };
+  const event = await launch('event-service', env);
+  services['event-service'] = event;
+  const ticketEnv = { ...env, EVENT_SERVICE_URL: event.url };
+  const ticket = await launch('ticket-service', ticketEnv);
+  services['ticket-service'] = ticket;
+  const events = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN, timeoutMs: 10_000 });
+  const tickets = ticketServiceClient({ baseUrl: ticket.url, token: options.ticketToken, timeoutMs: 10_000 });
+  const auditTickets = ticketServiceClient({ baseUrl: ticket.url, token: env.ADMIN_TOKEN, timeoutMs: 10_000 });
+  const system: TestSystem = {
+    dir,
+    event,
+    ticket,
+    events,
+    tickets,
+    env,
+    async stop(name, signal = 'SIGTERM') {
+      const running = services[name];
+      if (running) await stopProcess(running.process, signal);
+    },
+    async restart(name) {
+      const previous = services[name];
+      if (!previous) throw new Error(`${name} was never started`);
+      await stopProcess(previous.process, 'SIGTERM');
+      const portEnv = name === 'event-service' ? { EVENT_SERVICE_PORT: String(previous.port) } : { TICKET_SERVICE_PORT: String(previous.port) };
+      const again = await launch(name, { ...(name === 'ticket-service' ? ticketEnv : env), ...portEnv });
+      services[name] = again;
+      Object.assign(previous, again);
+    },
+    async audit() {
+      const eventsForAudit = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN });
+      try {
+        return (await auditSystem(eventsForAudit, auditTickets, 0)).problems;
+      } finally {
+        await eventsForAudit.close();
+      }
+    },
+  };
+  t.teardown(async () => {
+    await Promise.all([events.close(), tickets.close(), auditTickets.close()]);
+    for (const running of Object.values(services)) if (running) await stopProcess(running.process, 'SIGTERM');
+  });
+  return system;
+}
+
+/** Polls `check` every 50 ms until it returns true, at most `timeoutMs`. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
