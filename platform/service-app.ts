@@ -14,6 +14,7 @@ import { loadSpec, type OpenApiDocument, type ServiceName, type SpecOperation } 
 import { createValidatorCompiler } from './validation.js';
 import { registerProblemHandler } from './problem-handler.js';
 import { ProblemError } from './errors.js';
+import { accessRule } from './auth.js';
 
 export interface ServiceAppOptions {
   service: ServiceName;
@@ -94,8 +95,11 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   return app;
 }
 
-/** Route options for a spec operation: public writes are rate limited when a limit is configured. */
+/**
+ * Route options for a spec operation: writes open to anonymous callers are rate limited per client
+ * when a limit is configured (service-to-service calls never are).
+ */
 export function writeRateLimit(limitPerMinute: number): (operation: SpecOperation) => Record<string, unknown> {
-  return ({ method }) =>
-    limitPerMinute > 0 && method !== 'get' ? { config: { rateLimit: { max: limitPerMinute, timeWindow: 60_000 } } } : {};
+  return ({ method, operation }) =>
+    limitPerMinute > 0 && method !== 'get' && accessRule(operation.security).anonymous ? { config: { rateLimit: { max: limitPerMinute, timeWindow: 60_000 } } } : {};
 }
