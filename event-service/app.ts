@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { EventServiceConfig } from '../platform/config.js';
 import { corsOrigins } from '../platform/config.js';
-import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
+import { createServiceApp, localUrl, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
 import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
 import type { operations } from '../openapi/generated/event-service.js';
@@ -28,6 +28,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     host: config.HOST,
     port: config.EVENT_SERVICE_PORT,
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
+    otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
   const database = openSqlite({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
   const db = createKysely<EventDatabase>(database);

@@ -71,13 +71,13 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
     const spec = loadSpec(options.service);
     const address = app.server.address() as AddressInfo | null;
     const port = options.port === 0 && address ? address.port : options.port;
-    const host = options.host === '0.0.0.0' || options.host === '::' ? '127.0.0.1' : options.host;
-    spec.servers = [{ url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, description: `This ${options.service}` }];
+    spec.servers = [{ url: localUrl(options.host, port), description: `This ${options.service}` }];
     return spec;
   };
   app.register(swagger, { mode: 'static', specification: { document: loadSpec(options.service) as never } });
   app.register(swaggerUi, {
     routePrefix: '/docs',
+    theme: { title: `EventSync ${options.service} — API and web console` },
     uiConfig: {
       docExpansion: 'list',
       deepLinking: true,
@@ -93,6 +93,12 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   app.get('/openapi.json', { schema: { hide: true } }, async () => servedSpec());
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
   return app;
+}
+
+/** The URL a local client reaches a service on (a wildcard listen address means loopback). */
+export function localUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
 /**
