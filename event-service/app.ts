@@ -10,6 +10,8 @@ import { eventMigrations } from './store/migrations/index.js';
 import type { EventDatabase } from './store/schema.js';
 import { eventServiceHandlers } from './routes/handlers.js';
 import { expireLapsedHolds } from './domain/holds.js';
+import type { EventServiceContext } from './domain/context.js';
+import { GroupCommitter } from '../platform/group-commit.js';
 
 export interface BuildOptions {
   /** Pretty log lines for a terminal. */
@@ -39,7 +41,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     await db.destroy();
     throw error;
   }
-  const context = { db, config };
+  const committer = new GroupCommitter(db);
+  const context: EventServiceContext = { db, config, write: (work) => committer.run(work) };
   registerOperations<operations>(app, {
     service: 'event-service',
     handlers: eventServiceHandlers(context, database),
@@ -66,6 +69,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   app.addHook('onClose', async () => {
     if (sweeper) clearInterval(sweeper);
     await sweeping;
+    await committer.drain();
     await db.destroy();
   });
   return app;

@@ -2,7 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Migration } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
 
 export interface SqliteOptions {
   path: string;
@@ -19,8 +19,34 @@ export function openSqlite({ path, synchronous }: SqliteOptions): Database.Datab
   return db;
 }
 
+/**
+ * kysely prepares every query anew; this hands its SqliteDialect a database whose `prepare` reuses
+ * statements by SQL text (bounded, least recently used first out), which saves most of SQLite's
+ * per-query parse and plan work on the hot paths.
+ */
+export function statementCachingDatabase(database: Database.Database, capacity = 500): SqliteDatabase {
+  const cache = new Map<string, Database.Statement>();
+  return {
+    close: () => database.close(),
+    prepare: (sql: string) => {
+      let statement = cache.get(sql);
+      if (statement) {
+        cache.delete(sql);
+      } else {
+        statement = database.prepare(sql);
+        if (cache.size >= capacity) {
+          const oldest = cache.keys().next().value;
+          if (oldest !== undefined) cache.delete(oldest);
+        }
+      }
+      cache.set(sql, statement);
+      return statement;
+    },
+  };
+}
+
 export function createKysely<DB>(database: Database.Database): Kysely<DB> {
-  return new Kysely<DB>({ dialect: new SqliteDialect({ database }) });
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: statementCachingDatabase(database) }) });
 }
 
 /** Brings the schema up to date with kysely's Migrator; migrations are modules imported by the service. */

@@ -13,6 +13,7 @@ import { ticketServiceHandlers } from './routes/handlers.js';
 import { EventSummaries } from './domain/event-summaries.js';
 import { holdCallTimeoutMs, type TicketServiceContext } from './domain/context.js';
 import { runMaintenance } from './domain/maintenance.js';
+import { GroupCommitter } from '../platform/group-commit.js';
 
 export interface BuildOptions {
   prettyLogs?: boolean;
@@ -42,7 +43,8 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     throw error;
   }
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
-  const context: TicketServiceContext = { db, config, events, summaries: new EventSummaries(events), log: app.log };
+  const committer = new GroupCommitter(db);
+  const context: TicketServiceContext = { db, config, write: (work) => committer.run(work), events, summaries: new EventSummaries(events), log: app.log };
   registerOperations<operations>(app, {
     service: 'ticket-service',
     handlers: ticketServiceHandlers(context, database),
@@ -68,6 +70,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     await round;
+    await committer.drain();
     await events.close();
     await db.destroy();
   });

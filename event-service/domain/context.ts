@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { EventServiceConfig } from '../../platform/config.js';
 import type { EventDatabase } from '../store/schema.js';
 
@@ -6,4 +6,6 @@ import type { EventDatabase } from '../store/schema.js';
 export interface EventServiceContext {
   db: Kysely<EventDatabase>;
   config: EventServiceConfig;
+  /** Runs one atomic state change; changes arriving together share a commit (platform/group-commit.ts). */
+  write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>;
 }

@@ -66,7 +66,7 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
   if (errors.length > 0) throw new ValidationError(errors);
   assertWithinCapacity(venue, input.total_tickets);
   const now = nowIso();
-  return events.insertEvent(context.db, {
+  return context.write((trx) => events.insertEvent(trx, {
     name: input.name,
     description: input.description ?? '',
     event_date: common.eventDate as string,
@@ -82,7 +82,7 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
     sales_end: common.salesEnd ?? null,
     created_at: now,
     updated_at: now,
-  });
+  }));
 }
 
 export async function getEvent(context: EventServiceContext, id: number): Promise<EventRow> {
@@ -96,7 +96,7 @@ export async function getEvent(context: EventServiceContext, id: number): Promis
  * moves `available_tickets` by the same amount in one conditional update, never below zero.
  */
 export async function updateEvent(context: EventServiceContext, id: number, input: EventUpdate, ifMatch: string | undefined): Promise<EventRow> {
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     const scoped = { ...context, db: trx };
     const current = await getEvent(scoped, id);
     const expectedVersion = ifMatch === undefined ? undefined : parseEtag(ifMatch);
@@ -139,7 +139,7 @@ function parseEtag(header: string): number | undefined {
 }
 
 export async function deleteEvent(context: EventServiceContext, id: number): Promise<void> {
-  await context.db.transaction().execute(async (trx) => {
+  await context.write(async (trx) => {
     if (await events.deleteEventWithoutLiveHolds(trx, id)) return;
     const row = await getEvent({ ...context, db: trx }, id);
     throw new ConflictError('in-use', `Event ${id} has ${row.held_tickets} reserved and ${row.sold_tickets} sold seats; cancel its tickets first (eventsync events delete --cancel-tickets).`);
@@ -148,7 +148,7 @@ export async function deleteEvent(context: EventServiceContext, id: number): Pro
 
 /** The original seat adjustment, recorded as a manual adjustment. */
 export async function adjustTickets(context: EventServiceContext, id: number, operation: 'reserve' | 'release', count: number): Promise<EventRow> {
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     const now = nowIso();
     const changed =
       operation === 'reserve'

@@ -26,7 +26,7 @@ export async function createHold(context: EventServiceContext, input: HoldCreate
   const errors: FieldError[] = [];
   const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
   if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     const existing = await holds.findHold(trx, input.hold_id);
     if (existing) {
       const sameRequest = existing.event_id === input.event_id && existing.quantity === input.quantity;
@@ -73,7 +73,7 @@ const graceCutoff = (context: EventServiceContext, at: Date): string => new Date
 
 /** HELD and not expired becomes COMMITTED; COMMITTED answers the same again. A lapsed hold is expired on the spot. */
 export async function commitHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
-  const outcome = await context.db.transaction().execute(async (trx) => {
+  const outcome = await context.write(async (trx) => {
     const hold = await holds.findHold(trx, holdId);
     if (!hold) throw new NotFoundError(`Hold ${holdId} does not exist.`);
     if (hold.state === 'COMMITTED') return { hold };
@@ -100,7 +100,7 @@ async function expireOne(trx: EventServiceContext['db'], hold: HoldRow, now: str
 
 /** HELD or COMMITTED becomes RELEASED and the seats return; released/expired is a no-op; unknown leaves a tombstone. */
 export async function releaseHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     const now = nowIso();
     const hold = await holds.findHold(trx, holdId);
     if (!hold) {
@@ -124,7 +124,7 @@ export async function releaseHold(context: EventServiceContext, holdId: string):
 export async function expireLapsedHolds(context: EventServiceContext, now = new Date()): Promise<number> {
   let expired = 0;
   for (;;) {
-    const batch = await context.db.transaction().execute(async (trx) => {
+    const batch = await context.write(async (trx) => {
       const at = now.toISOString();
       const rows = await holds.expireHeldBefore(trx, graceCutoff(context, now), at, 500);
       const seatsByEvent = new Map<number, number>();

@@ -14,7 +14,7 @@ type ListQuery = NonNullable<operations['listVenues']['parameters']['query']>;
 
 export async function createVenue(context: EventServiceContext, input: VenueCreate): Promise<VenueRow> {
   const now = nowIso();
-  return venues.insertVenue(context.db, {
+  return context.write((trx) => venues.insertVenue(trx, {
     name: input.name,
     address: input.address ?? '',
     city: input.city ?? '',
@@ -22,7 +22,7 @@ export async function createVenue(context: EventServiceContext, input: VenueCrea
     description: input.description ?? '',
     created_at: now,
     updated_at: now,
-  });
+  }));
 }
 
 export async function getVenue(context: EventServiceContext, id: number): Promise<VenueRow> {
@@ -33,7 +33,7 @@ export async function getVenue(context: EventServiceContext, id: number): Promis
 
 /** Partial update; the capacity may not shrink below the `total_tickets` of a linked event. */
 export async function updateVenue(context: EventServiceContext, id: number, input: VenueUpdate): Promise<VenueRow> {
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     await getVenue({ ...context, db: trx }, id);
     if (input.capacity !== undefined) {
       const largest = await maxTotalTicketsAtVenue(trx, id);
@@ -52,7 +52,7 @@ export async function updateVenue(context: EventServiceContext, id: number, inpu
 }
 
 export async function deleteVenue(context: EventServiceContext, id: number): Promise<void> {
-  await context.db.transaction().execute(async (trx) => {
+  await context.write(async (trx) => {
     await getVenue({ ...context, db: trx }, id);
     const linked = await venues.countLinkedEvents(trx, id);
     if (linked > 0) throw new ConflictError('in-use', `Venue ${id} is linked to ${linked} event(s); unlink or delete them first.`);

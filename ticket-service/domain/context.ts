@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { ServiceClient, EventOperations } from '../../openapi/client.js';
 import type { TicketServiceConfig } from '../../platform/config.js';
 import type { TicketDatabase } from '../store/schema.js';
@@ -9,6 +9,8 @@ import type { EventSummaries } from './event-summaries.js';
 export interface TicketServiceContext {
   db: Kysely<TicketDatabase>;
   config: TicketServiceConfig;
+  /** Runs one atomic state change; changes arriving together share a commit (platform/group-commit.ts). */
+  write: <T>(work: (trx: Transaction<TicketDatabase>) => Promise<T>) => Promise<T>;
   events: ServiceClient<EventOperations>;
   summaries: EventSummaries;
   log: FastifyBaseLogger;

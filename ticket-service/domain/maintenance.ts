@@ -27,7 +27,7 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 }
 
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
-  const done = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
+  const done = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() }));
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
   return done !== undefined;
 }
@@ -57,7 +57,7 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
   const stale = await tickets.selectTicketsByStatusBefore(context.db, 'PENDING', 'created_at', cutoff, BATCH);
   let abandoned = 0;
   for (const row of stale) {
-    const outboxId = await context.db.transaction().execute(async (trx) => {
+    const outboxId = await context.write(async (trx) => {
       const at = new Date().toISOString();
       const changed = await tickets.updateTicketIf(trx, row.id, 'PENDING', { status: 'ABANDONED', updated_at: at });
       return changed ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
@@ -78,7 +78,7 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
   for (const row of interrupted) {
     const state = await holdState(context, row.reference);
     if (state === 'COMMITTED' && (await completeConfirm(context, row))) completed += 1;
-    else if (state === 'HELD') await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { confirming_at: null });
+    else if (state === 'HELD') await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { confirming_at: null }));
   }
   return completed;
 }

@@ -11,7 +11,7 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
   try {
     const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { requestId });
     if (result.ok) {
-      await tickets.completeRelease(context.db, outboxId);
+      await context.write((trx) => tickets.completeRelease(trx, outboxId));
       return true;
     }
     failure = `HTTP ${result.status}: ${result.problem.detail ?? result.problem.title}`;
@@ -19,7 +19,7 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
     failure = error instanceof Error ? error.message : String(error);
   }
   const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempts);
-  await tickets.postponeRelease(context.db, outboxId, attempts + 1, new Date(Date.now() + backoff).toISOString(), failure);
+  await context.write((trx) => tickets.postponeRelease(trx, outboxId, attempts + 1, new Date(Date.now() + backoff).toISOString(), failure));
   context.log.warn({ hold_id: holdId, attempts: attempts + 1, error: failure }, 'seat release failed; the outbox will retry');
   return false;
 }

@@ -38,7 +38,7 @@ async function startPurchase(context: TicketServiceContext, body: TicketCreate, 
   const at = now.toISOString();
   const hash = key === undefined ? '' : canonicalHash(body);
   const lockedUntil = new Date(now.getTime() + holdCallTimeoutMs(context.config) * 2 + 1000).toISOString();
-  return context.db.transaction().execute(async (trx) => {
+  return context.write(async (trx) => {
     if (key !== undefined) {
       const existing = await tickets.findIdempotencyKey(trx, key, at);
       if (existing) {
@@ -93,7 +93,7 @@ function replayStored(row: IdempotencyRow): PurchaseResult {
 }
 
 async function unlockKey(context: TicketServiceContext, key: string | undefined): Promise<void> {
-  if (key !== undefined) await tickets.updateIdempotencyKey(context.db, key, { locked_until: UNLOCKED });
+  if (key !== undefined) await context.write((trx) => tickets.updateIdempotencyKey(trx, key, { locked_until: UNLOCKED }));
 }
 
 export async function purchaseTickets(context: TicketServiceContext, body: TicketCreate, key: string | undefined, requestId: string): Promise<PurchaseResult> {
@@ -125,7 +125,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
     if (result.status === 404 || result.status === 409) {
       // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
       const problem = result.problem as ProblemBody;
-      await context.db.transaction().execute(async (trx) => {
+      await context.write(async (trx) => {
         const current = await tickets.findTicket(trx, pending.id);
         if (current?.status === 'PENDING') await tickets.deleteTicketRow(trx, pending.id);
         if (key !== undefined) await tickets.updateIdempotencyKey(trx, key, { status_code: result.status, response_body: JSON.stringify(problem), ticket_id: null });
@@ -138,7 +138,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   }
 
   const held = result.body;
-  const reserved = await context.db.transaction().execute(async (trx) => {
+  const reserved = await context.write(async (trx) => {
     const at = new Date().toISOString();
     let row = await tickets.updateTicketIf(trx, pending.id, 'PENDING', {
       status: 'RESERVED',

@@ -65,7 +65,7 @@ export async function listTickets(context: TicketServiceContext, query: ListQuer
  * pending release; the release is then tried at once (the outbox retries it if that fails).
  */
 export async function cancelTicket(context: TicketServiceContext, row: TicketRow, reason: CancellationReason, requestId?: string): Promise<TicketRow | undefined> {
-  const outcome = await context.db.transaction().execute(async (trx) => {
+  const outcome = await context.write(async (trx) => {
     const at = new Date().toISOString();
     const cancelled = await tickets.updateTicketIf(trx, row.id, row.status, {
       status: 'CANCELLED',
@@ -119,7 +119,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
     await cancelTicket(context, row, 'expired', requestId);
     throw new ProblemError('reservation-expired', `Reservation ${row.id} expired at ${row.expires_at.replace(/\.000Z$/, 'Z')}; its seats were released.`);
   }
-  const marked = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', { confirming_at: new Date().toISOString() });
+  const marked = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { confirming_at: new Date().toISOString() }));
   if (!marked) {
     const now = await tickets.findTicket(context.db, row.id);
     if (now?.status === 'CONFIRMED') return now;
@@ -141,12 +141,14 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
     context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
     throw new UnavailableError('event-service could not commit the hold; retry the confirmation.');
   }
-  const confirmed = await tickets.updateTicketIf(context.db, row.id, 'RESERVED', {
-    status: 'CONFIRMED',
-    payment_reference: paymentReference ?? null,
-    confirming_at: null,
-    updated_at: new Date().toISOString(),
-  });
+  const confirmed = await context.write((trx) =>
+    tickets.updateTicketIf(trx, row.id, 'RESERVED', {
+      status: 'CONFIRMED',
+      payment_reference: paymentReference ?? null,
+      confirming_at: null,
+      updated_at: new Date().toISOString(),
+    }),
+  );
   if (confirmed) return confirmed;
   // Cancelled meanwhile: its outbox release gives the committed seats back.
   throw new ConflictError('invalid-transition', `Ticket ${row.id} was cancelled while it was being confirmed.`, { allowed_transitions: [] });
@@ -155,7 +157,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
 /** Releases the ticket's seats (through the outbox) and removes it. */
 export async function deleteTicket(context: TicketServiceContext, id: number, access: Access, requestId: string): Promise<void> {
   const row = await visibleTicket(context, id, access);
-  const outboxId = await context.db.transaction().execute(async (trx) => {
+  const outboxId = await context.write(async (trx) => {
     await tickets.deleteTicketRow(trx, row.id);
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString());
   });
