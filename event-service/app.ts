@@ -43,6 +43,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   }
   const committer = new GroupCommitter(db);
   const context: EventServiceContext = { db, config, write: (work) => committer.run(work) };
+  // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
+  await app.after();
   registerOperations<operations>(app, {
     service: 'event-service',
     handlers: eventServiceHandlers(context, database),

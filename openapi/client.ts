@@ -59,6 +59,8 @@ export interface ClientOptions {
   timeoutMs?: number;
   connectTimeoutMs?: number;
   connections?: number;
+  /** Sees every answer (the tests check each one against the contract). */
+  observe?: (answer: { operationId: string; method: string; path: string; status: number; contentType: string | undefined; text: string }) => void;
 }
 
 export interface CallOptions {
@@ -132,6 +134,7 @@ export class ServiceClient<Ops> {
       throw new ServiceUnreachableError(this.service, describeNetworkError(error), { cause: error });
     }
     const responseHeaders = response.headers as Record<string, string | string[] | undefined>;
+    this.options.observe?.({ operationId, method: route.method, path, status: response.statusCode, contentType: responseHeaders['content-type'] as string | undefined, text });
     let body: unknown = undefined;
     if (text.length > 0) {
       try {

@@ -37,11 +37,11 @@ export function parseDateField(text: string, pointer: string, errors: FieldError
   return date.toISOString();
 }
 
-/** Storage form (sortable) to API form: `2025-06-15T09:00:00.000Z` becomes `2025-06-15T09:00:00Z`. */
+/** Storage form (sortable, milliseconds) to API form, always to the second: `2025-06-15T09:00:00Z`. */
 export function toApiDate(stored: string): string;
 export function toApiDate(stored: string | null): string | null;
 export function toApiDate(stored: string | null): string | null {
-  return stored === null ? null : stored.replace(/\.000Z$/, 'Z');
+  return stored === null ? null : `${stored.slice(0, 19)}Z`;
 }
 
 export const nowIso = (): string => new Date().toISOString();

@@ -8,6 +8,7 @@ import { Ajv2020, type ErrorObject, type Options } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 import type { FieldError } from './errors.js';
+import { addContractFormats, CONTRACT_FORMATS } from './formats.js';
 
 // ajv-formats is CommonJS; under NodeNext its default import is the module object.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -19,6 +20,7 @@ function makeAjv(options: Options): Ajv2020 {
   const ajv = new Ajv2020({ allErrors: true, strict: true, strictRequired: false, verbose: true, ...options });
   ajv.addVocabulary(OPENAPI_VOCABULARY);
   addFormats(ajv);
+  addContractFormats(ajv);
   return ajv;
 }
 
@@ -38,6 +40,10 @@ function describe(error: ErrorObject): string {
     case 'pattern': {
       const description = (error.parentSchema as { description?: string } | undefined)?.description;
       return description ? `must be ${description.charAt(0).toLowerCase()}${description.slice(1)}` : (error.message ?? 'is invalid');
+    }
+    case 'format': {
+      const format = (error.params as { format: string }).format;
+      return CONTRACT_FORMATS[format]?.message ?? `must be a valid ${format}`;
     }
     case 'enum':
       return `must be one of ${(error.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;

@@ -7,6 +7,8 @@ const ADJECTIVES = ['Annual', 'Summer', 'Winter', 'Open', 'Grand', 'Little'];
 const VENUES = ['Convention Center', 'Jazz Club', 'City Hall', 'Riverside Park'];
 const DESCRIPTIONS = ['Technology talks and demos', 'Live music all night', 'Hands-on sessions for beginners'];
 const DAY = 86_400_000;
+/** Seeding 150 events per test: durability per commit is not what these tests are about. */
+const FAST = { SQLITE_SYNCHRONOUS: 'NORMAL' };
 const FIRST_DAY = Date.parse('2026-01-01T19:00:00Z');
 
 interface Seed {
@@ -208,6 +210,22 @@ t.test('offset skips events and links to the previous offset', async (t) => {
   const next = linkTarget(page, 'next');
   t.same(ids((await list(app, (next ?? '').split('?')[1] ?? '')).events), ordered.slice(15, 20), 'rel="next" is the page after');
   t.same((await list(app, 'offset=150')).events, [], 'an offset past the end is an empty page');
+});
+
+t.test('paging by name follows Link rel="next" even when the names are 200 non-ASCII characters long', async (t) => {
+  const app = await startEventApp(t, FAST);
+  for (const letter of ['à', 'é', 'ü']) await postEvent(app, { name: letter.repeat(200) });
+  const walked = await followNext<ApiEvent>(app, '/events?sort=name&limit=1');
+  t.equal(walked.items.length, 3, 'all three pages are reachable');
+});
+
+t.test('q with more than 16 words still requires every word to match', async (t) => {
+  const app = await startEventApp(t, FAST);
+  await postEvent(app, { name: 'Alpha Beta Gamma', description: '', venue: '' });
+  const q = `${'alpha '.repeat(16)}nomatch`;
+  const response = await app.inject({ method: 'GET', url: `/events?q=${encodeURIComponent(q)}` });
+  if (response.statusCode === 200) t.same(response.json<ApiEvent[]>(), [], "'nomatch' matches nothing, so nothing is found");
+  else assertProblem(t, response, 400, 'validation');
 });
 
 t.test('an invalid cursor is 400 naming cursor', async (t) => {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { assertSeatInvariant, startEventApp } from './helpers/event-app.js';
+import { ADMIN_TOKEN, adminAuth, assertSeatInvariant, serviceAuth, startEventApp } from './helpers/event-app.js';
 import { assertProblem, getEvent, linkTarget, pointers, postEvent, postVenue, type ApiEvent, type ApiVenue } from './helpers/event-extra.js';
 
 t.test('a venue is created (201 + Location), read, listed, partially updated and deleted (204, then 404)', async (t) => {
@@ -140,4 +140,28 @@ t.test('a venue_id that does not exist is 400 naming #/venue_id on create and on
   t.same(pointers(updated), ['#/venue_id']);
   t.equal((await getEvent(app, event.id)).venue_id, null, 'the event is not linked');
   await assertSeatInvariant(t, app, event.id);
+});
+
+t.test('with ADMIN_TOKEN set, venue writes need the admin token (401 without it) and reads stay open', async (t) => {
+  const app = await startEventApp(t, { ADMIN_TOKEN });
+  const body = { name: 'Locked Hall', capacity: 100 };
+  assertProblem(t, await app.inject({ method: 'POST', url: '/venues', payload: body }), 401, 'unauthorized');
+  assertProblem(t, await app.inject({ method: 'POST', url: '/venues', headers: { authorization: 'Bearer not-the-admin-token-123' }, payload: body }), 401, 'unauthorized');
+  const created = await app.inject({ method: 'POST', url: '/venues', headers: adminAuth, payload: body });
+  t.equal(created.statusCode, 201);
+  const venue = created.json<ApiVenue>();
+  assertProblem(t, await app.inject({ method: 'PUT', url: `/venues/${venue.id}`, payload: { capacity: 1 } }), 401, 'unauthorized');
+  assertProblem(t, await app.inject({ method: 'DELETE', url: `/venues/${venue.id}` }), 401, 'unauthorized');
+  t.equal((await app.inject({ method: 'GET', url: `/venues/${venue.id}` })).json<ApiVenue>().capacity, 100, 'reads are open and nothing changed');
+  t.equal((await app.inject({ method: 'GET', url: '/venues' })).statusCode, 200);
+  t.equal((await app.inject({ method: 'PUT', url: `/venues/${venue.id}`, headers: adminAuth, payload: { capacity: 150 } })).statusCode, 200);
+  t.equal((await app.inject({ method: 'DELETE', url: `/venues/${venue.id}`, headers: adminAuth })).statusCode, 204);
+});
+
+t.test('the service token on a venue write is a 403 that the spec declares', async (t) => {
+  const app = await startEventApp(t, { ADMIN_TOKEN });
+  assertProblem(t, await app.inject({ method: 'POST', url: '/venues', headers: serviceAuth, payload: { name: 'Hall', capacity: 100 } }), 403, 'forbidden');
+  const venue = (await app.inject({ method: 'POST', url: '/venues', headers: adminAuth, payload: { name: 'Hall', capacity: 100 } })).json<ApiVenue>();
+  assertProblem(t, await app.inject({ method: 'PUT', url: `/venues/${venue.id}`, headers: serviceAuth, payload: { capacity: 1 } }), 403, 'forbidden');
+  assertProblem(t, await app.inject({ method: 'DELETE', url: `/venues/${venue.id}`, headers: serviceAuth }), 403, 'forbidden');
 });

@@ -45,6 +45,8 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
   const committer = new GroupCommitter(db);
   const context: TicketServiceContext = { db, config, write: (work) => committer.run(work), events, summaries: new EventSummaries(events), log: app.log };
+  // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
+  await app.after();
   registerOperations<operations>(app, {
     service: 'ticket-service',
     handlers: ticketServiceHandlers(context, database),

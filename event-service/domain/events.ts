@@ -99,8 +99,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
   return context.write(async (trx) => {
     const scoped = { ...context, db: trx };
     const current = await getEvent(scoped, id);
-    const expectedVersion = ifMatch === undefined ? undefined : parseEtag(ifMatch);
-    if (expectedVersion !== undefined && expectedVersion !== current.version) {
+    if (ifMatch !== undefined && !etagMatches(ifMatch, current.version)) {
       throw new ProblemError('precondition-failed', `Event ${id} is at version "${current.version}", not ${ifMatch}.`);
     }
     const errors: FieldError[] = [];
@@ -133,9 +132,10 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
   });
 }
 
-function parseEtag(header: string): number | undefined {
-  const match = /^(?:W\/)?"(\d+)"$/.exec(header.trim());
-  return match ? Number(match[1]) : -1;
+/** RFC 9110 If-Match: `*` matches any version; otherwise one of the listed (strong) tags must be current. */
+function etagMatches(header: string, version: number): boolean {
+  if (header.trim() === '*') return true;
+  return header.split(',').some((tag) => tag.trim() === `"${version}"`);
 }
 
 export async function deleteEvent(context: EventServiceContext, id: number): Promise<void> {

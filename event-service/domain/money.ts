@@ -1,9 +1,10 @@
 /** Money in integer minor units; currencies and their minor-unit digits come from ICU (Intl). */
 import type { FieldError } from '../../platform/errors.js';
 
-const knownCurrencies = new Set(Intl.supportedValuesOf('currency'));
+export { isKnownCurrency, isKnownTimeZone } from '../../platform/formats.js';
 
-export const isKnownCurrency = (code: string): boolean => knownCurrencies.has(code);
+/** The contract's largest amount (the Money schema's maximum). */
+const MAX_MINOR_UNITS = 100_000_000_000;
 
 /** Digits after the decimal point of a currency (2 for USD, 0 for JPY, 3 for BHD). */
 export function minorUnitDigits(currency: string): number {
@@ -18,14 +19,9 @@ export function majorToMinor(amount: number, currency: string, pointer: string, 
     errors.push({ pointer, detail: `must have at most ${digits} decimal places for ${currency}` });
     return undefined;
   }
-  return minor;
-}
-
-export function isKnownTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
+  if (minor > MAX_MINOR_UNITS) {
+    errors.push({ pointer, detail: `must be at most ${MAX_MINOR_UNITS / 10 ** digits} ${currency}` });
+    return undefined;
   }
+  return minor;
 }

@@ -4,11 +4,11 @@
  */
 import { sql, type Expression, type SqlBool } from 'kysely';
 
-/** Every word must match, as a prefix; quotes keep user text from being read as FTS5 syntax. */
+/** Every word must match (q is at most 200 characters), as a prefix; quotes keep user text from being read as FTS5 syntax. */
 export function ftsQuery(text: string): string | undefined {
   const words = text.normalize('NFKC').match(/[\p{L}\p{N}_]+/gu) ?? [];
   if (words.length === 0) return undefined;
-  return words.slice(0, 16).map((word) => `"${word}"*`).join(' ');
+  return words.map((word) => `"${word}"*`).join(' ');
 }
 
 export function matchesText(text: string): Expression<SqlBool> {

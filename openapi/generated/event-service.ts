@@ -257,7 +257,10 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
-        /** @description RFC 3339 date-time; the offset may be left out and is then UTC (`2025-06-15T09:00:00`). */
+        /**
+         * Format: date-time-input
+         * @description RFC 3339 date-time; the offset may be left out and is then UTC (`2025-06-15T09:00:00`).
+         */
         DateTimeInput: string;
         /**
          * Format: date-time
@@ -266,7 +269,10 @@ export interface components {
         DateTime: string;
         /** @description Integer minor units of `currency` (10000 = 100.00 USD). */
         Money: number;
-        /** @description ISO 4217 currency code. */
+        /**
+         * Format: iso-4217
+         * @description ISO 4217 currency code.
+         */
         Currency: string;
         /** @description The ticket's `reference` (a UUID). */
         HoldIdValue: string;
@@ -376,6 +382,7 @@ export interface components {
              */
             price_per_ticket?: number;
             currency?: components["schemas"]["Currency"];
+            /** Format: iana-time-zone */
             timezone?: string;
             image_url?: string | null;
             sales_start?: components["schemas"]["DateTimeInput"] | null;
@@ -393,6 +400,7 @@ export interface components {
             /** @deprecated */
             price_per_ticket?: number;
             currency?: components["schemas"]["Currency"];
+            /** Format: iana-time-zone */
             timezone?: string;
             image_url?: string | null;
             sales_start?: components["schemas"]["DateTimeInput"] | null;
@@ -820,6 +828,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
@@ -906,6 +915,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -934,6 +944,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];
@@ -1060,6 +1071,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             413: components["responses"]["PayloadTooLarge"];
@@ -1133,6 +1145,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             412: components["responses"]["PreconditionFailed"];
@@ -1162,6 +1175,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
             429: components["responses"]["TooManyRequests"];

@@ -5,6 +5,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { specOperations, type ServiceName, type SpecOperation } from '../../openapi/spec.js';
+import { addContractFormats } from '../../platform/formats.js';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
@@ -22,6 +23,7 @@ export class ContractChecker {
 
   constructor(readonly service: ServiceName) {
     addFormats(this.ajv);
+    addContractFormats(this.ajv);
     this.operations = specOperations(service).map((spec) => ({
       spec,
       pattern: new RegExp(`^${spec.path.replace(/\{\w+\}/g, '[^/]+')}$`),

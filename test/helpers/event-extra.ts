@@ -181,8 +181,8 @@ export interface ServedRoute {
 }
 
 /**
- * Every (method, path) the app serves, read from `printRoutes({ commonPrefix: false })`: each tree
- * line is one path segment below its parent, with the methods in parentheses.
+ * Every (method, path) the app serves, read from the radix tree that `printRoutes()` draws: each
+ * line is a piece of path below its parent, with the methods of the route ending there in parentheses.
  */
 export function servedRoutes(tree: string): ServedRoute[] {
   const routes: ServedRoute[] = [];
@@ -191,7 +191,7 @@ export function servedRoutes(tree: string): ServedRoute[] {
     const match = /^(.*?)[├└]── (.+?)(?: \(([^)]*)\))?$/.exec(line);
     if (!match) continue;
     const depth = (match[1] ?? '').length / 4;
-    const segment = match[2] ?? '';
+    const segment = match[2] === '(empty root node)' ? '' : (match[2] ?? '');
     stack.length = depth;
     stack.push(segment);
     const path = stack.join('');

@@ -10,6 +10,7 @@ import { eventServiceClient, ticketServiceClient, type EventOperations, type Ser
 import { repoRoot } from '../../openapi/spec.js';
 import { auditSystem } from '../../cli/audit.js';
 import { ADMIN_TOKEN, SERVICE_TOKEN, tempDir } from './event-app.js';
+import { ContractChecker } from './contract.js';
 
 export { ADMIN_TOKEN, SERVICE_TOKEN };
 
@@ -47,7 +48,10 @@ async function launch(name: ServiceName, env: Record<string, string>): Promise<R
   const child = spawn(process.execPath, [serverPath(name)], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const output: string[] = [];
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start in 15 s:\n${output.join('')}`)), 15_000);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${name} did not start in 60 s:\n${output.join('')}`));
+    }, 60_000);
     const onData = (chunk: Buffer) => {
       const text = chunk.toString();
       output.push(text);
@@ -102,9 +106,15 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
   const ticketEnv = { ...env, EVENT_SERVICE_URL: event.url };
   const ticket = await launch('ticket-service', ticketEnv);
   services['ticket-service'] = ticket;
-  const events = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN, timeoutMs: 10_000 });
-  const tickets = ticketServiceClient({ baseUrl: ticket.url, token: options.ticketToken, timeoutMs: 10_000 });
-  const auditTickets = ticketServiceClient({ baseUrl: ticket.url, token: env.ADMIN_TOKEN, timeoutMs: 10_000 });
+  // Every answer the tests receive through the clients is checked against the contract.
+  const violations: string[] = [];
+  const checkers = { 'event-service': new ContractChecker('event-service'), 'ticket-service': new ContractChecker('ticket-service') };
+  const observe = (service: ServiceName) => (answer: { method: string; path: string; status: number; contentType: string | undefined; text: string }) => {
+    violations.push(...checkers[service].check(answer.method, answer.path, answer.status, answer.contentType, answer.text));
+  };
+  const events = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN, timeoutMs: 10_000, observe: observe('event-service') });
+  const tickets = ticketServiceClient({ baseUrl: ticket.url, token: options.ticketToken, timeoutMs: 10_000, observe: observe('ticket-service') });
+  const auditTickets = ticketServiceClient({ baseUrl: ticket.url, token: env.ADMIN_TOKEN, timeoutMs: 10_000, observe: observe('ticket-service') });
   const system: TestSystem = {
     dir,
     event,
@@ -120,13 +130,13 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
       const previous = services[name];
       if (!previous) throw new Error(`${name} was never started`);
       await stopProcess(previous.process, 'SIGTERM');
-      const portEnv = name === 'event-service' ? { EVENT_SERVICE_PORT: String(previous.port) } : { TICKET_SERVICE_PORT: String(previous.port) };
+      const portEnv: Record<string, string> = name === 'event-service' ? { EVENT_SERVICE_PORT: String(previous.port) } : { TICKET_SERVICE_PORT: String(previous.port) };
       const again = await launch(name, { ...(name === 'ticket-service' ? ticketEnv : env), ...portEnv });
       services[name] = again;
       Object.assign(previous, again);
     },
     async audit() {
-      const eventsForAudit = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN });
+      const eventsForAudit = eventServiceClient({ baseUrl: event.url, token: SERVICE_TOKEN, observe: observe('event-service') });
       try {
         return (await auditSystem(eventsForAudit, auditTickets, 0)).problems;
       } finally {
@@ -137,6 +147,8 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
   t.teardown(async () => {
     await Promise.all([events.close(), tickets.close(), auditTickets.close()]);
     for (const running of Object.values(services)) if (running) await stopProcess(running.process, 'SIGTERM');
+    // Assertions are closed by now: a violation fails the test as an error thrown in teardown.
+    if (violations.length > 0) throw new Error(`answers that break the contract:\n${violations.join('\n')}`);
   });
   return system;
 }

@@ -1,0 +1,434 @@
+/**
+ * EventSync's load benchmark (`npm run bench`): a bare two-hop Fastify reference, then both services
+ * as real processes over 100,000 seeded events: a purchase storm, a sell-out race checked for
+ * overselling and leaks, and reads by id and by text search. Load comes from a separate worker
+ * process. Prints a table with the targets and writes bench/results/latest.json.
+ *
+ * Exit 0 when it measured (even with targets missed), 1 when something oversold, leaked, or crashed.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join, relative } from 'node:path';
+import { eventServiceClient, ticketServiceClient } from '../openapi/client.js';
+import { repoRoot } from '../openapi/spec.js';
+import type { BurstResult, BurstSpec, CannonResult, CannonSpec, RequestPlan } from './load-worker.js';
+import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
+import { SEARCH_WORD, seedEventDatabase, type SeededEvents } from './seed.js';
+import { checkSellOut, type SellOutReport } from './sell-out.js';
+
+/** `--quick`: a smoke run of the harness itself (short runs, small catalogue), written to quick.json. */
+const QUICK = process.argv.includes('--quick');
+const CONNECTIONS = 64;
+const STORM_SECONDS = QUICK ? 4 : 20;
+const READ_SECONDS = QUICK ? 3 : 10;
+const WARMUP_SECONDS = QUICK ? 1 : 2;
+const CATALOGUE_EVENTS = QUICK ? 10_000 : 100_000;
+const STORM_EVENTS = 100;
+const STORM_SEATS = 1_000_000;
+const RACE_SEATS = 500;
+const RACE_PURCHASES = 2000;
+const RACE_CONNECTIONS = 256;
+/** Past this the run stops what is going on, skips the rest and reports what it has... */
+const BUDGET_MS = 160_000;
+/** ...and past this it exits whatever is still running. */
+const HARD_LIMIT_MS = 175_000;
+
+const TARGETS = {
+  stormRatio: 0.25,
+  stormP99Ms: 50,
+  byIdRequestsPerSecond: 15_000,
+  searchP99Ms: 20,
+};
+
+interface MachineFacts {
+  cpus: number;
+  cpuModel: string;
+  node: string;
+  totalMemoryBytes: number;
+  platform: string;
+  loadAverageAtStart: number[];
+}
+
+interface Target {
+  scenario: string;
+  target: string;
+  met: boolean;
+}
+
+interface Results {
+  timestamp: string;
+  quick: boolean;
+  seconds?: number;
+  machine: MachineFacts;
+  settings: Record<string, number>;
+  seeding?: SeededEvents;
+  reference?: CannonResult;
+  purchaseStorm?: CannonResult & { ratioToReference: number | null };
+  sellOut?: SellOutReport;
+  readById?: CannonResult;
+  search?: CannonResult & { matchingEvents: number };
+  targets: Target[];
+  crashed: Array<{ scenario: string; error: string }>;
+  loadAverageAtEnd?: number[];
+  exitCode?: number;
+}
+
+function machineFacts(): MachineFacts {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    totalMemoryBytes: os.totalmem(),
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    loadAverageAtStart: os.loadavg(),
+  };
+}
+
+const cannon = (url: string, durationSeconds: number, plan: RequestPlan): CannonSpec => ({
+  kind: 'cannon',
+  url,
+  connections: CONNECTIONS,
+  durationSeconds,
+  warmupSeconds: WARMUP_SECONDS,
+  plan,
+});
+/** Room for start-up, warm-up and wind-down of a worker on a busy machine. */
+const workerTimeout = (spec: CannonSpec) => (spec.durationSeconds + spec.warmupSeconds + 30) * 1000;
+
+function log(message: string): void {
+  process.stdout.write(`${message}\n`);
+}
+
+// ---- the table ---------------------------------------------------------------------------------
+
+const number = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const ms = (value: number) => `${value.toFixed(value < 10 ? 2 : 1)} ms`;
+
+function table(rows: string[][]): string {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  ');
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ');
+  const [head, ...body] = rows;
+  return [line(head ?? []), rule, ...body.map(line)].join('\n');
+}
+
+function cannonRow(name: string, result: CannonResult | undefined, perSecond: (r: CannonResult) => number, extra: string[]): string[] {
+  if (!result) return [name, 'crashed', '', '', '', '', ...extra];
+  return [name, number(perSecond(result)), ms(result.latencyMs.p50), ms(result.latencyMs.p90), ms(result.latencyMs.p99), number(result.non2xx + result.errors), ...extra];
+}
+
+function report(results: Results): string {
+  const mark = (scenario: string) => {
+    const target = results.targets.find((t) => t.scenario === scenario);
+    return target ? [target.target, target.met ? 'met' : 'MISSED'] : ['', ''];
+  };
+  const storm = results.purchaseStorm;
+  const sellOut = results.sellOut;
+  const rows: string[][] = [
+    ['scenario', 'req/s', 'p50', 'p90', 'p99', 'errors', 'vs ref', 'target', 'result'],
+    cannonRow('reference: two-hop Fastify, no database', results.reference, (r) => r.okPerSecond, ['1.00', '', '']),
+    cannonRow('purchase storm: POST /tickets (purchases/s)', storm, (r) => r.okPerSecond, [
+      storm?.ratioToReference == null ? '' : storm.ratioToReference.toFixed(2),
+      ...mark('purchase storm'),
+    ]),
+    sellOut
+      ? [
+          `sell-out race: ${number(sellOut.purchases)} buyers, ${sellOut.seats} seats`,
+          number(sellOut.purchasesPerSecond),
+          ms(sellOut.latencyMs.p50),
+          ms(sellOut.latencyMs.p90),
+          ms(sellOut.latencyMs.p99),
+          number(sellOut.other),
+          '',
+          ...mark('sell-out race'),
+        ]
+      : ['sell-out race', 'crashed', '', '', '', '', '', ...mark('sell-out race')],
+    cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, results.readById, (r) => r.okPerSecond, ['', ...mark('GET /events/{id}')]),
+    cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')]),
+  ];
+  const lines = [table(rows)];
+  if (sellOut) {
+    lines.push(
+      '',
+      `sell-out race: sold ${sellOut.sold} (201), refused ${sellOut.refused} (409), other ${sellOut.other}` +
+        `${sellOut.other > 0 ? ` ${JSON.stringify(sellOut.statusCodes)}, ${sellOut.networkErrors} without answer` : ''}; ` +
+        `oversold ${sellOut.oversold}, leaked ${sellOut.leaked} (seats without ticket ${sellOut.seatsWithoutTicket}, audit problems ${sellOut.auditProblemCount}); ` +
+        `event: total ${sellOut.event.total}, available ${sellOut.event.available}, held ${sellOut.event.held}, sold ${sellOut.event.sold}` +
+        ` (counters ${sellOut.countersConsistent ? 'consistent' : 'INCONSISTENT'}); audit of the whole system took ${sellOut.auditSeconds.toFixed(1)} s`,
+    );
+    for (const problem of sellOut.auditProblems) lines.push(`  audit: ${problem}`);
+  }
+  if (results.search) lines.push(`search matches ${number(results.search.matchingEvents)} events (X-Total-Count)`);
+  lines.push('req/s counts 2xx answers; errors = non-2xx answers + socket errors + timeouts (for the race: answers other than 201 and 409, or none)');
+  for (const crash of results.crashed) lines.push(`CRASHED ${crash.scenario}: ${crash.error}`);
+  return lines.join('\n');
+}
+
+// ---- the run ------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const started = performance.now();
+  const machine = machineFacts();
+  const results: Results = {
+    timestamp: new Date().toISOString(),
+    quick: QUICK,
+    machine,
+    settings: {
+      connections: CONNECTIONS,
+      stormSeconds: STORM_SECONDS,
+      readSeconds: READ_SECONDS,
+      warmupSeconds: WARMUP_SECONDS,
+      catalogueEvents: CATALOGUE_EVENTS,
+      stormEvents: STORM_EVENTS,
+      stormSeats: STORM_SEATS,
+      raceSeats: RACE_SEATS,
+      racePurchases: RACE_PURCHASES,
+      raceConnections: RACE_CONNECTIONS,
+    },
+    targets: [],
+    crashed: [],
+  };
+  log(`machine: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, ${machine.platform}, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
+
+  const dir = mkdtempSync(join(os.tmpdir(), 'eventsync-bench-'));
+  let cleanedUp = false;
+  const cleanUp = async () => {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    await stopAllChildren(3000);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const forceExit = () => {
+    killAllChildrenNow();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(1);
+  };
+  // Stopping early (over budget, or Ctrl-C): the children are stopped, so whatever runs fails fast,
+  // and the scenarios not started yet are skipped.
+  const halt = new AbortController();
+  const stopEarly = (reason: string) => {
+    if (halt.signal.aborted) return;
+    log(reason);
+    halt.abort(new Error(`stopped: ${reason}`));
+    void stopAllChildren(2000);
+  };
+  let interrupted = false;
+  const onSigint = () => {
+    if (interrupted) forceExit();
+    interrupted = true;
+    stopEarly('interrupted: stopping the services and removing the temporary files');
+    setTimeout(forceExit, 10_000).unref();
+  };
+  process.on('SIGINT', onSigint);
+  const softLimit = setTimeout(() => stopEarly(`over the ${BUDGET_MS / 1000} s budget: stopping what runs and skipping the rest`), BUDGET_MS);
+  const hardLimit = setTimeout(() => {
+    process.stderr.write(`bench: still running after ${HARD_LIMIT_MS / 1000} s, exiting\n`);
+    forceExit();
+  }, HARD_LIMIT_MS);
+  softLimit.unref();
+  hardLimit.unref();
+
+  const scenario = async <T>(name: string, body: () => Promise<T>): Promise<T | undefined> => {
+    if (halt.signal.aborted) {
+      results.crashed.push({ scenario: name, error: 'not run: stopped early' });
+      return undefined;
+    }
+    const began = performance.now();
+    log(`- ${name} ...`);
+    try {
+      const value = await body();
+      log(`  done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
+      return value;
+    } catch (error) {
+      const reason: unknown = halt.signal.aborted ? halt.signal.reason : error;
+      const message = reason instanceof Error ? reason.message : String(reason);
+      results.crashed.push({ scenario: name, error: message });
+      log(`  CRASHED: ${message}`);
+      return undefined;
+    }
+  };
+
+  try {
+    results.reference = await scenario('reference: two-hop Fastify pair', async () => {
+      const back = await startServer({ name: 'reference back', script: 'bench/reference-server.js', args: ['back'], env: { NODE_ENV: 'production' } });
+      const front = await startServer({ name: 'reference front', script: 'bench/reference-server.js', args: ['front', back.url], env: { NODE_ENV: 'production' } });
+      try {
+        const eventIds = Array.from({ length: STORM_EVENTS }, (_, i) => i + 1);
+        const spec = cannon(front.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds });
+        return await runWorker<CannonResult>(spec, workerTimeout(spec));
+      } finally {
+        await stopServer(front);
+        await stopServer(back);
+      }
+    });
+
+    const eventDbPath = join(dir, 'event_data.db');
+    const seeded = await scenario(`seeding ${number(CATALOGUE_EVENTS)} events through the store`, () =>
+      seedEventDatabase(eventDbPath, { catalogueEvents: CATALOGUE_EVENTS, stormEvents: STORM_EVENTS, stormSeats: STORM_SEATS, raceSeats: RACE_SEATS, batch: 25_000, cacheMebibytes: 256 }, halt.signal),
+    );
+    results.seeding = seeded;
+    if (seeded) log(`  ${number(seeded.catalogue.count)} events (${number(seeded.catalogue.zephyr)} mention "${SEARCH_WORD}") + ${seeded.stormEventIds.length} storm + 1 race in ${seeded.seconds.toFixed(1)} s`);
+
+    const services = seeded
+      ? await scenario('starting event-service and ticket-service', async () => {
+          const serviceToken = randomBytes(32).toString('hex');
+          const env: Record<string, string> = {
+            NODE_ENV: 'production',
+            HOST: '127.0.0.1',
+            LOG_LEVEL: 'warn',
+            SERVICE_TOKEN: serviceToken,
+            EVENT_DB_PATH: eventDbPath,
+            TICKET_DB_PATH: join(dir, 'ticket_data.db'),
+            EVENT_SERVICE_PORT: '0',
+            TICKET_SERVICE_PORT: '0',
+            RESERVATION_TTL_SECONDS: '3600',
+          };
+          const event = await startServer({ name: 'event-service', script: 'event-service/server.js', env, reportListening: true });
+          const ticket = await startServer({
+            name: 'ticket-service',
+            script: 'ticket-service/server.js',
+            env: { ...env, EVENT_SERVICE_URL: event.url, EVENT_SERVICE_PORT: String(event.port) },
+            reportListening: true,
+          });
+          const probe = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 10_000 });
+          try {
+            const ready = await probe.call('getReady', {});
+            if (!ready.ok) throw new Error(`ticket-service is not ready (HTTP ${ready.status}): ${ready.problem.detail ?? ready.problem.title}`);
+          } finally {
+            await probe.close();
+          }
+          return { event, ticket, serviceToken };
+        })
+      : undefined;
+
+    if (seeded && services) {
+      await runServiceScenarios(results, seeded, services, scenario);
+      for (const server of [services.event, services.ticket]) {
+        const { exitCode, signalCode } = server.process;
+        if (exitCode !== null || signalCode !== null) {
+          results.crashed.push({ scenario: server.name, error: `exited (${signalCode ?? exitCode}) during the run:\n${server.output.join('').slice(-2000)}` });
+        }
+      }
+    } else {
+      results.crashed.push({ scenario: 'service scenarios', error: 'not run: seeding or start-up failed' });
+    }
+  } finally {
+    await cleanUp();
+    clearTimeout(softLimit);
+    clearTimeout(hardLimit);
+    process.off('SIGINT', onSigint);
+  }
+  // An interrupted run measured nothing worth keeping: the last results stay as they were.
+  if (interrupted) return 130;
+
+  evaluateTargets(results);
+  results.loadAverageAtEnd = os.loadavg();
+  results.seconds = (performance.now() - started) / 1000;
+  const failed = results.crashed.length > 0 || !results.sellOut || results.sellOut.oversold > 0 || results.sellOut.leaked > 0 || !results.sellOut.countersConsistent;
+  results.exitCode = failed ? 1 : 0;
+
+  log('');
+  log(report(results));
+  const folder = join(repoRoot, 'bench', 'results');
+  mkdirSync(folder, { recursive: true });
+  const file = join(folder, QUICK ? 'quick.json' : 'latest.json');
+  writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  log(`\n${relative(process.cwd(), file) || file} written; ${results.seconds.toFixed(0)} s in all`);
+  return results.exitCode;
+}
+
+type Scenario = <T>(name: string, body: () => Promise<T>) => Promise<T | undefined>;
+
+async function runServiceScenarios(
+  results: Results,
+  seeded: SeededEvents,
+  services: { event: RunningServer; ticket: RunningServer; serviceToken: string },
+  scenario: Scenario,
+): Promise<void> {
+  const { event, ticket } = services;
+  const storm = await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, () => {
+    const spec = cannon(ticket.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds });
+    return runWorker<CannonResult>(spec, workerTimeout(spec));
+  });
+  if (storm) {
+    const reference = results.reference?.okPerSecond;
+    results.purchaseStorm = { ...storm, ratioToReference: reference ? storm.okPerSecond / reference : null };
+  }
+
+  results.sellOut = await scenario(`sell-out race: ${RACE_PURCHASES} purchases for ${RACE_SEATS} seats, then the audit`, async () => {
+    const spec: BurstSpec = {
+      kind: 'burst',
+      url: ticket.url,
+      path: '/tickets',
+      eventId: seeded.raceEventId,
+      requests: RACE_PURCHASES,
+      connections: RACE_CONNECTIONS,
+      timeoutMs: 20_000,
+    };
+    const burst = await runWorker<BurstResult>(spec, 50_000);
+    const events = eventServiceClient({ baseUrl: event.url, token: services.serviceToken, timeoutMs: 30_000 });
+    const tickets = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 30_000 });
+    try {
+      return await checkSellOut(events, tickets, seeded.raceEventId, RACE_SEATS, burst);
+    } finally {
+      await Promise.all([events.close(), tickets.close()]);
+    }
+  });
+
+  results.readById = await scenario(`GET /events/{id}: ${CONNECTIONS} connections, ${READ_SECONDS} s`, () => {
+    const spec = cannon(event.url, READ_SECONDS, { kind: 'get-by-id', pathPrefix: '/events/', minId: seeded.catalogue.firstId, maxId: seeded.catalogue.lastId });
+    return runWorker<CannonResult>(spec, workerTimeout(spec));
+  });
+
+  const search = await scenario(`GET /events?q=${SEARCH_WORD}&limit=20: ${CONNECTIONS} connections, ${READ_SECONDS} s`, async () => {
+    const events = eventServiceClient({ baseUrl: event.url, timeoutMs: 10_000 });
+    let matchingEvents: number;
+    try {
+      const probe = await events.call('listEvents', { query: { q: SEARCH_WORD, limit: 20 } });
+      if (!probe.ok) throw new Error(`the search answered HTTP ${probe.status}`);
+      matchingEvents = Number(probe.headers['x-total-count']);
+      if (probe.body.length === 0) throw new Error(`the search for "${SEARCH_WORD}" found nothing: the benchmark would measure an empty answer`);
+    } finally {
+      await events.close();
+    }
+    const spec = cannon(event.url, READ_SECONDS, { kind: 'get', path: `/events?q=${SEARCH_WORD}&limit=20` });
+    return { ...(await runWorker<CannonResult>(spec, workerTimeout(spec))), matchingEvents };
+  });
+  if (search) results.search = search;
+}
+
+function evaluateTargets(results: Results): void {
+  const storm = results.purchaseStorm;
+  results.targets.push({
+    scenario: 'purchase storm',
+    target: `ratio ≥ ${TARGETS.stormRatio}, p99 < ${TARGETS.stormP99Ms} ms`,
+    met: storm !== undefined && storm.ratioToReference !== null && storm.ratioToReference >= TARGETS.stormRatio && storm.latencyMs.p99 < TARGETS.stormP99Ms,
+  });
+  const sellOut = results.sellOut;
+  results.targets.push({
+    scenario: 'sell-out race',
+    target: 'oversold 0, leaked 0',
+    met: sellOut !== undefined && sellOut.oversold === 0 && sellOut.leaked === 0 && sellOut.countersConsistent,
+  });
+  results.targets.push({
+    scenario: 'GET /events/{id}',
+    target: `≥ ${number(TARGETS.byIdRequestsPerSecond)} req/s`,
+    met: results.readById !== undefined && results.readById.okPerSecond >= TARGETS.byIdRequestsPerSecond,
+  });
+  results.targets.push({
+    scenario: 'search',
+    target: `p99 < ${TARGETS.searchP99Ms} ms`,
+    met: results.search !== undefined && results.search.latencyMs.p99 < TARGETS.searchP99Ms,
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error('bench:', error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,187 @@
+/**
+ * Seeds event-service's database through its own store code (migrations, then `insertEvent` in a few
+ * transactions) before the service starts: a catalogue of events of which about 1% mention "zephyr",
+ * the "storm" events with a million seats each, and the small event of the sell-out race.
+ */
+import type Database from 'better-sqlite3';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { eventMigrations } from '../event-service/store/migrations/index.js';
+import { insertEvent } from '../event-service/store/events.js';
+import type { EventDatabase, NewEventRow } from '../event-service/store/schema.js';
+
+export interface SeedPlan {
+  catalogueEvents: number;
+  stormEvents: number;
+  stormSeats: number;
+  raceSeats: number;
+  /** Inserts per transaction. */
+  batch: number;
+  /** Page cache of the seeding connection. */
+  cacheMebibytes: number;
+}
+
+export interface SeededEvents {
+  catalogue: { firstId: number; lastId: number; count: number; zephyr: number };
+  stormEventIds: number[];
+  raceEventId: number;
+  seconds: number;
+}
+
+export const SEARCH_WORD = 'zephyr';
+
+const ADJECTIVES = ['Midnight', 'Golden', 'Electric', 'Silent', 'Crimson', 'Velvet', 'Northern', 'Urban', 'Acoustic', 'Grand', 'Neon', 'Summer', 'Winter', 'Autumn', 'Spring', 'Cosmic', 'Wild', 'Royal', 'Hidden', 'Open'];
+const THEMES = ['Jazz', 'Rock', 'Opera', 'Comedy', 'Poetry', 'Cinema', 'Techno', 'Folk', 'Ballet', 'Chess', 'Robotics', 'Cooking', 'Design', 'Science', 'Startup', 'Blues', 'Gospel', 'Salsa', 'Theatre', 'Photography'];
+const KINDS = ['Festival', 'Night', 'Conference', 'Showcase', 'Gala', 'Summit', 'Workshop', 'Marathon', 'Session', 'Fair'];
+const CITIES = ['Springfield', 'Riverton', 'Lakeside', 'Hillcrest', 'Fairview', 'Oakdale', 'Maplewood', 'Brookfield', 'Harborview', 'Westfield'];
+const PLACES = ['Convention Center', 'Arena', 'Town Hall', 'Opera House', 'Stadium', 'Club', 'Gallery', 'Park', 'Theatre', 'Warehouse'];
+
+/** A small deterministic generator (mulberry32), so that every run seeds the same catalogue. */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function word(list: readonly string[], next: () => number): string {
+  return list[Math.floor(next() * list.length)] ?? '';
+}
+
+const FIRST_DATE = Date.parse('2026-01-01T00:00:00Z');
+const DATE_SPAN_MS = 3 * 365 * 24 * 3600 * 1000;
+
+function catalogueEvent(index: number, next: () => number, now: string): NewEventRow {
+  const city = word(CITIES, next);
+  const venue = `${city} ${word(PLACES, next)}`;
+  let name = `${word(ADJECTIVES, next)} ${word(THEMES, next)} ${word(KINDS, next)} ${index + 1}`;
+  let description = `A ${word(ADJECTIVES, next).toLowerCase()} evening of ${word(THEMES, next).toLowerCase()} in ${city}.`;
+  // 1 in 100 mentions the search word, in the name or in the description.
+  if (index % 100 === 42) {
+    if (index % 200 === 42) name = `Zephyr ${name}`;
+    else description = `${description} Presented by the Zephyr collective.`;
+  }
+  const total = 50 + Math.floor(next() * 5000);
+  const eventDate = new Date(FIRST_DATE + Math.floor((next() * DATE_SPAN_MS) / 60_000) * 60_000).toISOString();
+  return {
+    name,
+    description,
+    event_date: eventDate,
+    venue,
+    venue_id: null,
+    total_tickets: total,
+    available_tickets: total,
+    ticket_price: 500 + Math.floor(next() * 200) * 100,
+    currency: 'USD',
+    timezone: 'UTC',
+    image_url: null,
+    sales_start: null,
+    sales_end: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+function bigEvent(name: string, seats: number, now: string): NewEventRow {
+  return {
+    name,
+    description: 'Load benchmark event.',
+    event_date: '2027-06-15T19:00:00.000Z',
+    venue: 'Bench Arena',
+    venue_id: null,
+    total_tickets: seats,
+    available_tickets: seats,
+    ticket_price: 10_000,
+    currency: 'USD',
+    timezone: 'UTC',
+    image_url: null,
+    sales_start: null,
+    sales_end: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
+interface SchemaObject {
+  type: 'index' | 'trigger';
+  name: string;
+  sql: string;
+}
+
+/**
+ * Bulk-load order: the events table's plain secondary indexes and the insert triggers that feed its
+ * FTS table are set aside while rows go in (maintaining them row by row costs more than the rows),
+ * then recreated from their own SQL and the FTS index rebuilt from the content table in one pass.
+ * The file ends up as the migrations define it; only the order of the work differs.
+ */
+function setAsideEventIndexes(database: Database.Database): SchemaObject[] {
+  const objects = database
+    .prepare(
+      `SELECT type, name, sql FROM sqlite_master
+       WHERE tbl_name = 'events' AND sql IS NOT NULL
+         AND ((type = 'index' AND sql NOT LIKE 'CREATE UNIQUE%')
+           OR (type = 'trigger' AND sql LIKE '%AFTER INSERT ON events%' AND sql LIKE '%events_fts%'))`,
+    )
+    .all() as SchemaObject[];
+  for (const object of objects) database.exec(`DROP ${object.type.toUpperCase()} "${object.name}"`);
+  return objects;
+}
+
+function restoreEventIndexes(database: Database.Database, objects: SchemaObject[]): void {
+  database.transaction(() => {
+    for (const object of objects) database.exec(object.sql);
+    if (objects.some((object) => object.type === 'trigger')) database.exec(`INSERT INTO events_fts(events_fts) VALUES ('rebuild')`);
+  })();
+}
+
+export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: AbortSignal): Promise<SeededEvents> {
+  const started = performance.now();
+  // The service's own default durability; seeding commits only a few transactions anyway.
+  const database = openSqlite({ path, synchronous: 'FULL' });
+  // A page cache big enough for the whole seeded file (this connection only).
+  database.pragma(`cache_size = -${plan.cacheMebibytes * 1024}`);
+  const db = createKysely<EventDatabase>(database);
+  try {
+    await migrateToLatest(db as never, eventMigrations);
+    const setAside = setAsideEventIndexes(database);
+    const next = random(20_250_615);
+    const now = new Date().toISOString();
+    let firstId = Number.POSITIVE_INFINITY;
+    let lastId = 0;
+    let zephyr = 0;
+    for (let start = 0; start < plan.catalogueEvents; start += plan.batch) {
+      signal?.throwIfAborted();
+      const end = Math.min(plan.catalogueEvents, start + plan.batch);
+      await db.transaction().execute(async (trx) => {
+        for (let index = start; index < end; index += 1) {
+          if (index % 1000 === 0) signal?.throwIfAborted();
+          const row = await insertEvent(trx, catalogueEvent(index, next, now));
+          firstId = Math.min(firstId, row.id);
+          lastId = Math.max(lastId, row.id);
+          if (`${row.name} ${row.description}`.toLowerCase().includes(SEARCH_WORD)) zephyr += 1;
+        }
+      });
+    }
+    if (lastId - firstId + 1 !== plan.catalogueEvents) throw new Error(`catalogue ids are not contiguous (${firstId}..${lastId})`);
+    const { stormEventIds, raceEventId } = await db.transaction().execute(async (trx) => {
+      const storm: number[] = [];
+      for (let index = 0; index < plan.stormEvents; index += 1) {
+        storm.push((await insertEvent(trx, bigEvent(`Storm Stadium Night ${index + 1}`, plan.stormSeats, now))).id);
+      }
+      const race = await insertEvent(trx, bigEvent('Sell-out Race', plan.raceSeats, now));
+      return { stormEventIds: storm, raceEventId: race.id };
+    });
+    restoreEventIndexes(database, setAside);
+    return {
+      catalogue: { firstId, lastId, count: plan.catalogueEvents, zephyr },
+      stormEventIds,
+      raceEventId,
+      seconds: (performance.now() - started) / 1000,
+    };
+  } finally {
+    await db.destroy();
+  }
+}

@@ -1,0 +1,191 @@
+import t from 'tap';
+import { Agent } from 'undici';
+import { eventually, startSystem } from './helpers/system.js';
+import { asProblem, asTicket, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-extra.js';
+
+const TIMEOUT_SECONDS = 1;
+
+// One system with a short event-service timeout for everything but the crash test; tests use their own events.
+const system = await startSystem(t, { env: { EVENT_SERVICE_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) } });
+
+t.test('with event-service stopped a purchase answers 503 problem+json within the timeout, and once it is back and the reconciler ran nothing is left held', async (t) => {
+  const event = await createEvent(system, { total_tickets: 20 });
+  const other = await createEvent(system, { total_tickets: 20 });
+  const kept = await reserve(system, other.id, 2);
+
+  await system.stop('event-service');
+  const started = performance.now();
+  const answer = await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 3) });
+  const elapsedMs = performance.now() - started;
+  t.equal(answer.status, 503, 'the purchase answers 503');
+  t.match(answer.contentType, /^application\/problem\+json/, 'as problem+json');
+  t.equal(asProblem(answer.json).type, 'urn:eventsync:problem:unavailable');
+  t.ok(elapsedMs < (TIMEOUT_SECONDS + 2) * 1000, `within the client timeout plus 2 s (took ${elapsedMs.toFixed(0)} ms)`);
+
+  const read = await system.tickets.call('getTicket', { path: { id: kept.id } });
+  t.equal(read.status, 200, 'an existing ticket can still be read while event-service is down, never a 5xx');
+  t.equal(read.ok && read.body.status, 'RESERVED');
+
+  await system.restart('event-service');
+  const settled = await eventually(async () => {
+    const current = await getEvent(system, event.id);
+    return current.held_tickets === 0 && current.available_tickets === 20 && (await system.audit()).length === 0;
+  }, 15_000);
+  t.ok(settled, 'after the restart the event has nothing held and all seats available');
+  const current = await getEvent(system, event.id);
+  t.equal(current.held_tickets, 0, 'held_tickets is 0');
+  t.same(await holdsOf(system, event.id, 'HELD'), [], 'no HELD hold exists for the event');
+  t.equal((await ticketsOf(system, event.id)).total, 0, 'no ticket is visible for the failed purchase');
+  t.equal((await getEvent(system, other.id)).held_tickets, 2, 'the reservation made before the outage is still held');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('with event-service hung a purchase answers 503 within the timeout, and the hold that arrives late is released by the reconciler', async (t) => {
+  const event = await createEvent(system, { total_tickets: 20 });
+  const started = performance.now();
+  const answer = await whileFrozen(system, 'event-service', () => raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 4) }));
+  const elapsedMs = performance.now() - started;
+  t.equal(answer.status, 503, 'the purchase answers 503');
+  t.match(answer.contentType, /^application\/problem\+json/, 'as problem+json');
+  t.ok(elapsedMs < (TIMEOUT_SECONDS + 2) * 1000, `within the client timeout plus 2 s (took ${elapsedMs.toFixed(0)} ms)`);
+
+  // The request event-service had queued while hung is processed once it runs again: a hold without a RESERVED ticket.
+  const arrived = await eventually(async () => (await holdsOf(system, event.id)).length === 1, 5_000);
+  t.ok(arrived, 'the late hold reached event-service');
+  const released = await eventually(async () => {
+    const holds = await holdsOf(system, event.id);
+    return holds.length === 1 && holds[0]?.state === 'RELEASED' && (await getEvent(system, event.id)).held_tickets === 0;
+  }, 15_000);
+  t.ok(released, 'the reconciler released the late hold');
+  const current = await getEvent(system, event.id);
+  t.equal(current.available_tickets, 20, 'its seats came back');
+  t.equal(current.held_tickets, 0, 'nothing is held');
+  t.equal((await ticketsOf(system, event.id)).total, 0, 'no ticket is visible for the abandoned purchase');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('a confirm that times out answers 503 and leaves the ticket RESERVED; a retry confirms it and the hold is committed once', async (t) => {
+  const event = await createEvent(system, { total_tickets: 10 });
+  const ticket = await reserve(system, event.id, 2);
+  const started = performance.now();
+  const answer = await whileFrozen(system, 'event-service', () => system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } }));
+  t.equal(answer.status, 503, 'the confirm answers 503');
+  t.ok(performance.now() - started < (TIMEOUT_SECONDS + 2) * 1000, 'within the client timeout plus 2 s');
+  const during = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+  t.equal(during.ok && during.body.status, 'RESERVED', 'the ticket is still RESERVED');
+
+  const retried = await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } });
+  t.equal(retried.status, 200, 'the retry answers 200');
+  t.equal(retried.ok && retried.body.status, 'CONFIRMED', 'and the ticket is CONFIRMED');
+  t.equal((await getHold(system, ticket.reference))?.state, 'COMMITTED', 'its hold is COMMITTED');
+  const current = await getEvent(system, event.id);
+  t.equal(current.sold_tickets, 2, 'two seats are sold');
+  t.equal(current.held_tickets, 0, 'none is held');
+  t.equal(current.available_tickets, 8, 'eight remain');
+  t.ok(await eventually(async () => (await system.audit()).length === 0, 10_000), 'the audit settles');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('a cancel while event-service is down answers CANCELLED at once and the outbox returns the seats once it is back', async (t) => {
+  const event = await createEvent(system, { total_tickets: 10 });
+  const ticket = await reserve(system, event.id, 3);
+  await system.stop('event-service');
+  const cancelled = await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CANCELLED' } });
+  t.equal(cancelled.status, 200, 'the cancel answers 200');
+  t.equal(cancelled.ok && cancelled.body.status, 'CANCELLED');
+  t.equal(cancelled.ok && cancelled.body.cancellation_reason, 'customer');
+  await system.restart('event-service');
+  const back = await eventually(async () => (await getEvent(system, event.id)).available_tickets === 10, 20_000);
+  t.ok(back, 'the seats come back once event-service is reachable again');
+  t.equal((await getHold(system, ticket.reference))?.state, 'RELEASED', 'the hold is RELEASED');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('a DELETE while event-service is down answers 503 as the spec says, and the seats come back once it is back', { todo: 'bug: DELETE answers 204 although the seats could not be released (spec: 503, release retried in the background)' }, async (t) => {
+  const event = await createEvent(system, { total_tickets: 10 });
+  const ticket = await reserve(system, event.id, 4);
+  await system.stop('event-service');
+  const deleted = await raw(`${system.ticket.url}/tickets/${ticket.id}`, { method: 'DELETE' });
+  await system.restart('event-service');
+  t.equal(deleted.status, 503, 'the DELETE answers 503: the seats were not released when the answer went out');
+  t.match(deleted.contentType, /^application\/problem\+json/);
+  const back = await eventually(async () => (await getEvent(system, event.id)).available_tickets === 10, 20_000);
+  t.ok(back, 'the release is retried in the background until the seats are back');
+  const repeated = await system.tickets.call('deleteTicket', { path: { id: ticket.id } });
+  t.ok(repeated.status === 204 || repeated.status === 404, `repeating the DELETE is safe (${repeated.status})`);
+  t.equal((await system.tickets.call('getTicket', { path: { id: ticket.id } })).status, 404, 'the ticket is gone');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('DELETE /tickets/{id} releases its seats and the ticket is gone', async (t) => {
+  const event = await createEvent(system, { total_tickets: 10 });
+  const reserved = await reserve(system, event.id, 3);
+  const confirmedTicket = await reserve(system, event.id, 2);
+  const confirm = await system.tickets.call('updateTicketStatus', { path: { id: confirmedTicket.id }, body: { status: 'CONFIRMED' } });
+  t.equal(confirm.status, 200);
+  const before = await getEvent(system, event.id);
+  t.same([before.available_tickets, before.held_tickets, before.sold_tickets], [5, 3, 2], 'five seats taken before the deletes');
+
+  const deleted = await system.tickets.call('deleteTicket', { path: { id: reserved.id } });
+  t.equal(deleted.status, 204, 'deleting a RESERVED ticket answers 204');
+  let current = await getEvent(system, event.id);
+  t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [8, 0, 2], 'its held seats are back when the answer goes out');
+  const gone = await system.tickets.call('getTicket', { path: { id: reserved.id } });
+  t.equal(gone.status, 404, 'the ticket is gone');
+  t.equal(gone.ok ? undefined : gone.problem.type, 'urn:eventsync:problem:not-found');
+  t.equal((await getHold(system, reserved.reference))?.state, 'RELEASED', 'its hold is RELEASED');
+
+  const deletedSold = await system.tickets.call('deleteTicket', { path: { id: confirmedTicket.id } });
+  t.equal(deletedSold.status, 204, 'deleting a CONFIRMED ticket answers 204');
+  current = await getEvent(system, event.id);
+  t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [10, 0, 0], 'its sold seats are back too');
+  t.equal((await system.tickets.call('deleteTicket', { path: { id: confirmedTicket.id } })).status, 404, 'deleting it again is 404');
+  t.equal((await ticketsOf(system, event.id)).total, 0, 'the list has no ticket for the event');
+
+  const next = await reserve(system, event.id, 1);
+  t.ok(next.id > confirmedTicket.id, 'ids of deleted tickets are not reused');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('ticket-service killed with SIGKILL during ~100 purchases: after restart and reconciliation no seat is oversold or leaked', async (t) => {
+  const crashing = await startSystem(t);
+  const event = await createEvent(crashing, { total_tickets: 60 });
+  const agent = new Agent({ connections: 150 });
+  t.teardown(() => agent.close());
+
+  const answered: number[] = [];
+  const inFlight = Promise.allSettled(
+    Array.from({ length: 100 }, (_, i) =>
+      raw(`${crashing.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 1, { customer_email: `crash${i}@example.com` }), dispatcher: agent, timeoutMs: 20_000 }).then((answer) => {
+        if (answer.status === 201) answered.push(asTicket(answer.json).id);
+        return answer;
+      }),
+    ),
+  );
+  // Kill once the service is visibly mid-way (the first answers are out), ~50 ms at the earliest.
+  await sleep(50);
+  for (let waited = 0; answered.length < 3 && waited < 5_000; waited += 10) await sleep(10);
+  await crashing.stop('ticket-service', 'SIGKILL');
+  const outcomes = await inFlight;
+  t.comment(`${answered.length} purchases were answered 201 before the kill, ${outcomes.filter((o) => o.status === 'rejected').length} failed`);
+
+  await crashing.restart('ticket-service');
+  const clean = await eventually(async () => (await crashing.audit()).length === 0 && (await holdsOf(crashing, event.id, 'HELD')).length === (await ticketsOf(crashing, event.id)).tickets.filter((x) => x.status === 'RESERVED').length, 15_000);
+  t.ok(clean, 'the reconciler settles the system within 15 s');
+  t.same(await crashing.audit(), [], 'the invariant holds across both services');
+
+  const current = await getEvent(crashing, event.id);
+  t.equal(current.available_tickets + current.held_tickets + current.sold_tickets, current.total_tickets, 'available + held + sold = total');
+  const { tickets } = await ticketsOf(crashing, event.id);
+  const live = tickets.filter((x) => x.status === 'RESERVED' || x.status === 'CONFIRMED');
+  const seats = live.reduce((sum, x) => sum + x.quantity, 0);
+  t.ok(seats <= current.total_tickets, `no seat is oversold (${seats} of ${current.total_tickets} taken by tickets)`);
+  t.equal(seats, current.held_tickets + current.sold_tickets, 'the live tickets account for every held or sold seat');
+  const listedIds = new Set(tickets.map((x) => x.id));
+  t.ok(
+    answered.every((id) => listedIds.has(id)),
+    'every reservation answered 201 before the crash survived it',
+  );
+  const holds = await holdsOf(crashing, event.id, 'HELD,COMMITTED');
+  t.same(holds.map((h) => h.hold_id).sort(), live.map((x) => x.reference).sort(), 'the live holds are exactly those of the live tickets');
+});

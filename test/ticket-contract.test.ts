@@ -1,0 +1,64 @@
+import t from 'tap';
+import { join } from 'node:path';
+import { specOperations } from '../openapi/spec.js';
+import { fastifyPath } from '../platform/openapi-routes.js';
+import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
+import { buildTicketApp } from '../ticket-service/app.js';
+import { servedRoutes } from './helpers/event-extra.js';
+import { SERVICE_TOKEN, tempDir } from './helpers/event-app.js';
+import { startSystem } from './helpers/system.js';
+import { ContractChecker } from './helpers/contract.js';
+import { ticketServiceClient } from '../openapi/client.js';
+
+const operations = specOperations('ticket-service');
+const routeKey = (method: string, path: string): string => `${method.toUpperCase()} ${path}`;
+const specRoutes = new Set(operations.map((o) => routeKey(o.method, fastifyPath(o.path))));
+const isDocumentation = (path: string): boolean => path === '/' || path === '/openapi.json' || path === '/docs' || path.startsWith('/docs/');
+
+t.test('ticket-service serves every operation of its spec and no API route outside it', async (t) => {
+  const dir = tempDir(t);
+  const config = loadConfig(TicketServiceConfigSchema, { SERVICE_TOKEN, TICKET_DB_PATH: join(dir, 'ticket_data.db'), LOG_LEVEL: 'silent', EVENT_SERVICE_URL: 'http://127.0.0.1:1' });
+  const app = await buildTicketApp(config, { background: false });
+  t.teardown(() => app.close());
+  await app.ready();
+  for (const { method, path, operation } of operations) {
+    t.ok(app.hasRoute({ method: method.toUpperCase() as 'GET', url: fastifyPath(path) }), `${operation.operationId}: ${method.toUpperCase()} ${path} is served`);
+  }
+  const routes = servedRoutes(app.printRoutes());
+  const gets = new Set(routes.filter((r) => r.method === 'GET').map((r) => r.path));
+  const extra = routes.filter(
+    (route) =>
+      !specRoutes.has(routeKey(route.method, route.path)) &&
+      !isDocumentation(route.path) &&
+      !(route.method === 'HEAD' && gets.has(route.path)) &&
+      !(route.method === 'OPTIONS' && route.path === '*'),
+  );
+  t.same(extra.map((r) => routeKey(r.method, r.path)), [], 'no undocumented API route');
+});
+
+t.test('every ticket-service operation answers a valid request with a 2xx that conforms to the spec', async (t) => {
+  const system = await startSystem(t);
+  const checker = new ContractChecker('ticket-service');
+  const client = ticketServiceClient({
+    baseUrl: system.ticket.url,
+    observe: (answer) => t.same(checker.check(answer.method, answer.path, answer.status, answer.contentType, answer.text), [], `${answer.operationId} ${answer.status} conforms`),
+  });
+  t.teardown(() => client.close());
+  const event = await system.events.call('createEvent', { body: { name: 'Contract Night', event_date: '2027-01-01T20:00:00Z', total_tickets: 10 } });
+  if (!event.ok) throw new Error('could not create the event');
+  t.equal((await client.call('getHealth', {})).status, 200);
+  t.equal((await client.call('getReady', {})).status, 200);
+  const bought = await client.call('createTicket', { body: { event_id: event.body.id, customer_name: 'Ada', customer_email: 'ada@example.com', quantity: 2 }, headers: { 'Idempotency-Key': 'contract-1' } });
+  t.equal(bought.status, 201);
+  if (!bought.ok) throw new Error('purchase failed');
+  const id = bought.body.id;
+  t.equal((await client.call('listTickets', { query: { event_id: event.body.id } })).status, 200);
+  t.equal((await client.call('getTicket', { path: { id } })).status, 200);
+  t.equal((await client.call('updateTicketStatus', { path: { id }, body: { status: 'CONFIRMED', payment_reference: 'pay_1' } })).status, 200);
+  t.equal((await client.call('deleteTicket', { path: { id } })).status, 204);
+  for (const { operation } of operations) {
+    const statuses = [...(checker.seen.get(operation.operationId) ?? [])];
+    t.ok(statuses.some((status) => status >= 200 && status < 300), `${operation.operationId} was seen with a 2xx answer (seen: ${statuses.join(', ') || 'none'})`);
+  }
+  t.same(await system.audit(), [], 'the invariant holds');
+});
