@@ -269,11 +269,13 @@ export interface components {
         DateTime: string;
         /** @description Integer minor units of `currency` (10000 = 100.00 USD). */
         Money: number;
+        /** @description ISO 4217 currency code. */
+        Currency: string;
         /**
          * Format: iso-4217
-         * @description ISO 4217 currency code.
+         * @description ISO 4217 currency code (defaults to `DEFAULT_CURRENCY`).
          */
-        Currency: string;
+        CurrencyInput: string;
         /** @description The ticket's `reference` (a UUID). */
         HoldIdValue: string;
         Health: {
@@ -381,7 +383,7 @@ export interface components {
              * @description Deprecated: price in major units; use `ticket_price`.
              */
             price_per_ticket?: number;
-            currency?: components["schemas"]["Currency"];
+            currency?: components["schemas"]["CurrencyInput"];
             /** Format: iana-time-zone */
             timezone?: string;
             image_url?: string | null;
@@ -399,7 +401,7 @@ export interface components {
             ticket_price?: components["schemas"]["Money"];
             /** @deprecated */
             price_per_ticket?: number;
-            currency?: components["schemas"]["Currency"];
+            currency?: components["schemas"]["CurrencyInput"];
             /** Format: iana-time-zone */
             timezone?: string;
             image_url?: string | null;
