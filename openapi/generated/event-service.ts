@@ -643,15 +643,9 @@ export interface components {
         VenueId: number;
         /** @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44 */
         HoldId: components["schemas"]["HoldIdValue"];
-        /**
-         * @description Page size.
-         * @example 20
-         */
+        /** @description Page size. Example: `20`. */
         Limit: number;
-        /**
-         * @description Skip this many items (use the `Link` header's cursor for deep paging).
-         * @example 0
-         */
+        /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
         Offset: number;
         /** @description Opaque position from a `Link` header. */
         Cursor: string;
@@ -739,15 +733,9 @@ export interface operations {
     listVenues: {
         parameters: {
             query?: {
-                /**
-                 * @description Page size.
-                 * @example 20
-                 */
+                /** @description Page size. Example: `20`. */
                 limit?: components["parameters"]["Limit"];
-                /**
-                 * @description Skip this many items (use the `Link` header's cursor for deep paging).
-                 * @example 0
-                 */
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
                 offset?: components["parameters"]["Offset"];
             };
             header?: never;
@@ -955,48 +943,24 @@ export interface operations {
     listEvents: {
         parameters: {
             query?: {
-                /**
-                 * @description Free text over name, description and venue (all words must match; word prefixes match).
-                 * @example conference
-                 */
+                /** @description Free text over name, description and venue (all words must match; word prefixes match). Example: `conference`. */
                 q?: string;
-                /**
-                 * @description Venue name, case-insensitive exact match.
-                 * @example Convention Center
-                 */
+                /** @description Venue name, case-insensitive exact match. Example: `Convention Center`. */
                 venue?: string;
-                /** @example 1 */
+                /** @description Only events linked to this venue. Example: `1`. */
                 venue_id?: number;
-                /**
-                 * @description Only these events (comma-separated ids, at most 1000), for looking up many events at once.
-                 * @example 1,2,3
-                 */
+                /** @description Only these events (comma-separated ids, at most 1000), for looking up many events at once. Example: `1,2,3`. */
                 ids?: string;
-                /**
-                 * @description Events on or after this date-time (RFC 3339; no offset means UTC).
-                 * @example 2025-01-01T00:00:00Z
-                 */
+                /** @description Events on or after this date-time (RFC 3339; no offset means UTC). Example: `2025-01-01T00:00:00Z`. */
                 from?: components["schemas"]["DateTimeInput"];
-                /**
-                 * @description Events on or before this date-time.
-                 * @example 2026-12-31T23:59:59Z
-                 */
+                /** @description Events on or before this date-time. Example: `2026-12-31T23:59:59Z`. */
                 to?: components["schemas"]["DateTimeInput"];
-                /**
-                 * @description `true`: only events with seats left.
-                 * @example true
-                 */
+                /** @description `true`: only events with seats left. Example: `true`. */
                 available?: boolean;
                 sort?: "event_date" | "-event_date" | "name" | "-created_at";
-                /**
-                 * @description Page size.
-                 * @example 20
-                 */
+                /** @description Page size. Example: `20`. */
                 limit?: components["parameters"]["Limit"];
-                /**
-                 * @description Skip this many items (use the `Link` header's cursor for deep paging).
-                 * @example 0
-                 */
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
                 offset?: components["parameters"]["Offset"];
                 /** @description Opaque position from a `Link` header. */
                 cursor?: components["parameters"]["Cursor"];
@@ -1111,10 +1075,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description The `ETag` of the version this update is based on.
-                 * @example "3"
-                 */
+                /** @description The `ETag` of the version this update is based on. Example: `"3"`. */
                 "If-Match"?: string;
             };
             path: {
@@ -1226,22 +1187,13 @@ export interface operations {
     listHolds: {
         parameters: {
             query?: {
-                /** @example 1 */
+                /** @description Only holds of this event. Example: `1`. */
                 event_id?: number;
-                /**
-                 * @description One state or a comma-separated list.
-                 * @example HELD,COMMITTED
-                 */
+                /** @description One state or a comma-separated list. Example: `HELD,COMMITTED`. */
                 state?: string;
-                /**
-                 * @description Only holds created at least this many seconds ago.
-                 * @example 30
-                 */
+                /** @description Only holds created at least this many seconds ago. Example: `30`. */
                 older_than?: number;
-                /**
-                 * @description Page size.
-                 * @example 20
-                 */
+                /** @description Page size. Example: `20`. */
                 limit?: components["parameters"]["Limit"];
                 /** @description Opaque position from a `Link` header. */
                 cursor?: components["parameters"]["Cursor"];

@@ -420,31 +420,18 @@ export interface components {
     parameters: {
         /** @example 1 */
         TicketId: number;
-        /**
-         * @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set.
-         * @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44
-         */
+        /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
         TicketReference: string;
         /**
          * @description A key you choose per purchase (a UUID is a good choice). Kept 24 hours with a hash of the
          *     body: the same key and body replay the first answer; the same key with another body is 422.
-         * @example 9b2f6c1e-4d3a-4f7b-8e21-6a5c0d9e7f13
          */
         IdempotencyKey: string;
-        /**
-         * @description Page size.
-         * @example 20
-         */
+        /** @description Page size. Example: `20`. */
         Limit: number;
-        /**
-         * @description Skip this many items (use the `Link` header's cursor for deep paging).
-         * @example 0
-         */
+        /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
         Offset: number;
-        /**
-         * @description Opaque position from a `Link` header.
-         * @example eyJpZCI6MjB9
-         */
+        /** @description Opaque position from a `Link` header. Example: `eyJpZCI6MjB9`. */
         Cursor: string;
     };
     requestBodies: never;
@@ -534,30 +521,15 @@ export interface operations {
     listTickets: {
         parameters: {
             query?: {
-                /**
-                 * @description Only tickets for this event.
-                 * @example 1
-                 */
+                /** @description Only tickets for this event. Example: `1`. */
                 event_id?: number;
-                /**
-                 * @description Only tickets in this status.
-                 * @example CONFIRMED
-                 */
+                /** @description Only tickets in this status. Example: `CONFIRMED`. */
                 status?: components["schemas"]["TicketStatus"];
-                /**
-                 * @description Page size.
-                 * @example 20
-                 */
+                /** @description Page size. Example: `20`. */
                 limit?: components["parameters"]["Limit"];
-                /**
-                 * @description Skip this many items (use the `Link` header's cursor for deep paging).
-                 * @example 0
-                 */
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
                 offset?: components["parameters"]["Offset"];
-                /**
-                 * @description Opaque position from a `Link` header.
-                 * @example eyJpZCI6MjB9
-                 */
+                /** @description Opaque position from a `Link` header. Example: `eyJpZCI6MjB9`. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;
@@ -615,7 +587,6 @@ export interface operations {
                 /**
                  * @description A key you choose per purchase (a UUID is a good choice). Kept 24 hours with a hash of the
                  *     body: the same key and body replay the first answer; the same key with another body is 422.
-                 * @example 9b2f6c1e-4d3a-4f7b-8e21-6a5c0d9e7f13
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
@@ -653,10 +624,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set.
-                 * @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44
-                 */
+                /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
@@ -713,10 +681,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /**
-                 * @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set.
-                 * @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44
-                 */
+                /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
