@@ -7,7 +7,8 @@
  * Holds are read, then tickets, then holds again; only what both hold reads show is reported, so
  * purchases in flight are not.
  */
-import { nextCursor, type EventOperations, type ServiceClient, type TicketOperations } from '../openapi/client.js';
+import { nextCursor, type EventOperations, type Problem, type ServiceClient, type TicketOperations } from '../openapi/client.js';
+import { ApiRefusal } from './output.js';
 import type { components as EventComponents } from '../openapi/generated/event-service.js';
 import type { components as TicketComponents } from '../openapi/generated/ticket-service.js';
 
@@ -22,14 +23,15 @@ export interface AuditReport {
   holds: number;
 }
 
-export class AuditReadError extends Error {}
-
-async function readAll<T>(fetchPage: (cursor: string | undefined) => Promise<{ ok: boolean; body?: unknown; status: number; headers: Record<string, string | string[] | undefined> }>, what: string): Promise<T[]> {
+async function readAll<T>(fetchPage: (cursor: string | undefined) => Promise<{ ok: boolean; body?: unknown; problem?: Problem; status: number; headers: Record<string, string | string[] | undefined> }>, what: string): Promise<T[]> {
   const items: T[] = [];
   let cursor: string | undefined;
   for (;;) {
     const page = await fetchPage(cursor);
-    if (!page.ok) throw new AuditReadError(`reading ${what} answered HTTP ${page.status}`);
+    if (!page.ok) {
+      const problem = page.problem ?? { type: 'about:blank', title: `HTTP ${page.status}`, status: page.status };
+      throw new ApiRefusal(page.status, { ...problem, detail: `reading ${what}: ${problem.detail ?? problem.title}` });
+    }
     items.push(...(page.body as T[]));
     cursor = nextCursor(page.headers);
     if (!cursor) return items;

@@ -73,8 +73,7 @@ t.test('eventsync against services that have an admin token', async (t) => {
     const without = await cli('audit', '--settle', '0');
     t.not(without.code, 0, describeRun(without));
     t.match(without.stderr, /HTTP 401/, 'says the services refused it');
-    const READ_ERROR = 'bug: cli/audit.ts readAll turns any non-2xx into AuditReadError: the problem detail is dropped and reportError maps it to exit 3';
-    t.equal(without.code, 1, 'a 4xx is exit 1, as the README says, not 3 (unreachable or 5xx)', { todo: READ_ERROR });
-    t.match(without.stderr, /admin token/, "and passes on the service's explanation", { todo: READ_ERROR });
+    t.equal(without.code, 1, 'a 4xx is exit 1, as the README says, not 3 (unreachable or 5xx)');
+    t.match(without.stderr, /admin token/, "and passes on the service's explanation");
   });
 });

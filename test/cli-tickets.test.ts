@@ -81,8 +81,9 @@ t.test('the tickets commands against both services', async (t) => {
     t.same(ids(await cliJson<Ticket[]>('tickets', 'list', '--event', String(first.id), '--status', 'CONFIRMED')), [confirmed.id], '--status CONFIRMED');
     t.same(ids(await cliJson<Ticket[]>('tickets', 'list', '--event', String(first.id), '--status', 'CANCELLED')), [cancelled.id], '--status CANCELLED');
     const reservedEverywhere = await cliJson<Ticket[]>('tickets', 'list', '--status', 'RESERVED', '--limit', '1', '--all');
-    t.same(ids(reservedEverywhere), ids(reservedEverywhere.filter((x) => x.status === 'RESERVED')), 'only RESERVED tickets');
+    t.ok(reservedEverywhere.every((x) => x.status === 'RESERVED'), 'only RESERVED tickets');
     t.ok([reserved.id, other.id].every((id) => reservedEverywhere.some((x) => x.id === id)), '--limit 1 --all follows the pages to every RESERVED ticket');
+    t.equal(new Set(ids(reservedEverywhere)).size, reservedEverywhere.length, 'each once');
 
     const table = await cli('tickets', 'list', '--event', String(first.id), '--status', 'CONFIRMED');
     t.equal(table.code, 0);

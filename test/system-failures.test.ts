@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Agent } from 'undici';
 import { eventually, startSystem } from './helpers/system.js';
-import { asProblem, asTicket, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-extra.js';
+import { asProblem, asTicket, createEvent, getEvent, getHold, holdsOf, logsOf, raw, reserve, sleep, stopWithin, ticketBody, ticketsOf, uuid, whileFrozen, type ApiTicket } from './helpers/system-extra.js';
 
 const TIMEOUT_SECONDS = 1;
 
@@ -144,6 +144,60 @@ t.test('DELETE /tickets/{id} releases its seats and the ticket is gone', async (
 
   const next = await reserve(system, event.id, 1);
   t.ok(next.id > confirmedTicket.id, 'ids of deleted tickets are not reused');
+  t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('SIGTERM lets ticket-service finish the purchases in flight: each gets an answer, it exits, and every 201 survives the restart', async (t) => {
+  const event = await createEvent(system, { total_tickets: 40 });
+  const agent = new Agent({ connections: 100 });
+  t.teardown(() => agent.close());
+  const answered: ApiTicket[] = [];
+  const requestIds = Array.from({ length: 60 }, (_, i) => `term-${i}-${uuid()}`);
+  const inFlight = Promise.allSettled(
+    requestIds.map((requestId, i) =>
+      raw(`${system.ticket.url}/tickets`, {
+        method: 'POST',
+        body: ticketBody(event.id, 1, { customer_email: `term${i}@example.com` }),
+        headers: { 'x-request-id': requestId },
+        dispatcher: agent,
+        timeoutMs: 20_000,
+      }).then((answer) => {
+        if (answer.status === 201) answered.push(asTicket(answer.json));
+        return answer;
+      }),
+    ),
+  );
+  for (let waited = 0; answered.length < 1 && waited < 10_000; waited += 10) await sleep(10);
+  // The client keeps its keep-alive connections open, as browsers and the CLI's pool do.
+  const stopping = stopWithin(system, 'ticket-service', 'SIGTERM', 8_000);
+  const outcomes = await inFlight;
+  const exited = await stopping;
+  const log = logsOf(system, 'ticket-service');
+  // Connections still in the listen backlog when the server stops listening are reset by the kernel; only requests
+  // ticket-service received (and logged) were in flight.
+  const received = requestIds.map((id, i) => ({ id, outcome: outcomes[i] })).filter(({ id }) => log.includes(id));
+  const statuses = received.map(({ outcome }) => (outcome?.status === 'fulfilled' ? outcome.value.status : 'no answer'));
+  t.comment(`${received.length} of 60 purchases reached ticket-service; answers: ${JSON.stringify(Object.fromEntries([...new Set(statuses)].map((s) => [s, statuses.filter((x) => x === s).length])))}`);
+  t.ok(received.length > 0, 'purchases were in flight at the SIGTERM');
+  t.same(
+    statuses.filter((s) => s !== 201 && s !== 409 && s !== 503),
+    [],
+    'every purchase ticket-service received got an HTTP answer (201, 409, or 503 once closing)',
+  );
+  t.ok(exited, 'ticket-service exits within 8 s of SIGTERM once the requests in flight are answered', {
+    todo: 'bug: keep-alive connections that were busy at close() stay open after their answer, so the process waits for the clients (up to keepAliveTimeout 72 s) before exiting',
+  });
+  await system.restart('ticket-service');
+  const settled = await eventually(async () => (await system.audit()).length === 0, 15_000);
+  t.ok(settled, 'the system settles after the restart');
+  const { tickets } = await ticketsOf(system, event.id);
+  const byId = new Map(tickets.map((x) => [x.id, x]));
+  t.ok(
+    answered.every((x) => byId.get(x.id)?.status === 'RESERVED'),
+    'every purchase answered 201 is RESERVED after the restart',
+  );
+  const current = await getEvent(system, event.id);
+  t.equal(current.held_tickets, tickets.filter((x) => x.status === 'RESERVED').length, 'held seats are exactly the RESERVED tickets');
   t.same(await system.audit(), [], 'the invariant holds across both services');
 });
 

@@ -15,6 +15,10 @@ import type { TestSystem } from './system.js';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
+type EventCreate = EventComponents['schemas']['EventCreate'];
+export type Event = EventComponents['schemas']['Event'];
+export type Ticket = TicketComponents['schemas']['Ticket'];
+
 export const cliPath = join(repoRoot, 'dist', 'cli', 'main.js');
 
 export interface CliResult {
@@ -32,9 +36,14 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** What tap sets so that child node processes are measured for coverage; nothing else is inherited. */
+export const coverageEnv = (): Record<string, string> =>
+  Object.fromEntries(Object.entries(process.env).filter((entry): entry is [string, string] => entry[1] !== undefined && (entry[0] === 'NODE_OPTIONS' || entry[0] === 'NODE_V8_COVERAGE' || entry[0].startsWith('_TAPJS_PROCESSINFO_'))));
+
 function collect(file: string, args: string[], options: RunOptions): Promise<CliResult> {
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: run \`npm run build\` first`);
-  const child = spawn(file, args, { env: { PATH: process.env.PATH ?? '', ...(options.noColor === false ? {} : { NO_COLOR: '1' }), ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const env = { ...coverageEnv(), PATH: process.env.PATH ?? '', ...(options.noColor === false ? {} : { NO_COLOR: '1' }), ...options.env };
+  const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
@@ -42,8 +51,8 @@ function collect(file: string, args: string[], options: RunOptions): Promise<Cli
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${file} ${args.join(' ')} did not finish in ${options.timeoutMs ?? 30_000} ms`));
-    }, options.timeoutMs ?? 30_000);
+      reject(new Error(`${file} ${args.join(' ')} did not finish in ${options.timeoutMs ?? 120_000} ms`));
+    }, options.timeoutMs ?? 120_000);
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -72,7 +81,7 @@ export function cliFor(system: TestSystem, defaults: RunOptions = {}): (...args:
   return (...args) => runCli(['--event-url', system.event.url, '--ticket-url', system.ticket.url, ...args], defaults);
 }
 
-/** A one-line summary of a run, for assertion messages. */
+/** Exit code, stdout and stderr of a run, for assertion messages. */
 export const describeRun = (result: CliResult): string => `exit ${result.code}\nstdout: ${result.stdout}\nstderr: ${result.stderr}`;
 
 /**
@@ -88,7 +97,6 @@ export function parseJsonOutput<T>(result: CliResult): T {
 }
 
 /** True when the text holds an ANSI escape sequence (colour, bold, cursor movement). */
-// eslint-disable-next-line no-control-regex
 export const hasAnsi = (text: string): boolean => /\u001b\[[0-9;?]*[A-Za-z]/.test(text);
 
 /** The `application/json` schema of one answer in a service's spec, `$ref`s resolved. */
@@ -108,22 +116,21 @@ export function responseValidator(service: ServiceName, operationId: string, sta
   return { validate, errorsText: () => ajv.errorsText(validate.errors) };
 }
 
-/** A local port that nothing listens on (bound once, then closed). */
-export async function closedPortUrl(): Promise<string> {
+/** A local port that nothing listens on now (bound once, then closed). */
+export async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const address = server.address();
   if (address === null || typeof address === 'string') throw new Error('no TCP address');
   await new Promise<void>((resolve, reject) => server.close((error) => (error ? reject(error) : resolve())));
-  return `http://127.0.0.1:${address.port}`;
+  return address.port;
 }
+
+/** The URL of a local port that nothing listens on. */
+export const closedPortUrl = async (): Promise<string> => `http://127.0.0.1:${await freePort()}`;
 
 /** One hour from now, RFC 3339. */
 export const inAnHour = (): string => new Date(Date.now() + 3600_000).toISOString();
-
-type EventCreate = EventComponents['schemas']['EventCreate'];
-export type Event = EventComponents['schemas']['Event'];
-export type Ticket = TicketComponents['schemas']['Ticket'];
 
 /** Creates an event straight on event-service (setup for a CLI test, not the thing under test). */
 export async function seedEvent(system: Pick<TestSystem, 'events'>, fields: Partial<EventCreate> & { name: string }): Promise<Event> {
@@ -161,11 +168,6 @@ export async function succeedsWithJson<T>(run: Promise<CliResult>): Promise<T> {
   const result = await run;
   if (result.code !== 0) throw new Error(`the command failed:\n${describeRun(result)}`);
   return parseJsonOutput<T>(result);
-}
-
-/** Starts `eventsync <args>` without waiting for it; `done` resolves when it exits. */
-export function startCli(args: string[], options: RunOptions = {}): { done: Promise<CliResult> } {
-  return { done: runCli(args, options) };
 }
 
 /**

@@ -3,62 +3,15 @@ import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
 import { serviceAuth, type TestEventApp } from './event-app.js';
+import type { components } from '../../openapi/generated/event-service.js';
+import type { Problem } from '../../openapi/client.js';
 
-export interface ApiEvent {
-  id: number;
-  name: string;
-  description: string;
-  event_date: string;
-  venue: string;
-  venue_id: number | null;
-  total_tickets: number;
-  available_tickets: number;
-  held_tickets: number;
-  sold_tickets: number;
-  manual_reserved_tickets: number;
-  sold_ratio: number;
-  ticket_price: number;
-  currency: string;
-  timezone: string;
-  image_url: string | null;
-  sales_start: string | null;
-  sales_end: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface ApiVenue {
-  id: number;
-  name: string;
-  address: string;
-  city: string;
-  capacity: number;
-  description: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export type HoldState = 'HELD' | 'COMMITTED' | 'RELEASED' | 'EXPIRED';
-
-export interface ApiHold {
-  hold_id: string;
-  event_id: number | null;
-  quantity: number;
-  state: HoldState;
-  expires_at: string;
-  unit_price: number | null;
-  currency: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface Problem {
-  type: string;
-  title: string;
-  status: number;
-  detail?: string;
-  errors?: Array<{ pointer: string; detail: string }>;
-}
+// The API's shapes come from the types generated from the spec, never retyped here.
+export type ApiEvent = components['schemas']['Event'];
+export type ApiVenue = components['schemas']['Venue'];
+export type ApiHold = components['schemas']['Hold'];
+export type HoldState = components['schemas']['HoldState'];
+export type { Problem };
 
 export const problemType = (kind: string): string => `urn:eventsync:problem:${kind}`;
 

@@ -159,3 +159,24 @@ export async function assertSeatsAddUp(t: Test, system: TestSystem, eventId: num
   t.ok(event.available_tickets >= 0, `event ${eventId}: available_tickets is not negative`);
   return event;
 }
+
+/**
+ * Stops a service with `signal` but waits at most `ms`; a process still running then is killed with
+ * SIGKILL so that nothing hangs. True when it exited on its own within the time.
+ */
+export async function stopWithin(system: TestSystem, name: 'event-service' | 'ticket-service', signal: NodeJS.Signals, ms: number): Promise<boolean> {
+  const running = name === 'event-service' ? system.event : system.ticket;
+  let timer: NodeJS.Timeout | undefined;
+  const inTime = await Promise.race([
+    system.stop(name, signal).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (!inTime) {
+    running.process.kill('SIGKILL');
+    await system.stop(name, 'SIGKILL');
+  }
+  return inTime;
+}
