@@ -19,6 +19,13 @@ export interface CliContext {
   tickets: ServiceClient<TicketOperations>;
 }
 
+const openClients: Array<{ close(): Promise<void> }> = [];
+
+/** Closes the keep-alive pools so that the process exits as soon as the command is done. */
+export async function closeClients(): Promise<void> {
+  await Promise.all(openClients.splice(0).map((client) => client.close()));
+}
+
 export function cliContext(command: Command): CliContext {
   const raw = command.optsWithGlobals<Record<string, unknown>>();
   const options = {
@@ -31,11 +38,10 @@ export function cliContext(command: Command): CliContext {
   const errors = [...Value.Errors(GlobalOptionsSchema, options)];
   if (errors.length > 0) throw new InvalidArgumentError(errors.map((e) => `${e.path.slice(1)}: ${e.message}`).join('; '));
   const valid = options as GlobalOptions;
-  return {
-    options: valid,
-    events: eventServiceClient({ baseUrl: valid.eventUrl, token: valid.adminToken, timeoutMs: 10_000 }),
-    tickets: ticketServiceClient({ baseUrl: valid.ticketUrl, token: valid.adminToken, timeoutMs: 10_000 }),
-  };
+  const events = eventServiceClient({ baseUrl: valid.eventUrl, token: valid.adminToken, timeoutMs: 10_000 });
+  const tickets = ticketServiceClient({ baseUrl: valid.ticketUrl, token: valid.adminToken, timeoutMs: 10_000 });
+  openClients.push(events, tickets);
+  return { options: valid, events, tickets };
 }
 
 /** The success answer of a call, or an ApiRefusal carrying the problem. */

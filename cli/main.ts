@@ -9,6 +9,7 @@ import { eventsCommand } from './commands/events.js';
 import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
 import { EXIT, reportError } from './output.js';
+import { closeClients } from './context.js';
 import { runSystem } from './system.js';
 
 const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
@@ -62,4 +63,6 @@ try {
   } else {
     process.exitCode = reportError(error);
   }
+} finally {
+  await closeClients();
 }

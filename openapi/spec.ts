@@ -1,5 +1,5 @@
 /** Loads the hand-written OpenAPI documents (the contract) and resolves their local `$ref`s. */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
@@ -57,11 +57,18 @@ export const specPath = (service: ServiceName): string => join(repoRoot, 'openap
 
 const rawCache = new Map<ServiceName, OpenApiDocument>();
 
+/** The build's JSON copy beside the compiled module, when it is at least as new as the YAML. */
+function bundledSpec(service: ServiceName): OpenApiDocument | undefined {
+  const bundled = join(dirname(fileURLToPath(import.meta.url)), `${service}.json`);
+  if (!existsSync(bundled) || statSync(bundled).mtimeMs < statSync(specPath(service)).mtimeMs) return undefined;
+  return JSON.parse(readFileSync(bundled, 'utf8')) as OpenApiDocument;
+}
+
 /** The document exactly as written (with `$ref`s), for serving. */
 export function loadSpec(service: ServiceName): OpenApiDocument {
   let doc = rawCache.get(service);
   if (!doc) {
-    doc = parse(readFileSync(specPath(service), 'utf8')) as OpenApiDocument;
+    doc = bundledSpec(service) ?? (parse(readFileSync(specPath(service), 'utf8')) as OpenApiDocument);
     rawCache.set(service, doc);
   }
   return structuredClone(doc);

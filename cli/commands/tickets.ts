@@ -24,6 +24,12 @@ function printTicket(t: Ticket): void {
   ]);
 }
 
+/** The service-URL flags the command was run with, so that the printed retry reaches the same services. */
+function urlFlags(command: Command): string {
+  const globals = command.optsWithGlobals<{ eventUrl?: string; ticketUrl?: string }>();
+  return `${globals.eventUrl ? ` --event-url ${globals.eventUrl}` : ''}${globals.ticketUrl ? ` --ticket-url ${globals.ticketUrl}` : ''}`;
+}
+
 const headers = (reference: string | undefined) => (reference ? { 'X-Ticket-Reference': reference } : undefined);
 
 /** Buys with one Idempotency-Key, retrying timeouts and 503s with the same key so that a retry never buys twice. */
@@ -32,7 +38,9 @@ async function buyWithRetries(context: CliContext, body: components['schemas']['
   for (let attempt = 1; attempt <= attempts; attempt += 1) {
     try {
       const result = await context.tickets.call('createTicket', { body, headers: { 'Idempotency-Key': key } });
-      if (result.ok || result.status < 500) return result;
+      // A 5xx, or the same key still in flight from an earlier attempt, is worth another try with the same key.
+      const inFlight = !result.ok && result.problem.type === 'urn:eventsync:problem:idempotency-in-flight';
+      if (result.ok || (result.status < 500 && !inFlight)) return result;
       lastError = new ApiRefusal(result.status, result.problem);
     } catch (error) {
       if (!(error instanceof ServiceUnreachableError)) throw error;
@@ -103,12 +111,14 @@ export function ticketsCommand(): Command {
           printTicket(ticket);
         }
       } catch (error) {
-        const unavailable = error instanceof ServiceUnreachableError || (error instanceof ApiRefusal && error.status >= 500);
+        const unavailable =
+          error instanceof ServiceUnreachableError ||
+          (error instanceof ApiRefusal && (error.status >= 500 || error.problem.type === 'urn:eventsync:problem:idempotency-in-flight'));
         if (unavailable) {
           const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
           process.stderr.write(
             `The purchase did not go through after ${options.retries} attempts. It is safe to retry with the same key; it will never buy twice:\n` +
-              `  eventsync tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}\n`,
+              `  eventsync${urlFlags(command)} tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}\n`,
           );
         }
         throw error;
