@@ -46,8 +46,15 @@ program.addCommand(ticketsCommand());
 program.addCommand(auditCommand());
 
 // Every command gets --version, and usage errors exit 2 instead of commander's 1.
+let commanderPrinted = false;
 const configure = (command: Command) => {
   command.exitOverride();
+  command.configureOutput({
+    outputError: (text, write) => {
+      commanderPrinted = true;
+      write(text);
+    },
+  });
   if (command !== program) command.version(version);
   command.commands.forEach(configure);
 };
@@ -57,9 +64,10 @@ try {
   await program.parseAsync(process.argv);
 } catch (error) {
   if (error instanceof CommanderError) {
-    process.exitCode = error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? EXIT.ok : EXIT.usage;
-  } else if ((error as { code?: string }).code === 'commander.invalidArgument') {
-    process.exitCode = EXIT.usage;
+    const success = error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version';
+    // An argument checked inside an action (an id, a URL) is not printed by commander itself.
+    if (!success && !commanderPrinted) process.stderr.write(`error: ${error.message}\n`);
+    process.exitCode = success ? EXIT.ok : EXIT.usage;
   } else {
     process.exitCode = reportError(error);
   }

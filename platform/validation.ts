@@ -39,7 +39,9 @@ function describe(error: ErrorObject): string {
       return 'is not a known field';
     case 'pattern': {
       const description = (error.parentSchema as { description?: string } | undefined)?.description;
-      return description ? `must be ${description.charAt(0).toLowerCase()}${description.slice(1)}` : (error.message ?? 'is invalid');
+      // Lower-case the first word unless it is an acronym (RFC, ISO).
+      const lead = description && /^[A-Z][a-z]/.test(description) ? description.charAt(0).toLowerCase() + description.slice(1) : description;
+      return lead ? `must be ${lead}` : (error.message ?? 'is invalid');
     }
     case 'format': {
       const format = (error.params as { format: string }).format;

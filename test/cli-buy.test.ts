@@ -85,7 +85,6 @@ t.test('tickets buy and its retries against both services', async (t) => {
   });
 
   t.test('the retry command printed after --event-url/--ticket-url flags reaches the same services', async (t) => {
-    const CARRIES_URLS = 'bug: cli/commands/tickets.ts prints the retry command without the --event-url/--ticket-url it was run with, so it goes to the defaults';
     const event = await seedEvent(system, { name: 'Flagged Retry Gig', total_tickets: 10 });
     await system.stop('ticket-service');
     let failed: CliResult;
@@ -98,11 +97,11 @@ t.test('tickets buy and its retries against both services', async (t) => {
     const command = retryCommand(failed);
     t.ok(command, 'prints a command to retry with');
     if (!command) return;
-    t.match(command, `--ticket-url ${system.ticket.url}`, 'the command names the ticket-service it was run against', { todo: CARRIES_URLS });
+    t.match(command, `--ticket-url ${system.ticket.url}`, 'the command names the ticket-service it was run against');
     // The variables point nowhere, so only URLs carried in the printed command can reach the services.
     const nowhere = await closedPortUrl();
     const retried = await runShell(command, { env: { EVENTSYNC_EVENT_URL: nowhere, EVENTSYNC_TICKET_URL: nowhere } });
-    t.equal(retried.code, 0, `the printed command buys: ${describeRun(retried)}`, { todo: CARRIES_URLS });
+    t.equal(retried.code, 0, `the printed command buys: ${describeRun(retried)}`);
     t.equal((await ticketsOf(event.id)).length, retried.code === 0 ? 1 : 0, 'at most one ticket');
   });
 
@@ -132,7 +131,6 @@ t.test('tickets buy and its retries against both services', async (t) => {
   });
 
   t.test('a purchase whose key is still in flight is retried like a 503 and, when it gives up, prints the command that retries', async (t) => {
-    const IN_FLIGHT_IS_FINAL = 'bug: cli/commands/tickets.ts buyWithRetries returns a 409 idempotency-in-flight as a final refusal (exit 1, no retry, no retry command)';
     const event = await seedEvent(system, { name: 'In Flight Gig', total_tickets: 10 });
     const key = randomUUID();
     const body = { event_id: event.id, customer_name: 'Ada Lovelace', customer_email: 'ada@example.com', quantity: 1 };
@@ -158,8 +156,8 @@ t.test('tickets buy and its retries against both services', async (t) => {
     }
     t.ok(earlierStatus === 201 || earlierStatus === 503, `the earlier attempt ends once event-service thaws (${earlierStatus})`);
     t.not(second.code, 0, describeRun(second));
-    t.equal(second.code, 3, 'the run that only met an attempt in flight is not told it was refused', { todo: IN_FLIGHT_IS_FINAL });
-    t.match(second.stderr, `--idempotency-key ${key}`, 'and gets the command to retry', { todo: IN_FLIGHT_IS_FINAL });
+    t.equal(second.code, 3, 'the run that only met an attempt in flight is not told it was refused');
+    t.match(second.stderr, `--idempotency-key ${key}`, 'and gets the command to retry');
 
     const retried = await cli(...args);
     t.equal(retried.code, 0, `retrying with the key buys: ${describeRun(retried)}`);

@@ -3,7 +3,7 @@ import { eventually, startSystem } from './helpers/system.js';
 import { createEvent, getEvent, getHold, holdsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-extra.js';
 
 const SETTLE_SECONDS = 1;
-const TIMEOUT_SECONDS = 1;
+const TIMEOUT_SECONDS = 3;
 const system = await startSystem(t, { env: { RECONCILE_SETTLE_SECONDS: String(SETTLE_SECONDS), EVENT_SERVICE_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) } });
 
 t.test('a hold with no ticket behind it is released by the reconciler once older than the settle window, and not before', async (t) => {

@@ -118,7 +118,7 @@ export function ticketsCommand(): Command {
           const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
           process.stderr.write(
             `The purchase did not go through after ${options.retries} attempts. It is safe to retry with the same key; it will never buy twice:\n` +
-              `  eventsync${urlFlags(command)} tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}\n`,
+              `  eventsync tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}${urlFlags(command)}\n`,
           );
         }
         throw error;

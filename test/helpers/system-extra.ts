@@ -4,7 +4,6 @@
  * make a dependency slow rather than gone.
  */
 import { randomUUID } from 'node:crypto';
-import type { Test } from 'tap';
 import { request, type Dispatcher } from 'undici';
 import { nextCursor, type EventOperations, type Problem, type ServiceClient } from '../../openapi/client.js';
 import type { components as EventComponents } from '../../openapi/generated/event-service.js';
@@ -151,14 +150,6 @@ export async function whileFrozen<T>(system: TestSystem, name: 'event-service' |
 export const logsOf = (system: TestSystem, name: 'event-service' | 'ticket-service'): string => (name === 'event-service' ? system.event : system.ticket).output.join('');
 
 export const uuid = (): string => randomUUID();
-
-/** Asserts the per-event seat arithmetic from one read of the event. */
-export async function assertSeatsAddUp(t: Test, system: TestSystem, eventId: number): Promise<ApiEvent> {
-  const event = await getEvent(system, eventId);
-  t.equal(event.available_tickets + event.held_tickets + event.sold_tickets + event.manual_reserved_tickets, event.total_tickets, `event ${eventId}: available + held + sold + manual = total`);
-  t.ok(event.available_tickets >= 0, `event ${eventId}: available_tickets is not negative`);
-  return event;
-}
 
 /**
  * Stops a service with `signal` but waits at most `ms`; a process still running then is killed with

@@ -97,7 +97,8 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
     TICKET_SERVICE_PORT: '0',
     SWEEP_INTERVAL_SECONDS: '0.2',
     RECONCILE_SETTLE_SECONDS: '0',
-    EVENT_SERVICE_TIMEOUT_SECONDS: '2',
+    // Generous for loaded CI machines; tests of timeouts set their own.
+    EVENT_SERVICE_TIMEOUT_SECONDS: '5',
     ...options.env,
   };
   const services: Record<ServiceName, RunningService | undefined> = { 'event-service': undefined, 'ticket-service': undefined };
@@ -132,7 +133,7 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
       await stopProcess(previous.process, 'SIGTERM');
       const portEnv: Record<string, string> = name === 'event-service' ? { EVENT_SERVICE_PORT: String(previous.port) } : { TICKET_SERVICE_PORT: String(previous.port) };
       const again = await launch(name, { ...(name === 'ticket-service' ? ticketEnv : env), ...portEnv });
-      services[name] = again;
+      // Keep the same object so that system.event / system.ticket follow every restart.
       Object.assign(previous, again);
     },
     async audit() {
