@@ -60,7 +60,9 @@ export function reportError(error: unknown): number {
     err(`${paint('red', `error: ${problem.title}`, process.stderr)}${problem.detail ? `: ${problem.detail}` : ''} (HTTP ${error.status})`);
     for (const field of problem.errors ?? []) err(`  ${field.pointer}: ${field.detail}`);
     if (Array.isArray(problem.allowed_transitions)) err(`  allowed transitions: ${problem.allowed_transitions.join(', ') || 'none'}`);
-    return error.status >= 500 ? EXIT.unavailable : EXIT.refused;
+    // A request still in flight under the same key is not a refusal: it is worth retrying later.
+    const retryLater = error.status >= 500 || problem.type === 'urn:eventsync:problem:idempotency-in-flight';
+    return retryLater ? EXIT.unavailable : EXIT.refused;
   }
   if (error instanceof ServiceUnreachableError) {
     err(`${paint('red', 'error:', process.stderr)} ${error.message}. Is it running? Start both services with \`eventsync up\` or \`npm start\`.`);

@@ -56,8 +56,14 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   // Only JSON bodies: anything else is 415, never parsed into a string.
   app.removeContentTypeParser('text/plain');
   registerProblemHandler(app);
+  // While shutting down, answers close their connection, so that keep-alive clients do not hold the process open.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
 
   app.register(cors, {

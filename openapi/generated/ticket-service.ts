@@ -44,7 +44,7 @@ export interface paths {
         };
         /**
          * List tickets
-         * @description Returns a JSON array (as the original API did), newest first. Paging: follow the `Link`
+         * @description Returns a JSON array (as the original API did), in id order (oldest first). Paging: follow the `Link`
          *     header's `rel="next"` URL; `X-Total-Count` gives the number of matching tickets.
          *     With `ADMIN_TOKEN` set this needs the admin token.
          */
@@ -89,10 +89,10 @@ export interface paths {
         post?: never;
         /**
          * Delete a ticket
-         * @description Releases the ticket's seats (they are back on sale when the answer goes out), then removes
-         *     the ticket. Its id is never reused. With `ADMIN_TOKEN` set this needs the admin token.
-         *     A 503 means event-service could not be reached; the release is retried in the background
-         *     and repeating the call is safe.
+         * @description Removes the ticket and releases its seats: they are back on sale when the answer goes out,
+         *     or, if event-service cannot be reached, as soon as it can (the release is recorded with the
+         *     deletion and retried in the background). Its id is never reused. With `ADMIN_TOKEN` set this
+         *     needs the admin token.
          */
         delete: operations["deleteTicket"];
         options?: never;
@@ -662,7 +662,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description The seats were released and the ticket was deleted. */
+            /** @description The ticket was deleted. Its seats are released at once, or by the outbox as soon as event-service is reachable again. */
             204: {
                 headers: {
                     [name: string]: unknown;

@@ -99,7 +99,8 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
     const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
     for (const hold of holds) {
       const owner = owners.get(hold.hold_id);
-      if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING')) continue;
+      // A CONFIRMED owner means a confirm committed the hold after it was listed: never release a sold seat.
+      if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED')) continue;
       const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } });
       if (release.ok) {
         released += 1;

@@ -115,11 +115,18 @@ export async function changeTicketStatus(context: TicketServiceContext, id: numb
  * hold that lapsed cancels the ticket (reason `expired`); a timeout leaves it RESERVED for a retry.
  */
 export async function confirmTicket(context: TicketServiceContext, row: TicketRow, paymentReference: string | undefined, requestId?: string): Promise<TicketRow> {
-  if (row.expires_at !== null && row.expires_at <= new Date().toISOString()) {
+  // A confirm that already started (and may have committed the hold) is retried by committing again.
+  if (row.confirming_at === null && row.expires_at !== null && row.expires_at <= new Date().toISOString()) {
     await cancelTicket(context, row, 'expired', requestId);
     throw new ProblemError('reservation-expired', `Reservation ${row.id} expired at ${row.expires_at.replace(/\.000Z$/, 'Z')}; its seats were released.`);
   }
-  const marked = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { confirming_at: new Date().toISOString() }));
+  const marked = await context.write((trx) =>
+    tickets.updateTicketIf(trx, row.id, 'RESERVED', {
+      confirming_at: row.confirming_at ?? new Date().toISOString(),
+      // Kept with the mark, so that a confirm the reconciler completes still records it.
+      payment_reference: paymentReference ?? row.payment_reference,
+    }),
+  );
   if (!marked) {
     const now = await tickets.findTicket(context.db, row.id);
     if (now?.status === 'CONFIRMED') return now;
@@ -144,7 +151,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
   const confirmed = await context.write((trx) =>
     tickets.updateTicketIf(trx, row.id, 'RESERVED', {
       status: 'CONFIRMED',
-      payment_reference: paymentReference ?? null,
+      payment_reference: paymentReference ?? marked.payment_reference,
       confirming_at: null,
       updated_at: new Date().toISOString(),
     }),
