@@ -145,7 +145,7 @@ export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: A
   database.pragma(`cache_size = -${plan.cacheMebibytes * 1024}`);
   const db = createKysely<EventDatabase>(database);
   try {
-    await migrateToLatest(db as never, eventMigrations);
+    await migrateToLatest(db, eventMigrations);
     const setAside = setAsideEventIndexes(database);
     const next = random(20_250_615);
     const now = new Date().toISOString();

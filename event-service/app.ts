@@ -35,7 +35,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   const database = openSqlite({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
   const db = createKysely<EventDatabase>(database);
   try {
-    const applied = await migrateToLatest(db as never, eventMigrations);
+    const applied = await migrateToLatest(db, eventMigrations);
     if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
   } catch (error) {
     await db.destroy();

@@ -36,7 +36,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   const database = openSqlite({ path: config.TICKET_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
   const db = createKysely<TicketDatabase>(database);
   try {
-    const applied = await migrateToLatest(db as never, ticketMigrations);
+    const applied = await migrateToLatest(db, ticketMigrations);
     if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
   } catch (error) {
     await db.destroy();
