@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { localUrl } from '../platform/config.js';
 
 const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -32,9 +33,7 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
     console.error('eventsync: generated a service token shared by both services for this run');
   }
   const host = shared.HOST ?? '127.0.0.1';
-  const eventPort = shared.EVENT_SERVICE_PORT ?? '5001';
-  const localHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  shared.EVENT_SERVICE_URL ??= `http://${localHost}:${eventPort}`;
+  shared.EVENT_SERVICE_URL ??= localUrl(host, Number(shared.EVENT_SERVICE_PORT ?? '5001'));
 
   const children: ChildProcess[] = [];
   let stopping = false;
@@ -74,10 +73,10 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
   if (stopping) return eventExit;
   const ticketService = start('ticket-service');
   const ticketExit = exits(ticketService, 'ticket-service');
-  const ticketPort = shared.TICKET_SERVICE_PORT ?? '5002';
-  waitForHealth(`http://${localHost}:${ticketPort}`, ticketService, 20_000)
+  const ticketUrl = localUrl(host, Number(shared.TICKET_SERVICE_PORT ?? '5002'));
+  waitForHealth(ticketUrl, ticketService, 20_000)
     .then(() => {
-      console.error(`eventsync: ready. Swagger UI: http://${localHost}:${ticketPort}/docs (tickets) and ${shared.EVENT_SERVICE_URL}/docs (events). Ctrl-C stops both.`);
+      console.error(`eventsync: ready. Swagger UI: ${ticketUrl}/docs (tickets) and ${shared.EVENT_SERVICE_URL}/docs (events). Ctrl-C stops both.`);
     })
     .catch(() => undefined);
   const codes = await Promise.all([eventExit, ticketExit]);

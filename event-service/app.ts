@@ -1,8 +1,8 @@
 /** The event-service app factory: builds a Fastify instance over its database; nothing listens here. */
 import type { FastifyInstance } from 'fastify';
 import type { EventServiceConfig } from '../platform/config.js';
-import { corsOrigins } from '../platform/config.js';
-import { createServiceApp, localUrl, writeRateLimit } from '../platform/service-app.js';
+import { corsOrigins, localUrl } from '../platform/config.js';
+import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
 import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
 import type { operations } from '../openapi/generated/event-service.js';

@@ -45,6 +45,12 @@ export const TicketServiceConfigSchema = Type.Object({
 });
 export type TicketServiceConfig = Static<typeof TicketServiceConfigSchema>;
 
+/** The URL a local client reaches a service on (a wildcard listen address means loopback). */
+export function localUrl(host: string, port: number): string {
+  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
     super(`invalid configuration:\n  ${problems.join('\n  ')}`);

@@ -15,6 +15,7 @@ import { createValidatorCompiler } from './validation.js';
 import { registerProblemHandler } from './problem-handler.js';
 import { ProblemError } from './errors.js';
 import { accessRule } from './auth.js';
+import { localUrl } from './config.js';
 
 export interface ServiceAppOptions {
   service: ServiceName;
@@ -103,12 +104,6 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   app.get('/openapi.json', { schema: { hide: true } }, async () => servedSpec());
   app.get('/', { schema: { hide: true } }, async (_request, reply) => reply.redirect('/docs'));
   return app;
-}
-
-/** The URL a local client reaches a service on (a wildcard listen address means loopback). */
-export function localUrl(host: string, port: number): string {
-  const reachable = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`;
 }
 
 /**

@@ -7,7 +7,7 @@ import * as events from '../store/events.js';
 import { findVenue } from '../store/venues.js';
 import type { EventRow } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
-import { isKnownCurrency, isKnownTimeZone, majorToMinor } from './money.js';
+import { isKnownCurrency, majorToMinor } from './money.js';
 
 type EventCreate = components['schemas']['EventCreate'];
 type EventUpdate = components['schemas']['EventUpdate'];
@@ -26,7 +26,6 @@ interface Priced {
 /** Checks and normalises the fields shared by create and update; collects every problem. */
 function normaliseCommonFields(input: Priced, current: Pick<EventRow, 'currency' | 'sales_start' | 'sales_end'> | undefined, defaultCurrency: string, errors: FieldError[]) {
   const currency = input.currency ?? current?.currency ?? defaultCurrency;
-  if (input.currency !== undefined && !isKnownCurrency(input.currency)) errors.push({ pointer: '#/currency', detail: 'must be an ISO 4217 currency code' });
   let ticketPrice = input.ticket_price;
   if (input.price_per_ticket !== undefined && isKnownCurrency(currency)) {
     const fromAlias = majorToMinor(input.price_per_ticket, currency, '#/price_per_ticket', errors);
@@ -35,7 +34,6 @@ function normaliseCommonFields(input: Priced, current: Pick<EventRow, 'currency'
     }
     ticketPrice ??= fromAlias;
   }
-  if (input.timezone !== undefined && !isKnownTimeZone(input.timezone)) errors.push({ pointer: '#/timezone', detail: 'must be an IANA time zone such as Europe/Paris' });
   const eventDate = input.event_date === undefined ? undefined : parseDateField(input.event_date, '#/event_date', errors);
   const salesStart = input.sales_start === undefined ? current?.sales_start : input.sales_start === null ? null : parseDateField(input.sales_start, '#/sales_start', errors);
   const salesEnd = input.sales_end === undefined ? current?.sales_end : input.sales_end === null ? null : parseDateField(input.sales_end, '#/sales_end', errors);

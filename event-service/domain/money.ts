@@ -1,7 +1,7 @@
 /** Money in integer minor units; currencies and their minor-unit digits come from ICU (Intl). */
 import type { FieldError } from '../../platform/errors.js';
 
-export { isKnownCurrency, isKnownTimeZone } from '../../platform/formats.js';
+export { isKnownCurrency } from '../../platform/formats.js';
 
 /** The contract's largest amount (the Money schema's maximum). */
 const MAX_MINOR_UNITS = 100_000_000_000;

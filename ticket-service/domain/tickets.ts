@@ -3,11 +3,10 @@
  * RESERVED/CONFIRMED → CANCELLED (one transaction with an outbox release, then the release at once),
  * and deletion (release, then remove).
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
 import { ServiceUnreachableError } from '../../openapi/client.js';
 import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ForbiddenError } from '../../platform/errors.js';
-import type { Principal } from '../../platform/auth.js';
+import { sameSecret, type Principal } from '../../platform/auth.js';
 import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
@@ -33,14 +32,12 @@ export interface Access {
   developmentMode: boolean;
 }
 
-const digest = (value: string) => createHash('sha256').update(value).digest();
-
 /** A ticket the caller may see: internal statuses are invisible, and without the admin token the reference must match. */
 export async function visibleTicket(context: TicketServiceContext, id: number, access: Access): Promise<TicketRow> {
   const row = await tickets.findTicket(context.db, id);
   const visible = row && row.status !== 'PENDING' && row.status !== 'ABANDONED' ? row : undefined;
   if (access.needsReference) {
-    const matches = visible && access.reference !== undefined && timingSafeEqual(digest(access.reference), digest(visible.reference));
+    const matches = visible && access.reference !== undefined && sameSecret(access.reference, visible.reference);
     if (!matches) throw new UnauthorizedError("This ticket needs the admin token or its reference in X-Ticket-Reference.");
   }
   if (!visible) throw new NotFoundError(`Ticket ${id} does not exist.`);
