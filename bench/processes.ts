@@ -28,8 +28,12 @@ export interface RunningServer {
 
 export interface ServerLaunch {
   name: string;
-  /** Path of the compiled script, relative to dist/. */
+  /** Path of the compiled script, relative to dist/ (or to `root`). */
   script: string;
+  /** Another compiled tree to run the script from (the bench's `--services-from`). */
+  root?: string;
+  /** Extra Node options, such as `--cpu-prof`. */
+  nodeArgs?: string[];
   args?: string[];
   env: Record<string, string>;
   /** Preload bench/listen-reporter.js, for servers whose own log line is below their log level. */
@@ -37,8 +41,8 @@ export interface ServerLaunch {
   startTimeoutMs?: number;
 }
 
-function compiled(script: string): string {
-  const path = join(distDir, script);
+function compiled(script: string, root = distDir): string {
+  const path = join(root, script);
   if (!existsSync(path)) throw new Error(`${path} is missing: run \`npm run build\` first`);
   return path;
 }
@@ -54,8 +58,8 @@ function track(child: ChildProcess): void {
 }
 
 export async function startServer(launch: ServerLaunch): Promise<RunningServer> {
-  const nodeArgs = launch.reportListening ? ['--import', pathToFileURL(compiled('bench/listen-reporter.js')).href] : [];
-  const child = spawn(process.execPath, [...nodeArgs, compiled(launch.script), ...(launch.args ?? [])], {
+  const nodeArgs = [...(launch.nodeArgs ?? []), ...(launch.reportListening ? ['--import', pathToFileURL(compiled('bench/listen-reporter.js')).href] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, compiled(launch.script, launch.root), ...(launch.args ?? [])], {
     env: { PATH: process.env.PATH ?? '', ...launch.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -9,16 +9,70 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { eventServiceClient, ticketServiceClient } from '../openapi/client.js';
 import { repoRoot } from '../openapi/spec.js';
 import type { BurstResult, BurstSpec, CannonResult, CannonSpec, RequestPlan } from './load-worker.js';
 import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
 import { SEARCH_WORD, seedEventDatabase, type SeededEvents } from './seed.js';
+import { summariseProfiles } from './profile-summary.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 
-/** `--quick`: a smoke run of the harness itself (short runs, small catalogue), written to quick.json. */
-const QUICK = process.argv.includes('--quick');
+const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search'] as const;
+type ScenarioName = (typeof SCENARIOS)[number];
+
+const USAGE = `usage: npm run bench -- [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
+  --quick               a smoke run of the harness itself (short runs, small catalogue), written to quick.json
+  --only LIST           run only these scenarios (comma-separated); the storm's ratio needs the reference
+  --profile             run the services under --cpu-prof; profiles and their top costs go to bench/results/profiles/
+  --services-from DIST  run event-service and ticket-service from another compiled tree (an older commit's dist/)
+  --env NAME=VALUE      extra configuration for both services (repeatable), e.g. SQLITE_SYNCHRONOUS=NORMAL
+  --out FILE            write the JSON there instead of bench/results/latest.json`;
+
+function options() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        quick: { type: 'boolean', default: false },
+        only: { type: 'string' },
+        profile: { type: 'boolean', default: false },
+        'services-from': { type: 'string' },
+        out: { type: 'string' },
+        env: { type: 'string', multiple: true },
+        help: { type: 'boolean', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    const only = values.only?.split(',').map((name) => name.trim());
+    const unknown = only?.filter((name) => !(SCENARIOS as readonly string[]).includes(name)) ?? [];
+    if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}`);
+    const env: Record<string, string> = {};
+    for (const pair of values.env ?? []) {
+      const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+      if (!match?.[1] || match[2] === undefined) throw new Error(`--env takes NAME=VALUE, not ${pair}`);
+      env[match[1]] = match[2];
+    }
+    return {
+      quick: values.quick,
+      env,
+      scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS),
+      profile: values.profile,
+      servicesFrom: values['services-from'] === undefined ? undefined : resolve(values['services-from']),
+      out: values.out === undefined ? undefined : resolve(values.out),
+    };
+  } catch (error) {
+    process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const OPTIONS = options();
+const QUICK = OPTIONS.quick;
+const PROFILE_DIR = join(repoRoot, 'bench', 'results', 'profiles');
 const CONNECTIONS = 64;
 const STORM_SECONDS = QUICK ? 4 : 20;
 const READ_SECONDS = QUICK ? 3 : 10;
@@ -59,6 +113,12 @@ interface Target {
 interface Results {
   timestamp: string;
   quick: boolean;
+  /** Scenarios run, and where the services came from when not from this tree. */
+  scenarios: ScenarioName[];
+  servicesFrom?: string;
+  /** Configuration given with --env on top of the defaults. */
+  env: Record<string, string>;
+  profiled: boolean;
   seconds?: number;
   machine: MachineFacts;
   settings: Record<string, number>;
@@ -127,14 +187,13 @@ function report(results: Results): string {
   };
   const storm = results.purchaseStorm;
   const sellOut = results.sellOut;
-  const rows: string[][] = [
-    ['scenario', 'req/s', 'p50', 'p90', 'p99', 'errors', 'vs ref', 'target', 'result'],
-    cannonRow('reference: two-hop Fastify, no database', results.reference, (r) => r.okPerSecond, ['1.00', '', '']),
-    cannonRow('purchase storm: POST /tickets (purchases/s)', storm, (r) => r.okPerSecond, [
+  const rows: Array<[ScenarioName, string[]]> = [
+    ['reference', cannonRow('reference: two-hop Fastify, no database', results.reference, (r) => r.okPerSecond, ['1.00', '', ''])],
+    ['storm', cannonRow('purchase storm: POST /tickets (purchases/s)', storm, (r) => r.okPerSecond, [
       storm?.ratioToReference == null ? '' : storm.ratioToReference.toFixed(2),
       ...mark('purchase storm'),
-    ]),
-    sellOut
+    ])],
+    ['race', sellOut
       ? [
           `sell-out race: ${number(sellOut.purchases)} buyers, ${sellOut.seats} seats`,
           number(sellOut.purchasesPerSecond),
@@ -145,11 +204,12 @@ function report(results: Results): string {
           '',
           ...mark('sell-out race'),
         ]
-      : ['sell-out race', 'crashed', '', '', '', '', '', ...mark('sell-out race')],
-    cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, results.readById, (r) => r.okPerSecond, ['', ...mark('GET /events/{id}')]),
-    cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')]),
+      : ['sell-out race', 'crashed', '', '', '', '', '', ...mark('sell-out race')]],
+    ['by-id', cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, results.readById, (r) => r.okPerSecond, ['', ...mark('GET /events/{id}')])],
+    ['search', cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')])],
   ];
-  const lines = [table(rows)];
+  const head = ['scenario', 'req/s', 'p50', 'p90', 'p99', 'errors', 'vs ref', 'target', 'result'];
+  const lines = [table([head, ...rows.filter(([name]) => results.scenarios.includes(name)).map(([, row]) => row)])];
   if (sellOut) {
     lines.push(
       '',
@@ -175,6 +235,10 @@ async function main(): Promise<number> {
   const results: Results = {
     timestamp: new Date().toISOString(),
     quick: QUICK,
+    scenarios: [...OPTIONS.scenarios],
+    ...(OPTIONS.servicesFrom === undefined ? {} : { servicesFrom: OPTIONS.servicesFrom }),
+    env: OPTIONS.env,
+    profiled: OPTIONS.profile,
     machine,
     settings: {
       connections: CONNECTIONS,
@@ -198,7 +262,8 @@ async function main(): Promise<number> {
   const cleanUp = async () => {
     if (cleanedUp) return;
     cleanedUp = true;
-    await stopAllChildren(3000);
+    // A profiled service writes its profile on the way out, which takes a moment.
+    await stopAllChildren(OPTIONS.profile ? 20_000 : 3000);
     rmSync(dir, { recursive: true, force: true });
   };
   const forceExit = () => {
@@ -251,21 +316,7 @@ async function main(): Promise<number> {
     }
   };
 
-  try {
-    results.reference = await scenario('reference: two-hop Fastify pair', async () => {
-      const back = await startServer({ name: 'reference back', script: 'bench/reference-server.js', args: ['back'], env: { NODE_ENV: 'production' } });
-      const front = await startServer({ name: 'reference front', script: 'bench/reference-server.js', args: ['front', back.url], env: { NODE_ENV: 'production' } });
-      try {
-        const eventIds = Array.from({ length: STORM_EVENTS }, (_, i) => i + 1);
-        const spec = cannon(front.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds });
-        return await runWorker<CannonResult>(spec, workerTimeout(spec));
-      } finally {
-        await stopServer(front);
-        await stopServer(back);
-      }
-    });
-
-    const eventDbPath = join(dir, 'event_data.db');
+  const runServices = async (eventDbPath: string) => {
     const seeded = await scenario(`seeding ${number(CATALOGUE_EVENTS)} events through the store`, () =>
       seedEventDatabase(eventDbPath, { catalogueEvents: CATALOGUE_EVENTS, stormEvents: STORM_EVENTS, stormSeats: STORM_SEATS, raceSeats: RACE_SEATS, batch: 25_000, cacheMebibytes: 256 }, halt.signal),
     );
@@ -285,13 +336,20 @@ async function main(): Promise<number> {
             EVENT_SERVICE_PORT: '0',
             TICKET_SERVICE_PORT: '0',
             RESERVATION_TTL_SECONDS: '3600',
+            ...OPTIONS.env,
           };
-          const event = await startServer({ name: 'event-service', script: 'event-service/server.js', env, reportListening: true });
-          const ticket = await startServer({
-            name: 'ticket-service',
-            script: 'ticket-service/server.js',
-            env: { ...env, EVENT_SERVICE_URL: event.url, EVENT_SERVICE_PORT: String(event.port) },
+          const launch = (name: string) => ({
+            name,
+            script: `${name}/server.js`,
+            ...(OPTIONS.servicesFrom === undefined ? {} : { root: OPTIONS.servicesFrom }),
+            nodeArgs: OPTIONS.profile ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [],
             reportListening: true,
+          });
+          if (OPTIONS.profile) rmSync(PROFILE_DIR, { recursive: true, force: true });
+          const event = await startServer({ ...launch('event-service'), env });
+          const ticket = await startServer({
+            ...launch('ticket-service'),
+            env: { ...env, EVENT_SERVICE_URL: event.url, EVENT_SERVICE_PORT: String(event.port) },
           });
           const probe = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 10_000 });
           try {
@@ -315,27 +373,55 @@ async function main(): Promise<number> {
     } else {
       results.crashed.push({ scenario: 'service scenarios', error: 'not run: seeding or start-up failed' });
     }
+  };
+
+  try {
+    if (OPTIONS.scenarios.has('reference')) {
+      results.reference = await scenario('reference: two-hop Fastify pair', async () => {
+        const back = await startServer({ name: 'reference back', script: 'bench/reference-server.js', args: ['back'], env: { NODE_ENV: 'production' } });
+        const front = await startServer({ name: 'reference front', script: 'bench/reference-server.js', args: ['front', back.url], env: { NODE_ENV: 'production' } });
+        try {
+          const eventIds = Array.from({ length: STORM_EVENTS }, (_, i) => i + 1);
+          const spec = cannon(front.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds });
+          return await runWorker<CannonResult>(spec, workerTimeout(spec));
+        } finally {
+          await stopServer(front);
+          await stopServer(back);
+        }
+      });
+    }
+
+    const eventDbPath = join(dir, 'event_data.db');
+    const needsServices = ['storm', 'race', 'by-id', 'search'].some((name) => OPTIONS.scenarios.has(name as ScenarioName));
+    if (needsServices) await runServices(eventDbPath);
   } finally {
     await cleanUp();
     clearTimeout(softLimit);
     clearTimeout(hardLimit);
     process.off('SIGINT', onSigint);
   }
+  return finish(results, started, interrupted);
+}
+
+function finish(results: Results, started: number, interrupted: boolean): number {
   // An interrupted run measured nothing worth keeping: the last results stay as they were.
   if (interrupted) return 130;
 
   evaluateTargets(results);
   results.loadAverageAtEnd = os.loadavg();
   results.seconds = (performance.now() - started) / 1000;
-  const failed = results.crashed.length > 0 || !results.sellOut || results.sellOut.oversold > 0 || results.sellOut.leaked > 0 || !results.sellOut.countersConsistent;
+  const sellOut = results.sellOut;
+  const raceFailed = OPTIONS.scenarios.has('race') && (!sellOut || sellOut.oversold > 0 || sellOut.leaked > 0 || !sellOut.countersConsistent);
+  const failed = results.crashed.length > 0 || raceFailed;
   results.exitCode = failed ? 1 : 0;
 
   log('');
   log(report(results));
   const folder = join(repoRoot, 'bench', 'results');
   mkdirSync(folder, { recursive: true });
-  const file = join(folder, QUICK ? 'quick.json' : 'latest.json');
+  const file = OPTIONS.out ?? join(folder, QUICK ? 'quick.json' : 'latest.json');
   writeFileSync(file, `${JSON.stringify(results, null, 2)}\n`);
+  if (OPTIONS.profile) log(`\n${summariseProfiles(PROFILE_DIR)}`);
   log(`\n${relative(process.cwd(), file) || file} written; ${results.seconds.toFixed(0)} s in all`);
   return results.exitCode;
 }
@@ -349,7 +435,7 @@ async function runServiceScenarios(
   scenario: Scenario,
 ): Promise<void> {
   const { event, ticket } = services;
-  const storm = await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, () => {
+  const storm = !OPTIONS.scenarios.has('storm') ? undefined : await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, () => {
     const spec = cannon(ticket.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds });
     return runWorker<CannonResult>(spec, workerTimeout(spec));
   });
@@ -358,7 +444,7 @@ async function runServiceScenarios(
     results.purchaseStorm = { ...storm, ratioToReference: reference ? storm.okPerSecond / reference : null };
   }
 
-  results.sellOut = await scenario(`sell-out race: ${RACE_PURCHASES} purchases for ${RACE_SEATS} seats, then the audit`, async () => {
+  if (OPTIONS.scenarios.has('race')) results.sellOut = await scenario(`sell-out race: ${RACE_PURCHASES} purchases for ${RACE_SEATS} seats, then the audit`, async () => {
     const spec: BurstSpec = {
       kind: 'burst',
       url: ticket.url,
@@ -378,12 +464,12 @@ async function runServiceScenarios(
     }
   });
 
-  results.readById = await scenario(`GET /events/{id}: ${CONNECTIONS} connections, ${READ_SECONDS} s`, () => {
+  if (OPTIONS.scenarios.has('by-id')) results.readById = await scenario(`GET /events/{id}: ${CONNECTIONS} connections, ${READ_SECONDS} s`, () => {
     const spec = cannon(event.url, READ_SECONDS, { kind: 'get-by-id', pathPrefix: '/events/', minId: seeded.catalogue.firstId, maxId: seeded.catalogue.lastId });
     return runWorker<CannonResult>(spec, workerTimeout(spec));
   });
 
-  const search = await scenario(`GET /events?q=${SEARCH_WORD}&limit=20: ${CONNECTIONS} connections, ${READ_SECONDS} s`, async () => {
+  const search = !OPTIONS.scenarios.has('search') ? undefined : await scenario(`GET /events?q=${SEARCH_WORD}&limit=20: ${CONNECTIONS} connections, ${READ_SECONDS} s`, async () => {
     const events = eventServiceClient({ baseUrl: event.url, timeoutMs: 10_000 });
     let matchingEvents: number;
     try {
@@ -402,23 +488,24 @@ async function runServiceScenarios(
 
 function evaluateTargets(results: Results): void {
   const storm = results.purchaseStorm;
-  results.targets.push({
+  const ran = OPTIONS.scenarios;
+  if (ran.has('storm')) results.targets.push({
     scenario: 'purchase storm',
     target: `ratio ≥ ${TARGETS.stormRatio}, p99 < ${TARGETS.stormP99Ms} ms`,
     met: storm !== undefined && storm.ratioToReference !== null && storm.ratioToReference >= TARGETS.stormRatio && storm.latencyMs.p99 < TARGETS.stormP99Ms,
   });
   const sellOut = results.sellOut;
-  results.targets.push({
+  if (ran.has('race')) results.targets.push({
     scenario: 'sell-out race',
     target: 'oversold 0, leaked 0',
     met: sellOut !== undefined && sellOut.oversold === 0 && sellOut.leaked === 0 && sellOut.countersConsistent,
   });
-  results.targets.push({
+  if (ran.has('by-id')) results.targets.push({
     scenario: 'GET /events/{id}',
     target: `≥ ${number(TARGETS.byIdRequestsPerSecond)} req/s`,
     met: results.readById !== undefined && results.readById.okPerSecond >= TARGETS.byIdRequestsPerSecond,
   });
-  results.targets.push({
+  if (ran.has('search')) results.targets.push({
     scenario: 'search',
     target: `p99 < ${TARGETS.searchP99Ms} ms`,
     met: results.search !== undefined && results.search.latencyMs.p99 < TARGETS.searchP99Ms,
