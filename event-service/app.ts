@@ -4,14 +4,13 @@ import type { EventServiceConfig } from '../platform/config.js';
 import { corsOrigins, localUrl } from '../platform/config.js';
 import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
-import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { openServiceDatabase } from '../platform/sqlite.js';
 import type { operations } from '../openapi/generated/event-service.js';
 import { eventMigrations } from './store/migrations/index.js';
 import type { EventDatabase } from './store/schema.js';
 import { eventServiceHandlers } from './routes/handlers.js';
 import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
-import { GroupCommitter } from '../platform/group-commit.js';
 
 export interface BuildOptions {
   /** Pretty log lines for a terminal. */
@@ -32,17 +31,10 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
-  const database = openSqlite({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
-  const db = createKysely<EventDatabase>(database);
-  try {
-    const applied = await migrateToLatest(db, eventMigrations);
-    if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
-  } catch (error) {
-    await db.destroy();
-    throw error;
-  }
-  const committer = new GroupCommitter(db);
-  const context: EventServiceContext = { db, config, write: (work) => committer.run(work) };
+  const store = await openServiceDatabase<EventDatabase>({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS, migrations: eventMigrations });
+  const { database, db } = store;
+  if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
+  const context: EventServiceContext = { db, config, write: store.write };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {
@@ -71,8 +63,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   app.addHook('onClose', async () => {
     if (sweeper) clearInterval(sweeper);
     await sweeping;
-    await committer.drain();
-    await db.destroy();
+    await store.close();
   });
   return app;
 }

@@ -1,8 +1,10 @@
 /** Embedded SQLite behind kysely: WAL, busy timeout, foreign keys, configurable durability, migrations. */
 import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase, type Transaction } from 'kysely';
+import { GroupCommitter } from './group-commit.js';
+import { WalSync } from './wal-sync.js';
 
 export interface SqliteOptions {
   path: string;
@@ -56,6 +58,49 @@ export async function migrateToLatest<DB>(db: Kysely<DB>, migrations: Record<str
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error(String(error));
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+/** A service's database: the connection, kysely over it, and the one way to change it. */
+export interface ServiceDatabase<DB> {
+  database: Database.Database;
+  db: Kysely<DB>;
+  /** Runs one atomic change, group-committed with others; resolves once it is durable. */
+  write: <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
+  /** Finishes the changes under way, then closes the database. */
+  close: () => Promise<void>;
+}
+
+/**
+ * Opens (creating it if need be) and migrates a service's database. At `synchronous=FULL` on a file,
+ * the connection runs at NORMAL and each group commit's WAL is flushed off the event loop before its
+ * changes are answered (platform/wal-sync.ts): what is answered is on disk, as at FULL.
+ */
+export async function openServiceDatabase<DB>(options: SqliteOptions & { migrations: Record<string, Migration> }): Promise<ServiceDatabase<DB> & { migrated: string[] }> {
+  const flushOffThread = options.synchronous === 'FULL' && options.path !== ':memory:';
+  const database = openSqlite({ path: options.path, synchronous: flushOffThread ? 'NORMAL' : options.synchronous });
+  const db = createKysely<DB>(database);
+  let migrated: string[];
+  try {
+    migrated = await migrateToLatest(db, options.migrations);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const wal = flushOffThread ? new WalSync(`${resolve(options.path)}-wal`) : undefined;
+  // The migrations (and anything before the first change) reach the disk too.
+  await wal?.flush();
+  const committer = new GroupCommitter(db, wal ? { durable: () => wal.flush() } : {});
+  return {
+    database,
+    db,
+    migrated,
+    write: (work) => committer.run(work),
+    close: async () => {
+      await committer.drain();
+      await wal?.close();
+      await db.destroy();
+    },
+  };
 }
 
 /** True when the database answers a trivial query. */

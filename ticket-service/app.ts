@@ -4,7 +4,7 @@ import type { TicketServiceConfig } from '../platform/config.js';
 import { corsOrigins } from '../platform/config.js';
 import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
-import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { openServiceDatabase } from '../platform/sqlite.js';
 import { eventServiceClient } from '../openapi/client.js';
 import type { operations } from '../openapi/generated/ticket-service.js';
 import { ticketMigrations } from './store/migrations/index.js';
@@ -13,7 +13,6 @@ import { ticketServiceHandlers } from './routes/handlers.js';
 import { EventSummaries } from './domain/event-summaries.js';
 import { holdCallTimeoutMs, type TicketServiceContext } from './domain/context.js';
 import { runMaintenance } from './domain/maintenance.js';
-import { GroupCommitter } from '../platform/group-commit.js';
 
 export interface BuildOptions {
   prettyLogs?: boolean;
@@ -33,18 +32,11 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'event-service', url: `${config.EVENT_SERVICE_URL.replace(/\/$/, '')}/openapi.json` }],
   });
-  const database = openSqlite({ path: config.TICKET_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS });
-  const db = createKysely<TicketDatabase>(database);
-  try {
-    const applied = await migrateToLatest(db, ticketMigrations);
-    if (applied.length > 0) app.log.info({ migrations: applied }, 'database migrated');
-  } catch (error) {
-    await db.destroy();
-    throw error;
-  }
+  const store = await openServiceDatabase<TicketDatabase>({ path: config.TICKET_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS, migrations: ticketMigrations });
+  const { database, db } = store;
+  if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
-  const committer = new GroupCommitter(db);
-  const context: TicketServiceContext = { db, config, write: (work) => committer.run(work), events, summaries: new EventSummaries(events), log: app.log };
+  const context: TicketServiceContext = { db, config, write: store.write, events, summaries: new EventSummaries(events), purchasesInFlight: new Set(), log: app.log };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {
@@ -72,9 +64,8 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   app.addHook('onClose', async () => {
     if (timer) clearInterval(timer);
     await round;
-    await committer.drain();
     await events.close();
-    await db.destroy();
+    await store.close();
   });
   return app;
 }

@@ -3,6 +3,7 @@ import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder
 import type { EventDatabase, EventRow, NewEventRow } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import { matchesText } from './search.js';
+import { prepareQuery } from '../../platform/prepared.js';
 
 type Db = Kysely<EventDatabase>;
 
@@ -10,8 +11,10 @@ export async function insertEvent(db: Db, row: NewEventRow): Promise<EventRow> {
   return db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
+const eventById = prepareQuery<EventDatabase, { id: number }, EventRow>((db, param) => db.selectFrom('events').selectAll().where('id', '=', param('id')));
+
 export async function findEvent(db: Db, id: number): Promise<EventRow | undefined> {
-  return db.selectFrom('events').selectAll().where('id', '=', id).executeTakeFirst();
+  return eventById.takeFirst(db, { id });
 }
 
 /** Applies field changes only if the event is still at `version` (when given). */
@@ -45,21 +48,28 @@ export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<b
   return result.numDeletedRows > 0n;
 }
 
+type SeatChange = { id: number; seats: number; now: string };
+type TakenCounter = 'held_tickets' | 'manual_reserved_tickets';
+
+const seatTaker = (counter: TakenCounter) =>
+  prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
+    db
+      .updateTable('events')
+      .set((eb) => ({
+        available_tickets: eb('available_tickets', '-', param('seats')),
+        [counter]: eb(counter, '+', param('seats')),
+        updated_at: param('now'),
+        version: eb('version', '+', 1),
+      }))
+      .where('id', '=', param('id'))
+      .where('available_tickets', '>=', param('seats')),
+  );
+const seatTakers = { held_tickets: seatTaker('held_tickets'), manual_reserved_tickets: seatTaker('manual_reserved_tickets') };
+
 /** Moves `seats` from available to one of the taken counters, only if that many are available. */
-export async function takeSeats(
-  db: Db,
-  id: number,
-  seats: number,
-  counter: 'held_tickets' | 'manual_reserved_tickets',
-  now: string,
-): Promise<boolean> {
-  const result = await db
-    .updateTable('events')
-    .set((eb) => ({ available_tickets: eb('available_tickets', '-', seats), [counter]: eb(counter, '+', seats), updated_at: now, version: eb('version', '+', 1) }))
-    .where('id', '=', id)
-    .where('available_tickets', '>=', seats)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+export async function takeSeats(db: Db, id: number, seats: number, counter: TakenCounter, now: string): Promise<boolean> {
+  const result = await seatTakers[counter].execute(db, { id, seats, now });
+  return (result.numAffectedRows ?? 0n) > 0n;
 }
 
 /** Gives seats back from a taken counter, only if that counter holds at least that many. */

@@ -2,15 +2,34 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { EventDatabase, HoldRow, HoldState } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
+import { prepareQuery } from '../../platform/prepared.js';
 
 type Db = Kysely<EventDatabase>;
 
+const holdById = prepareQuery<EventDatabase, { hold_id: string }, HoldRow>((db, param) =>
+  db.selectFrom('holds').selectAll().where('hold_id', '=', param('hold_id')),
+);
+
 export async function findHold(db: Db, holdId: string): Promise<HoldRow | undefined> {
-  return db.selectFrom('holds').selectAll().where('hold_id', '=', holdId).executeTakeFirst();
+  return holdById.takeFirst(db, { hold_id: holdId });
 }
 
+const holdInsert = prepareQuery<EventDatabase, HoldRow, unknown>((db, param) =>
+  db.insertInto('holds').values({
+    hold_id: param('hold_id'),
+    event_id: param('event_id'),
+    quantity: param('quantity'),
+    state: param('state'),
+    expires_at: param('expires_at'),
+    unit_price: param('unit_price'),
+    currency: param('currency'),
+    created_at: param('created_at'),
+    updated_at: param('updated_at'),
+  }),
+);
+
 export async function insertHold(db: Db, row: HoldRow): Promise<void> {
-  await db.insertInto('holds').values(row).execute();
+  await holdInsert.execute(db, row);
 }
 
 /** Moves a hold from one of `from` to `to`; the row as it was before, or undefined if it was in no such state. */

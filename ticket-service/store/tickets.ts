@@ -1,18 +1,49 @@
 /** Queries on tickets, idempotency keys and the release outbox. Status changes are conditional updates. */
 import type { Kysely, Updateable } from 'kysely';
 import type { Cursor } from '../../platform/pagination.js';
+import { prepareQuery } from '../../platform/prepared.js';
 import type { IdempotencyRow, NewTicketRow, OutboxRow, TicketDatabase, TicketRow, TicketStatus, TicketTable } from './schema.js';
 
 type Db = Kysely<TicketDatabase>;
 
 export const PUBLIC_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 
-export async function insertTicket(db: Db, row: NewTicketRow): Promise<TicketRow> {
-  return db.insertInto('tickets').values(row).returningAll().executeTakeFirstOrThrow();
+/** Every column but the generated id. */
+type TicketValues = Required<Omit<NewTicketRow, 'id'>>;
+
+const ticketInsert = prepareQuery<TicketDatabase, TicketValues, TicketRow>((db, param) =>
+  db
+    .insertInto('tickets')
+    .values({
+      event_id: param('event_id'),
+      customer_name: param('customer_name'),
+      customer_email: param('customer_email'),
+      quantity: param('quantity'),
+      unit_price: param('unit_price'),
+      total_price: param('total_price'),
+      currency: param('currency'),
+      status: param('status'),
+      reference: param('reference'),
+      expires_at: param('expires_at'),
+      cancellation_reason: param('cancellation_reason'),
+      payment_reference: param('payment_reference'),
+      confirming_at: param('confirming_at'),
+      created_at: param('created_at'),
+      updated_at: param('updated_at'),
+    })
+    .returningAll(),
+);
+
+export async function insertTicket(db: Db, row: TicketValues): Promise<TicketRow> {
+  const inserted = await ticketInsert.takeFirst(db, row);
+  if (!inserted) throw new Error('the ticket insert returned no row');
+  return inserted;
 }
 
+const ticketById = prepareQuery<TicketDatabase, { id: number }, TicketRow>((db, param) => db.selectFrom('tickets').selectAll().where('id', '=', param('id')));
+
 export async function findTicket(db: Db, id: number): Promise<TicketRow | undefined> {
-  return db.selectFrom('tickets').selectAll().where('id', '=', id).executeTakeFirst();
+  return ticketById.takeFirst(db, { id });
 }
 
 export async function findTicketByReference(db: Db, reference: string): Promise<TicketRow | undefined> {

@@ -1,0 +1,150 @@
+/** The store layer under both services: durable group commit over the WAL, and prepared queries. */
+import { join } from 'node:path';
+import t from 'tap';
+import { Kysely, type Generated } from 'kysely';
+import { GroupCommitter } from '../platform/group-commit.js';
+import { prepareQuery } from '../platform/prepared.js';
+import { createKysely, openServiceDatabase, openSqlite } from '../platform/sqlite.js';
+import { WalSync } from '../platform/wal-sync.js';
+import { tempDir } from './helpers/event-app.js';
+
+interface TestDatabase {
+  items: { id: Generated<number>; name: string; size: number };
+}
+
+const migrations = {
+  '001': {
+    up: async (db: Kysely<unknown>) => {
+      await db.schema
+        .createTable('items')
+        .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('size', 'integer', (c) => c.notNull())
+        .execute();
+    },
+  },
+};
+
+const synchronousLevel = (value: unknown) => Number((value as Array<{ synchronous: number }>)[0]?.synchronous);
+
+function deferred(): { promise: Promise<void>; resolve: () => void; reject: (error: Error) => void } {
+  let resolve!: () => void;
+  let reject!: (error: Error) => void;
+  const promise = new Promise<void>((ok, fail) => {
+    resolve = ok;
+    reject = fail;
+  });
+  return { promise, resolve, reject };
+}
+
+t.test('at synchronous=FULL a service database runs its connection at NORMAL and flushes the WAL itself before answering', async (t) => {
+  const dir = tempDir(t);
+  const store = await openServiceDatabase<TestDatabase>({ path: join(dir, 'full.db'), synchronous: 'FULL', migrations });
+  t.teardown(() => store.close());
+  t.same(store.migrated, ['001'], 'the migrations ran');
+  t.equal(synchronousLevel(store.database.pragma('synchronous')), 1, 'the connection itself is at NORMAL (1): COMMIT does not fsync on the event loop');
+  const row = await store.write((trx) => trx.insertInto('items').values({ name: 'a', size: 1 }).returningAll().executeTakeFirstOrThrow());
+  t.match(row, { name: 'a', size: 1 }, 'a change is answered once flushed');
+  const rows = await Promise.all(Array.from({ length: 20 }, (_, i) => store.write((trx) => trx.insertInto('items').values({ name: `b${i}`, size: i }).returning('id').executeTakeFirstOrThrow())));
+  t.equal(new Set(rows.map((r) => r.id)).size, 20, 'changes arriving together are all committed');
+});
+
+t.test('at NORMAL or EXTRA the connection keeps the level asked for', async (t) => {
+  const dir = tempDir(t);
+  for (const [level, expected] of [['NORMAL', 1], ['EXTRA', 3]] as const) {
+    const store = await openServiceDatabase<TestDatabase>({ path: join(dir, `${level}.db`), synchronous: level, migrations });
+    t.equal(synchronousLevel(store.database.pragma('synchronous')), expected, `${level} stays ${level}`);
+    await store.write((trx) => trx.insertInto('items').values({ name: 'x', size: 1 }).execute());
+    await store.close();
+  }
+});
+
+t.test('group commit answers a batch only once it is durable, runs the next batch meanwhile, and refuses a batch whose flush failed', async (t) => {
+  const database = openSqlite({ path: join(tempDir(t), 'group.db'), synchronous: 'NORMAL' });
+  const db = createKysely<TestDatabase>(database);
+  t.teardown(() => db.destroy());
+  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  const flushes: Array<ReturnType<typeof deferred>> = [];
+  const committer = new GroupCommitter(db, {
+    durable: () => {
+      const flush = deferred();
+      flushes.push(flush);
+      return flush.promise;
+    },
+  });
+  const insert = (name: string) => committer.run((trx) => trx.insertInto('items').values({ name, size: 1 }).execute());
+
+  let firstAnswered = false;
+  const first = insert('first').then(() => (firstAnswered = true));
+  while (flushes.length < 1) await new Promise((resolve) => setImmediate(resolve));
+  t.equal((await db.selectFrom('items').selectAll().execute()).length, 1, 'the first change is committed');
+  t.notOk(firstAnswered, 'but not answered while its flush runs');
+
+  const second = insert('second');
+  while (flushes.length < 2) await new Promise((resolve) => setImmediate(resolve));
+  t.pass('the next batch committed without waiting for the first flush');
+  flushes[0]?.resolve();
+  await first;
+  t.ok(firstAnswered, 'the first change is answered once its flush is done');
+
+  flushes[1]?.reject(new Error('EIO: the disk failed'));
+  await t.rejects(second, /EIO/, 'a change whose flush failed is not answered as done');
+
+  const third = insert('third');
+  while (flushes.length < 3) await new Promise((resolve) => setImmediate(resolve));
+  let drained = false;
+  const draining = committer.drain().then(() => (drained = true));
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  t.notOk(drained, 'drain waits for the flush under way');
+  flushes[2]?.resolve();
+  await third;
+  await draining;
+  t.ok(drained, 'and ends once it is done');
+});
+
+t.test('WalSync flushes a real WAL file, shares flushes asked for while one runs, and refuses after close', async (t) => {
+  const path = join(tempDir(t), 'wal.db');
+  const database = openSqlite({ path, synchronous: 'NORMAL' });
+  t.teardown(() => database.close());
+  database.exec('CREATE TABLE x (v INTEGER)');
+  database.prepare('INSERT INTO x VALUES (1)').run();
+  const wal = new WalSync(`${path}-wal`);
+  await wal.flush();
+  t.pass('a flush of the WAL file completes');
+  const together = await Promise.allSettled(Array.from({ length: 10 }, () => wal.flush()));
+  t.ok(
+    together.every((r) => r.status === 'fulfilled'),
+    'ten flushes asked for at once all complete',
+  );
+  await wal.close();
+  await t.rejects(wal.flush(), /closed/, 'a flush after close is refused');
+
+  const missing = new WalSync(join(tempDir(t), 'nothing-here.db-wal'));
+  await t.rejects(missing.flush(), /ENOENT/, 'a missing WAL file is an error, not a silent success');
+});
+
+t.test('a prepared query is compiled once and runs with new values each time; constants in it stay', async (t) => {
+  const database = openSqlite({ path: ':memory:', synchronous: 'NORMAL' });
+  const db = createKysely<TestDatabase>(database);
+  t.teardown(() => db.destroy());
+  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  let builds = 0;
+  const insert = prepareQuery<TestDatabase, { name: string; size: number }, { id: number; name: string; size: number }>((db, param) => {
+    builds += 1;
+    return db.insertInto('items').values({ name: param('name'), size: param('size') }).returningAll();
+  });
+  const bigOnes = prepareQuery<TestDatabase, { size: number }, { name: string }>((db, param) =>
+    db.selectFrom('items').select('name').where('size', '>=', param('size')).where('name', '!=', 'ignored').orderBy('size'),
+  );
+  const a = await insert.takeFirst(db, { name: 'a', size: 1 });
+  const b = await insert.takeFirst(db, { name: 'b', size: 5 });
+  await insert.execute(db, { name: 'ignored', size: 9 });
+  t.match(a, { name: 'a', size: 1 });
+  t.match(b, { name: 'b', size: 5 });
+  t.equal(builds, 1, 'the query was built and compiled once for three runs');
+  t.same((await bigOnes.execute(db, { size: 2 })).rows, [{ name: 'b' }], 'the constant (name != ignored) is kept, the value (size >= 2) filled in');
+  t.same((await bigOnes.execute(db, { size: 0 })).rows, [{ name: 'a' }, { name: 'b' }], 'and a new value gives a new answer');
+  const inTransaction = await db.transaction().execute((trx) => insert.takeFirst(trx, { name: 'c', size: 3 }));
+  t.match(inTransaction, { name: 'c', size: 3 }, 'it runs inside a transaction too');
+  t.equal(await bigOnes.takeFirst(db, { size: 100 }), undefined, 'takeFirst of no rows is undefined');
+});
