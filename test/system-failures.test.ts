@@ -40,7 +40,7 @@ t.test('with event-service stopped a purchase answers 503 problem+json within th
   t.same(await system.audit(), [], 'the invariant holds across both services');
 });
 
-t.test('with event-service hung a purchase answers 503 within the timeout, and the hold that arrives late is released by the reconciler', async (t) => {
+t.test('with event-service hung a purchase answers 503 within the timeout, and the hold that arrives late is released or refused', async (t) => {
   const event = await createEvent(system, { total_tickets: 20 });
   const started = performance.now();
   const answer = await whileFrozen(system, 'event-service', () => raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 4) }));
@@ -49,14 +49,16 @@ t.test('with event-service hung a purchase answers 503 within the timeout, and t
   t.match(answer.contentType, /^application\/problem\+json/, 'as problem+json');
   t.ok(elapsedMs < (TIMEOUT_SECONDS + 2) * 1000, `within the client timeout plus 2 s (took ${elapsedMs.toFixed(0)} ms)`);
 
-  // The request event-service had queued while hung is processed once it runs again: a hold without a RESERVED ticket.
-  const arrived = await eventually(async () => (await holdsOf(system, event.id)).length === 1, 5_000);
-  t.ok(arrived, 'the late hold reached event-service');
-  const released = await eventually(async () => {
+  // The create event-service had queued while hung runs once it is back. ticket-service sent a release
+  // for the hold at once (through its outbox): if that comes first it leaves a tombstone that refuses
+  // the late create, otherwise it (or the reconciler) releases the late hold. Nothing stays held.
+  // (Half a second lets event-service work through what queued up while it was stopped.)
+  await sleep(500);
+  const settled = await eventually(async () => {
     const holds = await holdsOf(system, event.id);
-    return holds.length === 1 && holds[0]?.state === 'RELEASED' && (await getEvent(system, event.id)).held_tickets === 0;
+    return holds.every((hold) => hold.state === 'RELEASED') && (await getEvent(system, event.id)).held_tickets === 0;
   }, 15_000);
-  t.ok(released, 'the reconciler released the late hold');
+  t.ok(settled, 'no hold of the abandoned purchase stays HELD');
   const current = await getEvent(system, event.id);
   t.equal(current.available_tickets, 20, 'its seats came back');
   t.equal(current.held_tickets, 0, 'nothing is held');

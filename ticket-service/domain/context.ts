@@ -13,6 +13,8 @@ export interface TicketServiceContext {
   write: <T>(work: (trx: Transaction<TicketDatabase>) => Promise<T>) => Promise<T>;
   events: ServiceClient<EventOperations>;
   summaries: EventSummaries;
+  /** References of purchases without a PENDING row whose hold call or ticket write is under way. */
+  purchasesInFlight: Set<string>;
   log: FastifyBaseLogger;
 }
 

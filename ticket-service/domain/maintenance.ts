@@ -83,7 +83,10 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
   return completed;
 }
 
-/** HELD holds older than the settle window with no RESERVED (or still PENDING) ticket behind them are released. */
+/**
+ * HELD holds older than the settle window with no RESERVED (or still PENDING) ticket behind them, and
+ * no keyless purchase of this process in flight for them, are released.
+ */
 export async function releaseOrphanHolds(context: TicketServiceContext): Promise<number> {
   let released = 0;
   let cursor: string | undefined;
@@ -96,8 +99,12 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
       return released;
     }
     const holds = result.body;
+    // Taken before the tickets are read: a purchase in flight now is skipped, and one that ended
+    // before this line has written its ticket (or never will).
+    const inFlight = new Set(holds.filter((h) => context.purchasesInFlight.has(h.hold_id)).map((h) => h.hold_id));
     const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
     for (const hold of holds) {
+      if (inFlight.has(hold.hold_id)) continue;
       const owner = owners.get(hold.hold_id);
       // A CONFIRMED owner means a confirm committed the hold after it was listed: never release a sold seat.
       if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED')) continue;

@@ -1,7 +1,9 @@
 /**
- * The purchase saga of DESIGN.md: a PENDING ticket is written first, then the hold is asked for with
- * the ticket's reference as hold id and its expiry, then one conditional update makes it RESERVED.
- * Idempotency-Key answers are stored with the ticket changes, in the same transactions.
+ * The purchase saga of DESIGN.md. With an Idempotency-Key, a PENDING ticket is written first (with the
+ * key), then the hold is asked for with the ticket's reference as hold id and its expiry, then one
+ * conditional update makes it RESERVED; the key's answer is stored in the same transactions.
+ * Without a key nothing needs the PENDING row, so the hold comes first and the ticket is written once,
+ * RESERVED: one commit instead of two (see `purchaseWithoutKey`).
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { components } from '../../openapi/generated/ticket-service.js';
@@ -10,6 +12,7 @@ import { StoredProblemError, UnavailableError, ValidationError, ProblemError, ty
 import * as tickets from '../store/tickets.js';
 import type { IdempotencyRow, TicketRow } from '../store/schema.js';
 import { holdCallTimeoutMs, type TicketServiceContext } from './context.js';
+import { releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
 
 type TicketCreate = components['schemas']['TicketCreate'];
@@ -31,6 +34,11 @@ function canonicalHash(body: TicketCreate): string {
 }
 
 type Start = { replay: IdempotencyRow } | { ticket: TicketRow };
+
+/** Whole seconds, so that the expiry shown (to the second) is the one enforced. */
+function expiryFrom(now: Date, context: TicketServiceContext): string {
+  return new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
+}
 
 /** One transaction: look up the key, then write (or pick up) the PENDING ticket and lock the key. */
 async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string | undefined): Promise<Start> {
@@ -63,8 +71,7 @@ async function startPurchase(context: TicketServiceContext, body: TicketCreate, 
       currency: null,
       status: 'PENDING',
       reference: randomUUID(),
-      // Whole seconds, so that the expiry shown (to the second) is the one enforced.
-      expires_at: new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString(),
+      expires_at: expiryFrom(now, context),
       cancellation_reason: null,
       payment_reference: null,
       confirming_at: null,
@@ -101,6 +108,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   if (body.quantity > context.config.MAX_TICKETS_PER_ORDER) {
     throw new ValidationError([{ pointer: '#/quantity', detail: `must be <= ${context.config.MAX_TICKETS_PER_ORDER} (MAX_TICKETS_PER_ORDER)` }]);
   }
+  if (key === undefined) return { ticket: await purchaseWithoutKey(context, body, requestId), replayed: false };
   const start = await startPurchase(context, body, key);
   if ('replay' in start) return replayStored(start.replay);
   const pending = start.ticket;
@@ -163,4 +171,76 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
     throw new UnavailableError('The reservation took too long and was abandoned; retry the purchase.');
   }
   return { ticket: reserved, replayed: false };
+}
+
+type HoldAnswer = Awaited<ReturnType<TicketServiceContext['events']['call']>> | Error;
+
+/**
+ * A purchase without an Idempotency-Key: the hold first, then the ticket written once, RESERVED, with
+ * the price the hold returned. DESIGN.md allows dropping the PENDING write because holds are
+ * reconciled: a hold whose ticket is never written (a crash, a failed write) has no ticket behind it
+ * and the reconciler releases it once older than the settle window. While the purchase is in flight
+ * its reference is in `purchasesInFlight`, which the reconciler of this process skips, so even a zero
+ * settle window never releases a hold under a purchase. (Replicas rely on the settle window, which
+ * must exceed the hold call's timeout.) When the hold call fails, the hold (if any) is released
+ * through the outbox at once.
+ */
+async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCreate, requestId: string): Promise<ApiTicket> {
+  const now = new Date();
+  const reference = randomUUID();
+  const expiresAt = expiryFrom(now, context);
+  context.purchasesInFlight.add(reference);
+  try {
+    const [hold, summary] = await Promise.all([
+      context.events
+        .call('createHold', { body: { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt } }, { requestId })
+        .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))),
+      context.summaries.get(body.event_id, requestId),
+    ]);
+    if (hold instanceof Error || !hold.ok) {
+      if (!(hold instanceof Error) && (hold.status === 404 || hold.status === 409)) {
+        // Refused for good (no such event, sold out, sales closed): nothing was written.
+        throw new StoredProblemError(hold.problem as ProblemBody);
+      }
+      await releaseAbandonedHold(context, reference, hold, requestId);
+      throw new UnavailableError(
+        hold instanceof Error
+          ? 'event-service did not answer in time; retry the purchase (send an Idempotency-Key to make retries safe).'
+          : 'event-service could not take the hold; retry the purchase.',
+      );
+    }
+    // Null only on a release tombstone, never on a hold just created.
+    const unitPrice = hold.body.unit_price ?? 0;
+    const row = await context.write((trx) =>
+      tickets.insertTicket(trx, {
+        event_id: body.event_id,
+        customer_name: body.customer_name,
+        customer_email: body.customer_email,
+        quantity: body.quantity,
+        unit_price: unitPrice,
+        total_price: unitPrice * body.quantity,
+        currency: hold.body.currency,
+        status: 'RESERVED',
+        reference,
+        expires_at: expiresAt,
+        cancellation_reason: null,
+        payment_reference: null,
+        confirming_at: null,
+        created_at: now.toISOString(),
+        updated_at: new Date().toISOString(),
+      }),
+    );
+    return toApiTicket(row, summary);
+  } finally {
+    context.purchasesInFlight.delete(reference);
+  }
+}
+
+/** The hold call failed or was refused unexpectedly: a hold may exist (or appear late); release it through the outbox. */
+async function releaseAbandonedHold(context: TicketServiceContext, reference: string, hold: HoldAnswer, requestId: string): Promise<void> {
+  if (hold instanceof Error) context.log.warn({ err: hold, reference }, 'hold call failed; releasing whatever hold it may have left');
+  else context.log.error({ status: hold.status, problem: hold.ok ? undefined : hold.problem, reference }, 'event-service refused a hold unexpectedly');
+  const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString()));
+  // Tried in the background: event-service may be the one that is down, and the outbox retries.
+  void releaseNow(context, outboxId, reference, requestId).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
 }

@@ -1,0 +1,58 @@
+/**
+ * A pass-through HTTP proxy for the calls ticket-service makes to event-service, which can hold back
+ * chosen answers: the request reaches event-service (and takes effect) at once, the answer comes late.
+ */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Test } from 'tap';
+import { request } from 'undici';
+
+export interface DelayingProxy {
+  url: string;
+  /** Where calls go; set once event-service runs. */
+  target: string;
+  /** How long to hold back the answer to a call (0: not at all). */
+  delayFor: (method: string, path: string) => number;
+}
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'proxy-connection', 'te', 'trailer']);
+
+function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const kept: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) if (value !== undefined && !HOP_BY_HOP.has(name.toLowerCase())) kept[name] = value;
+  return kept;
+}
+
+export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
+  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0 };
+  const server = createServer((incoming, outgoing) => {
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => {
+      const method = incoming.method ?? 'GET';
+      const path = incoming.url ?? '/';
+      const delay = proxy.delayFor(method, path);
+      request(`${proxy.target}${path}`, { method: method as 'GET', headers: endToEnd(incoming.headers), body: chunks.length > 0 ? Buffer.concat(chunks) : null })
+        .then(async (answer) => {
+          const body = Buffer.from(await answer.body.arrayBuffer());
+          if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+          outgoing.writeHead(answer.statusCode, endToEnd(answer.headers));
+          outgoing.end(body);
+        })
+        .catch(() => {
+          outgoing.writeHead(502);
+          outgoing.end();
+        });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  proxy.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return proxy;
+}
