@@ -11,6 +11,7 @@ import type { EventDatabase } from './store/schema.js';
 import { eventServiceHandlers } from './routes/handlers.js';
 import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
+import { ReadCache } from '../platform/read-cache.js';
 
 export interface BuildOptions {
   /** Pretty log lines for a terminal. */
@@ -34,7 +35,14 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   const store = await openServiceDatabase<EventDatabase>({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS, migrations: eventMigrations });
   const { database, db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
-  const context: EventServiceContext = { db, config, write: store.write };
+  const searchAnswers: EventServiceContext['searchAnswers'] = new ReadCache();
+  const context: EventServiceContext = {
+    db,
+    config,
+    write: (work) => searchAnswers.change(() => store.write(work)),
+    searchPages: new ReadCache(),
+    searchAnswers,
+  };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {

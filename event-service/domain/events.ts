@@ -1,11 +1,12 @@
 /** Events: creation with prices and venue links, partial updates that move availability, deletion, search. */
+import type { Transaction } from 'kysely';
 import type { components, operations } from '../../openapi/generated/event-service.js';
 import { ConflictError, NotFoundError, ProblemError, ValidationError, type FieldError } from '../../platform/errors.js';
-import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { decodeCursor, pageFromRows, type Cursor, type Page } from '../../platform/pagination.js';
 import { nowIso, parseDateField } from '../../platform/time.js';
 import * as events from '../store/events.js';
 import { findVenue } from '../store/venues.js';
-import type { EventRow } from '../store/schema.js';
+import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
 import { isKnownCurrency, majorToMinor } from './money.js';
 
@@ -64,7 +65,7 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
   if (errors.length > 0) throw new ValidationError(errors);
   assertWithinCapacity(venue, input.total_tickets);
   const now = nowIso();
-  return context.write((trx) => events.insertEvent(trx, {
+  return changeCatalogue(context, (trx) => events.insertEvent(trx, {
     name: input.name,
     description: input.description ?? '',
     event_date: common.eventDate as string,
@@ -83,6 +84,11 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
   }));
 }
 
+/** A write that creates, changes or deletes an event, which text search pages depend on. */
+function changeCatalogue<T>(context: EventServiceContext, work: (trx: Transaction<EventDatabase>) => Promise<T>): Promise<T> {
+  return context.searchPages.change(() => context.write(work));
+}
+
 export async function getEvent(context: EventServiceContext, id: number): Promise<EventRow> {
   const row = await events.findEvent(context.db, id);
   if (!row) throw new NotFoundError(`Event ${id} does not exist.`);
@@ -94,7 +100,7 @@ export async function getEvent(context: EventServiceContext, id: number): Promis
  * moves `available_tickets` by the same amount in one conditional update, never below zero.
  */
 export async function updateEvent(context: EventServiceContext, id: number, input: EventUpdate, ifMatch: string | undefined): Promise<EventRow> {
-  return context.write(async (trx) => {
+  return changeCatalogue(context, async (trx) => {
     const scoped = { ...context, db: trx };
     const current = await getEvent(scoped, id);
     if (ifMatch !== undefined && !etagMatches(ifMatch, current.version)) {
@@ -137,7 +143,7 @@ function etagMatches(header: string, version: number): boolean {
 }
 
 export async function deleteEvent(context: EventServiceContext, id: number): Promise<void> {
-  await context.write(async (trx) => {
+  await changeCatalogue(context, async (trx) => {
     if (await events.deleteEventWithoutLiveHolds(trx, id)) return;
     const row = await getEvent({ ...context, db: trx }, id);
     throw new ConflictError('in-use', `Event ${id} has ${row.held_tickets} reserved and ${row.sold_tickets} sold seats; cancel its tickets first (eventsync events delete --cancel-tickets).`);
@@ -180,8 +186,39 @@ export async function listEvents(context: EventServiceContext, query: ListQuery)
   const limit = query.limit ?? 100;
   const offset = query.offset ?? 0;
   const cursor = decodeCursor(query.cursor);
-  const rows = await events.selectEventPage(context.db, filter, sort, limit, { cursor, offset });
+  const position = { cursor, offset };
+  const { rows, total } = await searchOrList(context, filter, sort, limit, position, query.cursor);
   const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: events.sortKey(sort, row), id: row.id }) });
-  page.total = await events.countEvents(context.db, filter);
+  page.total = total;
   return page;
+}
+
+/**
+ * The rows of one page (`limit + 1`) and the total. A text search that does not filter on seat
+ * counters remembers its page's ids and total until an event changes; its rows are read fresh, so
+ * the counters are always current.
+ */
+async function searchOrList(
+  context: EventServiceContext,
+  filter: events.EventFilter,
+  sort: events.EventSort,
+  limit: number,
+  position: { cursor?: Cursor; offset: number },
+  cursorText: string | undefined,
+): Promise<{ rows: EventRow[]; total: number }> {
+  const compute = async () => {
+    const rows = await events.selectEventPage(context.db, filter, sort, limit, position);
+    return { rows, total: await events.countEvents(context.db, filter) };
+  };
+  if (filter.q === undefined || filter.available || filter.ids !== undefined) return compute();
+  let computed: { rows: EventRow[]; total: number } | undefined;
+  const key = JSON.stringify([filter, sort, limit, position.offset, cursorText ?? null]);
+  const found = await context.searchPages.through(key, async () => {
+    computed = await compute();
+    return { ids: computed.rows.map((row) => row.id), total: computed.total };
+  });
+  if (computed) return computed;
+  const rows = await events.selectEventsInOrder(context.db, found.ids);
+  // An event of the page went away after it was cached (its deletion is still being committed).
+  return rows ? { rows, total: found.total } : compute();
 }

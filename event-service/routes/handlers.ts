@@ -44,8 +44,12 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
     },
 
     listEvents: async (request) => {
-      const page = await eventsDomain.listEvents(context, request.query);
-      return { status: 200, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
+      const answer = async () => {
+        const page = await eventsDomain.listEvents(context, request.query);
+        return { status: 200 as const, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
+      };
+      // Whole answers to text searches are kept until the next write of any kind (Link URLs name the host).
+      return request.query.q === undefined ? answer() : context.searchAnswers.through(`${request.protocol}://${request.host}${request.url}`, answer);
     },
     createEvent: async (request) => {
       const event = await eventsDomain.createEvent(context, request.body);

@@ -146,6 +146,15 @@ function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, filter
   return eb.and(conditions);
 }
 
+/** The events with these ids in this order, or undefined if one of them no longer exists. */
+export async function selectEventsInOrder(db: Db, ids: number[]): Promise<EventRow[] | undefined> {
+  if (ids.length === 0) return [];
+  const rows = await db.selectFrom('events').selectAll().where('id', 'in', ids).execute();
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  const ordered = ids.map((id) => byId.get(id));
+  return ordered.every((row) => row !== undefined) ? (ordered as EventRow[]) : undefined;
+}
+
 export async function countEvents(db: Db, filter: EventFilter): Promise<number> {
   const row = await db
     .selectFrom('events')
