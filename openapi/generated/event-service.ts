@@ -364,8 +364,16 @@ export interface components {
             /** @description IANA time zone for display. */
             timezone: string;
             image_url: string | null;
-            sales_start: components["schemas"]["DateTime"] | null;
-            sales_end: components["schemas"]["DateTime"] | null;
+            /**
+             * Format: date-time
+             * @description UTC date-time with `Z`, or null: no limit.
+             */
+            sales_start: string | null;
+            /**
+             * Format: date-time
+             * @description UTC date-time with `Z`, or null: no limit.
+             */
+            sales_end: string | null;
             created_at: components["schemas"]["DateTime"];
             updated_at: components["schemas"]["DateTime"];
         };
