@@ -36,7 +36,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   const { database, db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
-  const context: TicketServiceContext = { db, config, write: store.write, events, summaries: new EventSummaries(events), purchasesInFlight: new Set(), log: app.log };
+  const context: TicketServiceContext = { db, config, write: store.write, events, summaries: new EventSummaries(events), purchasesInFlight: new Set(), orphanScan: {}, log: app.log };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {

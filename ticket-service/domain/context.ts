@@ -15,6 +15,11 @@ export interface TicketServiceContext {
   summaries: EventSummaries;
   /** References of purchases without a PENDING row whose hold call or ticket write is under way. */
   purchasesInFlight: Set<string>;
+  /**
+   * Where the next orphan-hold scan starts (a holds-list cursor): holds before it were all found
+   * owned or released, so a round reads only holds that became old enough since (plus one page).
+   */
+  orphanScan: { cursor?: string };
   log: FastifyBaseLogger;
 }
 

@@ -85,11 +85,17 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
 
 /**
  * HELD holds older than the settle window with no RESERVED (or still PENDING) ticket behind them, and
- * no keyless purchase of this process in flight for them, are released.
+ * no keyless purchase of this process in flight for them, are released. Holds come in creation order
+ * and the scan resumes where every earlier hold was settled (owned, or released), so a round costs
+ * the holds that became old enough since the last one, not every live reservation. The last page is
+ * always read again (it grows), and a restart scans from the start once. (A hold that would sort
+ * before the resume point, created in the same millisecond as a scanned one, is still released by
+ * event-service's own expiry.)
  */
 export async function releaseOrphanHolds(context: TicketServiceContext): Promise<number> {
   let released = 0;
-  let cursor: string | undefined;
+  let cursor = context.orphanScan.cursor;
+  let settledSoFar = true;
   for (let page = 0; page < 100; page += 1) {
     const result = await context.events.call('listHolds', {
       query: { state: 'HELD', older_than: context.config.RECONCILE_SETTLE_SECONDS, limit: 500, ...(cursor ? { cursor } : {}) },
@@ -103,19 +109,29 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
     // before this line has written its ticket (or never will).
     const inFlight = new Set(holds.filter((h) => context.purchasesInFlight.has(h.hold_id)).map((h) => h.hold_id));
     const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
+    let pageSettled = true;
     for (const hold of holds) {
-      if (inFlight.has(hold.hold_id)) continue;
+      if (inFlight.has(hold.hold_id)) {
+        pageSettled = false;
+        continue;
+      }
       const owner = owners.get(hold.hold_id);
+      if (owner?.status === 'PENDING') pageSettled = false;
       // A CONFIRMED owner means a confirm committed the hold after it was listed: never release a sold seat.
       if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED')) continue;
       const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } });
       if (release.ok) {
         released += 1;
         context.log.info({ hold_id: hold.hold_id, ticket_status: owner?.status ?? 'none' }, 'released an orphan hold');
+      } else {
+        pageSettled = false;
       }
     }
-    cursor = nextCursor(result.headers);
-    if (!cursor) break;
+    const next = nextCursor(result.headers);
+    if (!next) break;
+    settledSoFar &&= pageSettled;
+    if (settledSoFar) context.orphanScan.cursor = next;
+    cursor = next;
   }
   return released;
 }
