@@ -29,8 +29,17 @@ export function accessRule(security: Array<Record<string, string[]>> | undefined
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
+/** Digests of the configured secrets (a handful), so each check hashes only what was given. */
+const expectedDigests = new Map<string, Buffer>();
 /** Compares secrets in constant time (hashing first makes the lengths equal). */
-export const sameSecret = (given: string, expected: string): boolean => timingSafeEqual(digest(given), digest(expected));
+export function sameSecret(given: string, expected: string): boolean {
+  let wanted = expectedDigests.get(expected);
+  if (!wanted) {
+    wanted = digest(expected);
+    if (expectedDigests.size < 16) expectedDigests.set(expected, wanted);
+  }
+  return timingSafeEqual(digest(given), wanted);
+}
 
 export interface Tokens {
   serviceToken: string;

@@ -55,6 +55,31 @@ t.test('repeating a create with the same hold_id, event and quantity answers 200
   await assertSeatInvariant(t, app, event.id);
 });
 
+t.test('a retried create is answered with its hold even once the event is sold out or its sales have closed, and a retry among other creates takes nothing', async (t) => {
+  const app = await startEventApp(t);
+  const event = await postEvent(app, { total_tickets: 3 });
+  const request = holdRequest(event.id, 3);
+  t.equal((await requestHold(app, request)).statusCode, 201);
+  t.equal((await getEvent(app, event.id)).available_tickets, 0, 'sold out');
+  const retry = await requestHold(app, request);
+  t.equal(retry.statusCode, 200, 'the retry is still answered 200 with its hold, not sold-out');
+  t.equal(retry.json<ApiHold>().hold_id, request.hold_id);
+  assertProblem(t, await requestHold(app, holdRequest(event.id, 1)), 409, 'sold-out');
+  const closed = await app.inject({ method: 'PUT', url: `/events/${event.id}`, payload: { sales_start: '2020-01-01T00:00:00Z', sales_end: isoFromNow(-60_000) } });
+  t.equal(closed.statusCode, 200, 'its sales close');
+  t.equal((await requestHold(app, request)).statusCode, 200, 'the retry is still answered 200 with its hold, not sales-closed');
+
+  const later = await postEvent(app, { total_tickets: 10 });
+  const first = holdRequest(later.id, 2);
+  t.equal((await requestHold(app, first)).statusCode, 201);
+  // The retry arrives among new creates (one group commit): its seats are taken, then given back.
+  const mixed = await Promise.all([requestHold(app, holdRequest(later.id, 1)), requestHold(app, first), requestHold(app, holdRequest(later.id, 1))]);
+  t.same(mixed.map((a) => a.statusCode), [201, 200, 201]);
+  t.match(await getEvent(app, later.id), { available_tickets: 6, held_tickets: 4 }, 'only the two new holds took seats');
+  await assertSeatInvariant(t, app, event.id);
+  await assertSeatInvariant(t, app, later.id);
+});
+
 t.test('the same hold_id with another quantity or another event is 409 hold-state and takes nothing', async (t) => {
   const app = await startEventApp(t);
   const event = await postEvent(app, { total_tickets: 10 });

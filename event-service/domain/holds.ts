@@ -18,48 +18,70 @@ function stateConflict(hold: HoldRow, action: string): ConflictError {
   return new ConflictError('hold-state', `Hold ${hold.hold_id} is ${hold.state}; it cannot be ${action}.`, { hold_state: hold.state });
 }
 
+/** Thrown inside the write to roll back the seats just taken when the hold id turns out to exist. */
+class HoldExists extends Error {}
+
+/** What a create with an id that already exists answers: the same hold for the same request, else 409. */
+function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldRow; created: boolean } {
+  const sameRequest = existing.event_id === input.event_id && existing.quantity === input.quantity;
+  if (!sameRequest) {
+    throw new ConflictError('hold-state', `Hold ${input.hold_id} already exists for ${existing.quantity} seats of event ${existing.event_id ?? 'none'}.`, { hold_state: existing.state });
+  }
+  if (existing.state === 'HELD' || existing.state === 'COMMITTED') return { hold: existing, created: false };
+  throw stateConflict(existing, 'created again');
+}
+
 /**
- * Takes the seats for a new hold in one transaction (conditional decrement, then insert), or returns
- * the existing hold when the same request is retried.
+ * Takes the seats for a new hold in one transaction, or returns the existing hold when the same
+ * request is retried. The usual case is two statements: a conditional decrement that also checks the
+ * sales window and returns the price, then an insert that does nothing if the id exists (then the
+ * decrement is rolled back and the existing hold answers). Only when no seats were taken is the event
+ * read, to say why.
  */
 export async function createHold(context: EventServiceContext, input: HoldCreate): Promise<{ hold: HoldRow; created: boolean }> {
   const errors: FieldError[] = [];
   const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
   if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
-  return context.write(async (trx) => {
-    const existing = await holds.findHold(trx, input.hold_id);
-    if (existing) {
-      const sameRequest = existing.event_id === input.event_id && existing.quantity === input.quantity;
-      if (!sameRequest) {
-        throw new ConflictError('hold-state', `Hold ${input.hold_id} already exists for ${existing.quantity} seats of event ${existing.event_id ?? 'none'}.`, { hold_state: existing.state });
+  try {
+    return await context.write(async (trx) => {
+      const now = nowIso();
+      const price = await events.takeSeatsForHold(trx, input.event_id, input.quantity, now);
+      if (!price) {
+        const existing = await holds.findHold(trx, input.hold_id);
+        if (existing) return existingHoldAnswer(existing, input);
+        throw await noSeatsReason(trx, input, now);
       }
-      if (existing.state === 'HELD' || existing.state === 'COMMITTED') return { hold: existing, created: false };
-      throw stateConflict(existing, 'created again');
-    }
-    const event = await events.findEvent(trx, input.event_id);
-    if (!event) throw new NotFoundError(`Event ${input.event_id} does not exist.`);
-    const now = nowIso();
-    if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
-      throw new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
-    }
-    if (!(await events.takeSeats(trx, event.id, input.quantity, 'held_tickets', now))) {
-      throw new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} seats left; ${input.quantity} were asked for.`, {
-        available_tickets: event.available_tickets,
-      });
-    }
-    const hold: HoldRow = {
-      hold_id: input.hold_id,
-      event_id: event.id,
-      quantity: input.quantity,
-      state: 'HELD',
-      expires_at: expiresAt,
-      unit_price: event.ticket_price,
-      currency: event.currency,
-      created_at: now,
-      updated_at: now,
-    };
-    await holds.insertHold(trx, hold);
-    return { hold, created: true };
+      const hold: HoldRow = {
+        hold_id: input.hold_id,
+        event_id: input.event_id,
+        quantity: input.quantity,
+        state: 'HELD',
+        expires_at: expiresAt,
+        unit_price: price.ticket_price,
+        currency: price.currency,
+        created_at: now,
+        updated_at: now,
+      };
+      if (!(await holds.insertHoldIfNew(trx, hold))) throw new HoldExists();
+      return { hold, created: true };
+    });
+  } catch (error) {
+    if (!(error instanceof HoldExists)) throw error;
+    const existing = await holds.findHold(context.db, input.hold_id);
+    if (!existing) throw new Error(`hold ${input.hold_id} conflicted on insert but cannot be read`);
+    return existingHoldAnswer(existing, input);
+  }
+}
+
+/** Why a hold could not take seats: no such event, sales closed, or not enough seats. */
+async function noSeatsReason(trx: EventServiceContext['db'], input: HoldCreate, now: string): Promise<Error> {
+  const event = await events.findEvent(trx, input.event_id);
+  if (!event) return new NotFoundError(`Event ${input.event_id} does not exist.`);
+  if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
+    return new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
+  }
+  return new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} seats left; ${input.quantity} were asked for.`, {
+    available_tickets: event.available_tickets,
   });
 }
 

@@ -66,6 +66,30 @@ const seatTaker = (counter: TakenCounter) =>
   );
 const seatTakers = { held_tickets: seatTaker('held_tickets'), manual_reserved_tickets: seatTaker('manual_reserved_tickets') };
 
+const seatsForHold = prepareQuery<EventDatabase, SeatChange, Pick<EventRow, 'ticket_price' | 'currency'>>((db, param) =>
+  db
+    .updateTable('events')
+    .set((eb) => ({
+      available_tickets: eb('available_tickets', '-', param('seats')),
+      held_tickets: eb('held_tickets', '+', param('seats')),
+      updated_at: param('now'),
+      version: eb('version', '+', 1),
+    }))
+    .where('id', '=', param('id'))
+    .where('available_tickets', '>=', param('seats'))
+    .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
+    .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))]))
+    .returning(['ticket_price', 'currency']),
+);
+
+/**
+ * Holds `seats` if the event exists, its sales are open at `now` and that many are available: the
+ * price to charge, or undefined when nothing was taken (the caller reads the event to say why).
+ */
+export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string): Promise<Pick<EventRow, 'ticket_price' | 'currency'> | undefined> {
+  return seatsForHold.takeFirst(db, { id, seats, now });
+}
+
 /** Moves `seats` from available to one of the taken counters, only if that many are available. */
 export async function takeSeats(db: Db, id: number, seats: number, counter: TakenCounter, now: string): Promise<boolean> {
   const result = await seatTakers[counter].execute(db, { id, seats, now });

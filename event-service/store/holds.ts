@@ -32,6 +32,29 @@ export async function insertHold(db: Db, row: HoldRow): Promise<void> {
   await holdInsert.execute(db, row);
 }
 
+const holdInsertIfNew = prepareQuery<EventDatabase, HoldRow, unknown>((db, param) =>
+  db
+    .insertInto('holds')
+    .values({
+      hold_id: param('hold_id'),
+      event_id: param('event_id'),
+      quantity: param('quantity'),
+      state: param('state'),
+      expires_at: param('expires_at'),
+      unit_price: param('unit_price'),
+      currency: param('currency'),
+      created_at: param('created_at'),
+      updated_at: param('updated_at'),
+    })
+    .onConflict((oc) => oc.column('hold_id').doNothing()),
+);
+
+/** Inserts the hold unless one with its id exists; true when inserted. */
+export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
+  const result = await holdInsertIfNew.execute(db, row);
+  return (result.numAffectedRows ?? 0n) > 0n;
+}
+
 /** Moves a hold from one of `from` to `to`; the row as it was before, or undefined if it was in no such state. */
 export async function transitionHold(db: Db, holdId: string, from: HoldState[], to: HoldState, now: string): Promise<HoldRow | undefined> {
   const before = await db.selectFrom('holds').selectAll().where('hold_id', '=', holdId).where('state', 'in', from).executeTakeFirst();
