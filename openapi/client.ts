@@ -113,25 +113,26 @@ export class ServiceClient<Ops> {
       headers['content-type'] = 'application/json';
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
+    // One budget for the whole call. (A plain timer: AbortSignal.timeout costs several times more per call.)
+    const budget = new AbortController();
+    const timer = setTimeout(() => budget.abort(new DOMException(`no answer in ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     let response;
+    let text: string;
     try {
       response = await this.pool.request({
         method: route.method as 'GET',
         path: this.basePath + path,
         headers,
         body: payload,
-        signal: AbortSignal.timeout(timeoutMs),
+        signal: budget.signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
-    } catch (error) {
-      throw new ServiceUnreachableError(this.service, describeNetworkError(error), { cause: error });
-    }
-    let text: string;
-    try {
       text = await response.body.text();
     } catch (error) {
       throw new ServiceUnreachableError(this.service, describeNetworkError(error), { cause: error });
+    } finally {
+      clearTimeout(timer);
     }
     const responseHeaders = response.headers as Record<string, string | string[] | undefined>;
     this.options.observe?.({ operationId, method: route.method, path, status: response.statusCode, contentType: responseHeaders['content-type'] as string | undefined, text });

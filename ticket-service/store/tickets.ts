@@ -11,7 +11,7 @@ export const PUBLIC_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 /** Every column but the generated id. */
 type TicketValues = Required<Omit<NewTicketRow, 'id'>>;
 
-const ticketInsert = prepareQuery<TicketDatabase, TicketValues, TicketRow>((db, param) =>
+const ticketInsert = prepareQuery<TicketDatabase, TicketValues, { id: number }>((db, param) =>
   db
     .insertInto('tickets')
     .values({
@@ -31,13 +31,14 @@ const ticketInsert = prepareQuery<TicketDatabase, TicketValues, TicketRow>((db, 
       created_at: param('created_at'),
       updated_at: param('updated_at'),
     })
-    .returningAll(),
+    .returning('id'),
 );
 
+/** The row as stored: every value is the one given, but the id SQLite assigned. */
 export async function insertTicket(db: Db, row: TicketValues): Promise<TicketRow> {
   const inserted = await ticketInsert.takeFirst(db, row);
-  if (!inserted) throw new Error('the ticket insert returned no row');
-  return inserted;
+  if (!inserted) throw new Error('the ticket insert returned no id');
+  return { id: inserted.id, ...row };
 }
 
 const ticketById = prepareQuery<TicketDatabase, { id: number }, TicketRow>((db, param) => db.selectFrom('tickets').selectAll().where('id', '=', param('id')));
