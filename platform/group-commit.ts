@@ -8,12 +8,28 @@
  * of platform/wal-sync.ts). The next batch does not wait for it: it runs while the flush is under way,
  * and since the WAL is a log, a later batch is never on disk without the earlier ones.
  */
-import type { Kysely, Transaction } from 'kysely';
+import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 
 interface Job<DB> {
   work: (trx: Transaction<DB>) => Promise<unknown>;
   resolve: (value: unknown) => void;
   reject: (error: unknown) => void;
+}
+
+/** Savepoint statements by position in a batch, built once (standard SQL: SQLite and PostgreSQL alike). */
+const savepointStatements: Array<{ open: CompiledQuery; release: CompiledQuery; rollback: CompiledQuery }> = [];
+function savepoint(index: number) {
+  let statements = savepointStatements[index];
+  if (!statements) {
+    const name = `change_${index}`;
+    statements = {
+      open: CompiledQuery.raw(`SAVEPOINT ${name}`),
+      release: CompiledQuery.raw(`RELEASE SAVEPOINT ${name}`),
+      rollback: CompiledQuery.raw(`ROLLBACK TO SAVEPOINT ${name}`),
+    };
+    savepointStatements[index] = statements;
+  }
+  return statements;
 }
 
 interface Outcome {
@@ -82,15 +98,15 @@ export class GroupCommitter<DB> {
     }
     try {
       for (const [index, job] of batch.entries()) {
-        const name = `change_${index}`;
-        const savepoint = await trx.savepoint(name).execute();
+        const statements = savepoint(index);
+        await trx.executeQuery(statements.open);
         try {
-          outcomes.push({ ok: true, value: await job.work(savepoint) });
-          await savepoint.releaseSavepoint(name).execute();
+          outcomes.push({ ok: true, value: await job.work(trx) });
+          await trx.executeQuery(statements.release);
         } catch (error) {
           outcomes.push({ ok: false, value: error });
-          await savepoint.rollbackToSavepoint(name).execute();
-          await savepoint.releaseSavepoint(name).execute();
+          await trx.executeQuery(statements.rollback);
+          await trx.executeQuery(statements.release);
         }
       }
       await trx.commit().execute();

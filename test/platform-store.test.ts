@@ -148,3 +148,22 @@ t.test('a prepared query is compiled once and runs with new values each time; co
   t.match(inTransaction, { name: 'c', size: 3 }, 'it runs inside a transaction too');
   t.equal(await bigOnes.takeFirst(db, { size: 100 }), undefined, 'takeFirst of no rows is undefined');
 });
+
+t.test('in a group commit a change that fails rolls back only its own writes', async (t) => {
+  const database = openSqlite({ path: join(tempDir(t), 'savepoints.db'), synchronous: 'NORMAL' });
+  const db = createKysely<TestDatabase>(database);
+  t.teardown(() => db.destroy());
+  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  const committer = new GroupCommitter(db);
+  const results = await Promise.allSettled([
+    committer.run((trx) => trx.insertInto('items').values({ name: 'first', size: 1 }).execute()),
+    committer.run(async (trx) => {
+      await trx.insertInto('items').values({ name: 'failing', size: 2 }).execute();
+      throw new Error('refused after writing');
+    }),
+    committer.run((trx) => trx.insertInto('items').values({ name: 'third', size: 3 }).execute()),
+  ]);
+  t.same(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled'], 'each change is answered on its own');
+  const names = (await db.selectFrom('items').select('name').orderBy('id').execute()).map((r) => r.name);
+  t.same(names, ['first', 'third'], 'the failed change left nothing behind; the others are committed');
+});
