@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { EventServiceConfig } from '../platform/config.js';
 import { corsOrigins, localUrl } from '../platform/config.js';
-import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
+import { createServiceApp, stopOnLostDurability, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
 import { openServiceDatabase } from '../platform/sqlite.js';
 import type { operations } from '../openapi/generated/event-service.js';
@@ -32,10 +32,16 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
-  const store = await openServiceDatabase<EventDatabase>({ path: config.EVENT_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS, migrations: eventMigrations });
+  const store = await openServiceDatabase<EventDatabase>({
+    path: config.EVENT_DB_PATH,
+    synchronous: config.SQLITE_SYNCHRONOUS,
+    migrations: eventMigrations,
+    onFatal: (error) => stopOnLostDurability(app, error),
+  });
   const { database, db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
-  const searchAnswers: EventServiceContext['searchAnswers'] = new ReadCache();
+  // Answers of up to 100 events, 256 of them: a bounded amount of memory whatever searches come in.
+  const searchAnswers: EventServiceContext['searchAnswers'] = new ReadCache(256);
   const context: EventServiceContext = {
     db,
     config,
@@ -50,6 +56,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     handlers: eventServiceHandlers(context, database),
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
+    readBarrier: store.settled,
   });
 
   let sweeper: NodeJS.Timeout | undefined;

@@ -6,7 +6,8 @@
  *
  * `durable`, when given, is awaited after each COMMIT before its callers are answered (the WAL flush
  * of platform/wal-sync.ts). The next batch does not wait for it: it runs while the flush is under way,
- * and since the WAL is a log, a later batch is never on disk without the earlier ones.
+ * and since the WAL is a log, a later batch is never on disk without the earlier ones. Refusals wait
+ * too (they may rest on state committed a moment ago), and so do reads, through `settled`.
  */
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 
@@ -37,19 +38,35 @@ interface Outcome {
   value: unknown;
 }
 
+export interface GroupCommitOptions {
+  maxBatch?: number;
+  /** Makes everything committed so far durable (the WAL flush of platform/wal-sync.ts). */
+  durable?: () => Promise<void>;
+  /**
+   * Called once if `durable` fails. Committed data may then be lost, and on Linux a later flush can
+   * report success for pages an earlier failure dropped, so nothing more is written: the service
+   * should stop (SQLite recovers from the WAL on restart).
+   */
+  onFatal?: (error: unknown) => void;
+}
+
 export class GroupCommitter<DB> {
   private queue: Job<DB>[] = [];
   private flushing: Promise<void> | undefined;
-  /** Batches committed whose callers wait for `durable`. */
+  /** Commits that may be visible but are not yet durable: their flushes. */
   private settling = new Set<Promise<void>>();
+  private failure: unknown;
+  private closed = false;
 
   constructor(
     private readonly db: Kysely<DB>,
-    private readonly options: { maxBatch?: number; durable?: () => Promise<void> } = {},
+    private readonly options: GroupCommitOptions = {},
   ) {}
 
   /** Runs `work` atomically (in a savepoint of a shared transaction); resolves once it is durable. */
   run<T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('the database is closing: no more changes are taken'));
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ work, resolve: resolve as (value: unknown) => void, reject });
       // Start on the next turn of the event loop so that changes arriving together share a batch.
@@ -57,11 +74,21 @@ export class GroupCommitter<DB> {
     });
   }
 
-  /** Resolves when everything queued so far is committed (for shutdown). */
+  /**
+   * Resolves once everything committed so far is durable. A read answers only after it: what it
+   * read may have been committed a moment ago, and at synchronous=FULL nobody sees a change before
+   * it is on disk.
+   */
+  async settled(): Promise<void> {
+    if (this.settling.size > 0) await Promise.allSettled([...this.settling]);
+  }
+
+  /** Refuses new changes, then resolves when everything queued so far is committed and durable (for shutdown). */
   async drain(): Promise<void> {
+    this.closed = true;
     while (this.flushing || this.settling.size > 0) {
       await this.flushing;
-      await Promise.all(this.settling);
+      await Promise.allSettled([...this.settling]);
     }
   }
 
@@ -80,11 +107,15 @@ export class GroupCommitter<DB> {
     if (batch.length === 1) {
       // Alone: a plain transaction, no savepoint needed.
       const [job] = batch as [Job<DB>];
+      const committed = this.expectCommit();
       try {
         const value = await this.db.transaction().execute(job.work);
-        this.answer(batch, [{ ok: true, value }]);
+        committed.done();
+        this.answer(batch, [{ ok: true, value }], committed.durable);
       } catch (error) {
-        job.reject(error);
+        // Nothing was written, but the refusal may rest on state committed a moment ago.
+        committed.done();
+        this.answer(batch, [{ ok: false, value: error }], committed.durable);
       }
       return;
     }
@@ -96,6 +127,7 @@ export class GroupCommitter<DB> {
       for (const job of batch) job.reject(error);
       return;
     }
+    const committed = this.expectCommit();
     try {
       for (const [index, job] of batch.entries()) {
         const statements = savepoint(index);
@@ -112,29 +144,55 @@ export class GroupCommitter<DB> {
       await trx.commit().execute();
     } catch (error) {
       await trx.rollback().execute().catch(() => undefined);
+      committed.done();
       for (const job of batch) job.reject(error);
       return;
     }
-    this.answer(batch, outcomes);
+    committed.done();
+    this.answer(batch, outcomes, committed.durable);
   }
 
-  /** Answers a committed batch, once it is durable when that takes a flush. */
-  private answer(batch: Job<DB>[], outcomes: Outcome[]): void {
-    const settle = () =>
-      batch.forEach((job, index) => {
-        const outcome = outcomes[index];
-        if (outcome?.ok) job.resolve(outcome.value);
-        else job.reject(outcome?.value);
-      });
-    if (!this.options.durable) {
-      settle();
-      return;
+  /**
+   * Registers a commit before it happens, so that a read running between the COMMIT and the flush
+   * request already waits for it; `done` (after COMMIT, or after a rollback) starts the flush.
+   */
+  private expectCommit(): { durable: Promise<void>; done: () => void } {
+    if (!this.options.durable) return { durable: Promise.resolve(), done: () => undefined };
+    let done!: () => void;
+    const durable = new Promise<void>((resolve) => (done = resolve)).then(() => this.makeDurable());
+    this.settling.add(durable);
+    void durable.then(
+      () => this.settling.delete(durable),
+      () => this.settling.delete(durable),
+    );
+    return { durable, done };
+  }
+
+  private async makeDurable(): Promise<void> {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      await this.options.durable?.();
+    } catch (error) {
+      if (this.failure === undefined) {
+        this.failure = error;
+        this.options.onFatal?.(error);
+      }
+      throw error;
     }
-    const settling = this.options.durable().then(settle, (error: unknown) => {
-      // Committed but perhaps not on disk: nobody is told that the change is done.
-      for (const job of batch) job.reject(error);
-    });
-    this.settling.add(settling);
-    void settling.finally(() => this.settling.delete(settling));
+  }
+
+  /** Answers a batch once what it committed (or read) is durable; if that fails, nobody is told it is done. */
+  private answer(batch: Job<DB>[], outcomes: Outcome[], durable: Promise<void>): void {
+    durable.then(
+      () =>
+        batch.forEach((job, index) => {
+          const outcome = outcomes[index];
+          if (outcome?.ok) job.resolve(outcome.value);
+          else job.reject(outcome?.value);
+        }),
+      (error: unknown) => {
+        for (const job of batch) job.reject(error);
+      },
+    );
   }
 }

@@ -79,6 +79,8 @@ export interface RegisterOptions<Ops> {
   tokens: Tokens;
   /** Extra route options per operation (rate limits on public writes). */
   routeOptions?: (operation: SpecOperation) => Partial<RouteOptions>;
+  /** Awaited before a GET answers (or fails): what it read is durable by then (see GroupCommitter.settled). */
+  readBarrier?: () => Promise<void>;
 }
 
 export function registerOperations<Ops>(app: FastifyInstance, options: RegisterOptions<Ops>): void {
@@ -97,6 +99,7 @@ export function registerOperations<Ops>(app: FastifyInstance, options: RegisterO
     const handler = handlers[spec.operation.operationId] as OperationHandler<unknown>;
     const rule = accessRule(spec.operation.security);
     const operationId = spec.operation.operationId;
+    const barrier = spec.method === 'get' ? options.readBarrier : undefined;
     app.route({
       method: spec.method.toUpperCase() as RouteOptions['method'],
       url: fastifyPath(spec.path),
@@ -109,7 +112,12 @@ export function registerOperations<Ops>(app: FastifyInstance, options: RegisterO
         request.needsReference = access.needsReference;
       },
       handler: async (request, reply) => {
-        const answer = await handler(request as OperationRequest<unknown>, reply);
+        let answer;
+        try {
+          answer = await handler(request as OperationRequest<unknown>, reply);
+        } finally {
+          if (barrier) await barrier();
+        }
         const { status, body, headers } = answer as { status: number; body: unknown; headers?: Record<string, string> };
         if (headers) reply.headers(headers);
         reply.code(status);

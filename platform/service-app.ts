@@ -114,3 +114,13 @@ export function writeRateLimit(limitPerMinute: number): (operation: SpecOperatio
   return ({ method, operation }) =>
     limitPerMinute > 0 && method !== 'get' && accessRule(operation.security).anonymous ? { config: { rateLimit: { max: limitPerMinute, timeWindow: 60_000 } } } : {};
 }
+
+/**
+ * The database could not make committed changes durable (a failed fsync): like PostgreSQL's PANIC,
+ * the service stops at once rather than answer from a state that may not survive, and SQLite
+ * recovers from its WAL when the service is started again.
+ */
+export function stopOnLostDurability(app: FastifyInstance, error: unknown): void {
+  app.log.fatal({ err: error }, 'committed changes could not be made durable; stopping (a restart recovers from the WAL)');
+  setImmediate(() => process.exit(1));
+}

@@ -1,5 +1,5 @@
 /** Embedded SQLite behind kysely: WAL, busy timeout, foreign keys, configurable durability, migrations. */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase, type Transaction } from 'kysely';
@@ -66,6 +66,8 @@ export interface ServiceDatabase<DB> {
   db: Kysely<DB>;
   /** Runs one atomic change, group-committed with others; resolves once it is durable. */
   write: <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
+  /** Resolves once everything committed so far is durable: a read answers after it. */
+  settled: () => Promise<void>;
   /** Finishes the changes under way, then closes the database. */
   close: () => Promise<void>;
 }
@@ -75,7 +77,9 @@ export interface ServiceDatabase<DB> {
  * the connection runs at NORMAL and each group commit's WAL is flushed off the event loop before its
  * changes are answered (platform/wal-sync.ts): what is answered is on disk, as at FULL.
  */
-export async function openServiceDatabase<DB>(options: SqliteOptions & { migrations: Record<string, Migration> }): Promise<ServiceDatabase<DB> & { migrated: string[] }> {
+export async function openServiceDatabase<DB>(
+  options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void },
+): Promise<ServiceDatabase<DB> & { migrated: string[] }> {
   const flushOffThread = options.synchronous === 'FULL' && options.path !== ':memory:';
   const database = openSqlite({ path: options.path, synchronous: flushOffThread ? 'NORMAL' : options.synchronous });
   const db = createKysely<DB>(database);
@@ -86,16 +90,24 @@ export async function openServiceDatabase<DB>(options: SqliteOptions & { migrati
     await db.destroy();
     throw error;
   }
-  const wal = flushOffThread ? new WalSync(`${resolve(options.path)}-wal`) : undefined;
-  // The migrations (and anything before the first change) reach the disk too.
-  await wal?.flush();
-  const committer = new GroupCommitter(db, wal ? { durable: () => wal.flush() } : {});
+  // SQLite names the WAL after the real path of the database file (symbolic links resolved).
+  const wal = flushOffThread ? new WalSync(`${realpathSync(resolve(options.path))}-wal`) : undefined;
+  try {
+    // The migrations (and anything before the first change) reach the disk too.
+    await wal?.flush();
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const committer = new GroupCommitter(db, wal ? { durable: () => wal.flush(), ...(options.onFatal ? { onFatal: options.onFatal } : {}) } : {});
   return {
     database,
     db,
     migrated,
     write: (work) => committer.run(work),
+    settled: () => committer.settled(),
     close: async () => {
+      // Changes asked for from now on are refused; those under way finish and are flushed.
       await committer.drain();
       await wal?.close();
       await db.destroy();

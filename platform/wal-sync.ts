@@ -8,11 +8,13 @@
  * requests go on during the flush, and commits that end while a flush runs share the next one.
  *
  * The WAL file is not replaced while a connection is open (SQLite deletes it only when the last
- * connection closes), so one file handle serves the connection's lifetime. A failed flush is
- * reported to every waiting change: their data may not be on disk, so none of them is answered as
- * done.
+ * connection closes), so one file handle serves the connection's lifetime. The first flush also
+ * syncs the folder, so that a WAL file created at this start is itself on disk (SQLite at FULL does
+ * the same). A failed flush is reported to every waiting change: their data may not be on disk, so
+ * none of them is answered as done (and platform/group-commit.ts stops taking changes).
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 
 export class WalSync {
   private handle: Promise<FileHandle> | undefined;
@@ -21,6 +23,7 @@ export class WalSync {
   /** The flush that will start when the running one ends; commits that end meanwhile wait for it. */
   private next: Promise<void> | undefined;
   private closed = false;
+  private folderSynced = false;
 
   constructor(private readonly walPath: string) {}
 
@@ -64,5 +67,14 @@ export class WalSync {
     }
     // fdatasync: the data and the file's size (what recovery needs), as SQLite itself uses on Linux.
     await handle.datasync();
+    if (!this.folderSynced) {
+      const folder = await open(dirname(this.walPath), 'r');
+      try {
+        await folder.sync();
+      } finally {
+        await folder.close();
+      }
+      this.folderSynced = true;
+    }
   }
 }

@@ -2,7 +2,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TicketServiceConfig } from '../platform/config.js';
 import { corsOrigins } from '../platform/config.js';
-import { createServiceApp, writeRateLimit } from '../platform/service-app.js';
+import { createServiceApp, stopOnLostDurability, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
 import { openServiceDatabase } from '../platform/sqlite.js';
 import { eventServiceClient } from '../openapi/client.js';
@@ -32,8 +32,19 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'event-service', url: `${config.EVENT_SERVICE_URL.replace(/\/$/, '')}/openapi.json` }],
   });
-  const store = await openServiceDatabase<TicketDatabase>({ path: config.TICKET_DB_PATH, synchronous: config.SQLITE_SYNCHRONOUS, migrations: ticketMigrations });
+  const store = await openServiceDatabase<TicketDatabase>({
+    path: config.TICKET_DB_PATH,
+    synchronous: config.SQLITE_SYNCHRONOUS,
+    migrations: ticketMigrations,
+    onFatal: (error) => stopOnLostDurability(app, error),
+  });
   const { database, db } = store;
+  if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {
+    app.log.info(
+      { settle: config.RECONCILE_SETTLE_SECONDS, timeout: config.EVENT_SERVICE_TIMEOUT_SECONDS },
+      'RECONCILE_SETTLE_SECONDS is below EVENT_SERVICE_TIMEOUT_SECONDS: right for one ticket-service process; with replicas a hold still in flight in another one could be released',
+    );
+  }
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
   const context: TicketServiceContext = { db, config, write: store.write, events, summaries: new EventSummaries(events), purchasesInFlight: new Set(), orphanScan: {}, log: app.log };
@@ -44,6 +55,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     handlers: ticketServiceHandlers(context, database),
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
+    readBarrier: store.settled,
   });
 
   let timer: NodeJS.Timeout | undefined;

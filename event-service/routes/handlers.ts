@@ -49,7 +49,8 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
         return { status: 200 as const, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
       };
       // Whole answers to text searches are kept until the next write of any kind (Link URLs name the host).
-      return request.query.q === undefined ? answer() : context.searchAnswers.through(`${request.protocol}://${request.host}${request.url}`, answer);
+      const cached = request.query.q !== undefined && (request.query.limit ?? 100) <= 100;
+      return cached ? context.searchAnswers.through(`${request.protocol}://${request.host}${request.url}`, answer) : answer();
     },
     createEvent: async (request) => {
       const event = await eventsDomain.createEvent(context, request.body);

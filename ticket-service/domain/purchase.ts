@@ -211,6 +211,8 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     }
     // Null only on a release tombstone, never on a hold just created.
     const unitPrice = hold.body.unit_price ?? 0;
+    // If this write fails the hold is left to the reconciler: the failure may come after the commit (a
+    // failed flush), when releasing the hold would leave a ticket without seats.
     const row = await context.write((trx) =>
       tickets.insertTicket(trx, {
         event_id: body.event_id,
