@@ -66,42 +66,31 @@ function catalogueEvent(index: number, next: () => number, now: string): NewEven
   }
   const total = 50 + Math.floor(next() * 5000);
   const eventDate = new Date(FIRST_DATE + Math.floor((next() * DATE_SPAN_MS) / 60_000) * 60_000).toISOString();
-  return {
-    name,
-    description,
-    event_date: eventDate,
-    venue,
-    venue_id: null,
-    total_tickets: total,
-    available_tickets: total,
-    ticket_price: 500 + Math.floor(next() * 200) * 100,
-    currency: 'USD',
-    timezone: 'UTC',
-    image_url: null,
-    sales_start: null,
-    sales_end: null,
-    created_at: now,
-    updated_at: now,
-  };
+  return eventRow({ name, description, event_date: eventDate, venue, seats: total, ticket_price: 500 + Math.floor(next() * 200) * 100, now });
 }
 
 function bigEvent(name: string, seats: number, now: string): NewEventRow {
+  return eventRow({ name, description: 'Load benchmark event.', event_date: '2027-06-15T19:00:00.000Z', venue: 'Bench Arena', seats, ticket_price: 10_000, now });
+}
+
+/** An event with all its seats for sale, no linked venue and no sales window. */
+function eventRow(fields: { name: string; description: string; event_date: string; venue: string; seats: number; ticket_price: number; now: string }): NewEventRow {
   return {
-    name,
-    description: 'Load benchmark event.',
-    event_date: '2027-06-15T19:00:00.000Z',
-    venue: 'Bench Arena',
+    name: fields.name,
+    description: fields.description,
+    event_date: fields.event_date,
+    venue: fields.venue,
     venue_id: null,
-    total_tickets: seats,
-    available_tickets: seats,
-    ticket_price: 10_000,
+    total_tickets: fields.seats,
+    available_tickets: fields.seats,
+    ticket_price: fields.ticket_price,
     currency: 'USD',
     timezone: 'UTC',
     image_url: null,
     sales_start: null,
     sales_end: null,
-    created_at: now,
-    updated_at: now,
+    created_at: fields.now,
+    updated_at: fields.now,
   };
 }
 

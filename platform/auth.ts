@@ -29,39 +29,42 @@ export function accessRule(security: Array<Record<string, string[]>> | undefined
 }
 
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest();
-/** Digests of the configured secrets (a handful), so each check hashes only what was given. */
-const expectedDigests = new Map<string, Buffer>();
 /** Compares secrets in constant time (hashing first makes the lengths equal). */
-export function sameSecret(given: string, expected: string): boolean {
-  let wanted = expectedDigests.get(expected);
-  if (!wanted) {
-    wanted = digest(expected);
-    if (expectedDigests.size < 16) expectedDigests.set(expected, wanted);
-  }
-  return timingSafeEqual(digest(given), wanted);
-}
+export const sameSecret = (given: string, expected: string): boolean => timingSafeEqual(digest(given), digest(expected));
 
 export interface Tokens {
   serviceToken: string;
   adminToken: string | undefined;
 }
 
+/** The configured tokens, hashed once at start-up: a check then hashes only the token given. */
+export interface KnownTokens {
+  service: Buffer;
+  admin: Buffer | undefined;
+}
+
+export const knownTokens = (tokens: Tokens): KnownTokens => ({
+  service: digest(tokens.serviceToken),
+  admin: tokens.adminToken === undefined ? undefined : digest(tokens.adminToken),
+});
+
 /**
  * The caller's principal, or an error when the operation is refused. A route that accepts a ticket
  * reference learns `needsReference` and checks it against the ticket itself.
  */
-export function authenticate(request: FastifyRequest, rule: AccessRule, tokens: Tokens): { principal: Principal; needsReference: boolean } {
+export function authenticate(request: FastifyRequest, rule: AccessRule, tokens: KnownTokens): { principal: Principal; needsReference: boolean } {
   const header = request.headers.authorization;
   let principal: Principal = 'anonymous';
   if (header !== undefined) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const token = match?.[1];
     if (!token) throw new UnauthorizedError("The Authorization header must be 'Bearer <token>'.");
-    if (sameSecret(token, tokens.serviceToken)) principal = 'service';
-    else if (tokens.adminToken !== undefined && sameSecret(token, tokens.adminToken)) principal = 'admin';
+    const given = digest(token);
+    if (timingSafeEqual(given, tokens.service)) principal = 'service';
+    else if (tokens.admin !== undefined && timingSafeEqual(given, tokens.admin)) principal = 'admin';
     else throw new UnauthorizedError('The bearer token is not valid.');
   }
-  const developmentMode = tokens.adminToken === undefined;
+  const developmentMode = tokens.admin === undefined;
   if (principal === 'service' && rule.service) return { principal, needsReference: false };
   if (principal === 'admin' && rule.admin) return { principal, needsReference: false };
   const openToAll = rule.anonymous && !rule.admin && !rule.reference;

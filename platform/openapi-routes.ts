@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions } from 'fastify';
 import { specOperations, type JsonSchema, type ServiceName, type SpecOperation } from '../openapi/spec.js';
-import { accessRule, authenticate, type Principal, type Tokens } from './auth.js';
+import { accessRule, authenticate, knownTokens, type Principal, type Tokens } from './auth.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -92,6 +92,7 @@ export function registerOperations<Ops>(app: FastifyInstance, options: RegisterO
   if (extra.length > 0 || missing.length > 0) {
     throw new Error(`${options.service} handlers do not match the spec: missing ${missing.join(', ') || 'none'}; not in spec ${extra.join(', ') || 'none'}`);
   }
+  const tokens = knownTokens(options.tokens);
   app.decorateRequest('principal', 'anonymous');
   app.decorateRequest('needsReference', false);
   app.decorateRequest('operationId', '');
@@ -107,7 +108,7 @@ export function registerOperations<Ops>(app: FastifyInstance, options: RegisterO
       ...options.routeOptions?.(spec),
       onRequest: async (request: FastifyRequest) => {
         request.operationId = operationId;
-        const access = authenticate(request, rule, options.tokens);
+        const access = authenticate(request, rule, tokens);
         request.principal = access.principal;
         request.needsReference = access.needsReference;
       },

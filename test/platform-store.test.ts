@@ -1,12 +1,13 @@
 /** The store layer under both services: durable group commit over the WAL, and prepared queries. */
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Kysely, type Generated } from 'kysely';
 import { GroupCommitter } from '../platform/group-commit.js';
 import { prepareQuery } from '../platform/prepared.js';
 import { createKysely, openServiceDatabase, openSqlite } from '../platform/sqlite.js';
 import { WalSync } from '../platform/wal-sync.js';
 import { tempDir } from './helpers/event-app.js';
+import { sleep } from './helpers/event-extra.js';
 
 interface TestDatabase {
   items: { id: Generated<number>; name: string; size: number };
@@ -37,6 +38,27 @@ function deferred(): { promise: Promise<void>; resolve: () => void; reject: (err
   return { promise, resolve, reject };
 }
 
+/** A migrated test database at NORMAL, closed when the test ends. */
+async function itemsDatabase(t: Test, name: string): Promise<Kysely<TestDatabase>> {
+  const db = createKysely<TestDatabase>(openSqlite({ path: join(tempDir(t), `${name}.db`), synchronous: 'NORMAL' }));
+  t.teardown(() => db.destroy());
+  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  return db;
+}
+
+/** A group committer whose flushes the test finishes (or fails) by hand, in the order they were asked for. */
+function committerWithHeldFlushes(db: Kysely<TestDatabase>): { committer: GroupCommitter<TestDatabase>; flushes: Array<ReturnType<typeof deferred>> } {
+  const flushes: Array<ReturnType<typeof deferred>> = [];
+  const committer = new GroupCommitter(db, {
+    durable: () => {
+      const flush = deferred();
+      flushes.push(flush);
+      return flush.promise;
+    },
+  });
+  return { committer, flushes };
+}
+
 t.test('at synchronous=FULL a service database runs its connection at NORMAL and flushes the WAL itself before answering', async (t) => {
   const dir = tempDir(t);
   const store = await openServiceDatabase<TestDatabase>({ path: join(dir, 'full.db'), synchronous: 'FULL', migrations });
@@ -60,18 +82,8 @@ t.test('at NORMAL or EXTRA the connection keeps the level asked for', async (t) 
 });
 
 t.test('group commit answers a batch only once it is durable, runs the next batch meanwhile, and drains before closing', async (t) => {
-  const database = openSqlite({ path: join(tempDir(t), 'group.db'), synchronous: 'NORMAL' });
-  const db = createKysely<TestDatabase>(database);
-  t.teardown(() => db.destroy());
-  await migrations['001'].up(db as unknown as Kysely<unknown>);
-  const flushes: Array<ReturnType<typeof deferred>> = [];
-  const committer = new GroupCommitter(db, {
-    durable: () => {
-      const flush = deferred();
-      flushes.push(flush);
-      return flush.promise;
-    },
-  });
+  const db = await itemsDatabase(t, 'group');
+  const { committer, flushes } = committerWithHeldFlushes(db);
   const insert = (name: string) => committer.run((trx) => trx.insertInto('items').values({ name, size: 1 }).execute());
 
   let firstAnswered = false;
@@ -93,7 +105,7 @@ t.test('group commit answers a batch only once it is durable, runs the next batc
   const draining = committer.drain().then(() => (drained = true));
   flushes[1]?.resolve();
   await second;
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await sleep(20);
   t.notOk(drained, 'drain waits for the flush under way');
   flushes[2]?.resolve();
   await third;
@@ -149,10 +161,7 @@ t.test('a prepared query is compiled once and runs with new values each time; co
 });
 
 t.test('in a group commit a change that fails rolls back only its own writes', async (t) => {
-  const database = openSqlite({ path: join(tempDir(t), 'savepoints.db'), synchronous: 'NORMAL' });
-  const db = createKysely<TestDatabase>(database);
-  t.teardown(() => db.destroy());
-  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  const db = await itemsDatabase(t, 'savepoints');
   const committer = new GroupCommitter(db);
   const results = await Promise.allSettled([
     committer.run((trx) => trx.insertInto('items').values({ name: 'first', size: 1 }).execute()),
@@ -168,18 +177,8 @@ t.test('in a group commit a change that fails rolls back only its own writes', a
 });
 
 t.test('a refused change, and a read, wait for the flush of what was committed before them', async (t) => {
-  const database = openSqlite({ path: join(tempDir(t), 'barrier.db'), synchronous: 'NORMAL' });
-  const db = createKysely<TestDatabase>(database);
-  t.teardown(() => db.destroy());
-  await migrations['001'].up(db as unknown as Kysely<unknown>);
-  const flushes: Array<ReturnType<typeof deferred>> = [];
-  const committer = new GroupCommitter(db, {
-    durable: () => {
-      const flush = deferred();
-      flushes.push(flush);
-      return flush.promise;
-    },
-  });
+  const db = await itemsDatabase(t, 'barrier');
+  const { committer, flushes } = committerWithHeldFlushes(db);
   const committed = committer.run((trx) => trx.insertInto('items').values({ name: 'first', size: 1 }).execute());
   while (flushes.length < 1) await new Promise((resolve) => setImmediate(resolve));
 
@@ -196,7 +195,7 @@ t.test('a refused change, and a read, wait for the flush of what was committed b
       return error;
     });
   while (flushes.length < 2) await new Promise((resolve) => setImmediate(resolve));
-  await new Promise((resolve) => setTimeout(resolve, 20));
+  await sleep(20);
   t.notOk(readAnswered, 'a read does not answer while the commit it may have seen is being flushed');
   t.notOk(refusalAnswered, 'nor does a refusal based on it');
   for (const flush of flushes) flush.resolve();
@@ -208,10 +207,7 @@ t.test('a refused change, and a read, wait for the flush of what was committed b
 });
 
 t.test('a failed flush stops the committer: nobody is told a change is done, onFatal runs once, later changes are refused', async (t) => {
-  const database = openSqlite({ path: join(tempDir(t), 'fatal.db'), synchronous: 'NORMAL' });
-  const db = createKysely<TestDatabase>(database);
-  t.teardown(() => db.destroy());
-  await migrations['001'].up(db as unknown as Kysely<unknown>);
+  const db = await itemsDatabase(t, 'fatal');
   const fatal: unknown[] = [];
   const committer = new GroupCommitter(db, {
     durable: () => Promise.reject(new Error('EIO: flush failed')),

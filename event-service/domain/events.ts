@@ -156,7 +156,7 @@ export async function adjustTickets(context: EventServiceContext, id: number, op
     const now = nowIso();
     const changed =
       operation === 'reserve'
-        ? await events.takeSeats(trx, id, count, 'manual_reserved_tickets', now)
+        ? await events.takeSeatsManually(trx, id, count, now)
         : await events.returnSeats(trx, id, count, 'manual_reserved_tickets', now);
     const row = await getEvent({ ...context, db: trx }, id);
     if (!changed) {

@@ -127,7 +127,7 @@ export async function releaseHold(context: EventServiceContext, holdId: string):
     const hold = await holds.findHold(trx, holdId);
     if (!hold) {
       const tombstone: HoldRow = { hold_id: holdId, event_id: null, quantity: 0, state: 'RELEASED', expires_at: now, unit_price: null, currency: null, created_at: now, updated_at: now };
-      await holds.insertHold(trx, tombstone);
+      await holds.insertHoldIfNew(trx, tombstone);
       return tombstone;
     }
     if (hold.state === 'RELEASED' || hold.state === 'EXPIRED') return hold;

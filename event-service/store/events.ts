@@ -51,32 +51,21 @@ export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<b
 type SeatChange = { id: number; seats: number; now: string };
 type TakenCounter = 'held_tickets' | 'manual_reserved_tickets';
 
-const seatTaker = (counter: TakenCounter) =>
-  prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
-    db
-      .updateTable('events')
-      .set((eb) => ({
-        available_tickets: eb('available_tickets', '-', param('seats')),
-        [counter]: eb(counter, '+', param('seats')),
-        updated_at: param('now'),
-        version: eb('version', '+', 1),
-      }))
-      .where('id', '=', param('id'))
-      .where('available_tickets', '>=', param('seats')),
-  );
-const seatTakers = { held_tickets: seatTaker('held_tickets'), manual_reserved_tickets: seatTaker('manual_reserved_tickets') };
-
-const seatsForHold = prepareQuery<EventDatabase, SeatChange, Pick<EventRow, 'ticket_price' | 'currency'>>((db, param) =>
+/** The conditional decrement both ways of taking seats share: only if that many are available. */
+const seatTaking = (db: Db, param: <K extends keyof SeatChange>(name: K) => SeatChange[K], counter: TakenCounter) =>
   db
     .updateTable('events')
     .set((eb) => ({
       available_tickets: eb('available_tickets', '-', param('seats')),
-      held_tickets: eb('held_tickets', '+', param('seats')),
+      [counter]: eb(counter, '+', param('seats')),
       updated_at: param('now'),
       version: eb('version', '+', 1),
     }))
     .where('id', '=', param('id'))
-    .where('available_tickets', '>=', param('seats'))
+    .where('available_tickets', '>=', param('seats'));
+
+const seatsForHold = prepareQuery<EventDatabase, SeatChange, Pick<EventRow, 'ticket_price' | 'currency'>>((db, param) =>
+  seatTaking(db, param, 'held_tickets')
     .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
     .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))]))
     .returning(['ticket_price', 'currency']),
@@ -90,9 +79,11 @@ export async function takeSeatsForHold(db: Db, id: number, seats: number, now: s
   return seatsForHold.takeFirst(db, { id, seats, now });
 }
 
-/** Moves `seats` from available to one of the taken counters, only if that many are available. */
-export async function takeSeats(db: Db, id: number, seats: number, counter: TakenCounter, now: string): Promise<boolean> {
-  const result = await seatTakers[counter].execute(db, { id, seats, now });
+const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, param) => seatTaking(db, param, 'manual_reserved_tickets'));
+
+/** Moves `seats` from available to the manually reserved ones (the original seat adjustment), only if that many are available. */
+export async function takeSeatsManually(db: Db, id: number, seats: number, now: string): Promise<boolean> {
+  const result = await seatsForAdjustment.execute(db, { id, seats, now });
   return (result.numAffectedRows ?? 0n) > 0n;
 }
 

@@ -14,24 +14,6 @@ export async function findHold(db: Db, holdId: string): Promise<HoldRow | undefi
   return holdById.takeFirst(db, { hold_id: holdId });
 }
 
-const holdInsert = prepareQuery<EventDatabase, HoldRow, unknown>((db, param) =>
-  db.insertInto('holds').values({
-    hold_id: param('hold_id'),
-    event_id: param('event_id'),
-    quantity: param('quantity'),
-    state: param('state'),
-    expires_at: param('expires_at'),
-    unit_price: param('unit_price'),
-    currency: param('currency'),
-    created_at: param('created_at'),
-    updated_at: param('updated_at'),
-  }),
-);
-
-export async function insertHold(db: Db, row: HoldRow): Promise<void> {
-  await holdInsert.execute(db, row);
-}
-
 const holdInsertIfNew = prepareQuery<EventDatabase, HoldRow, unknown>((db, param) =>
   db
     .insertInto('holds')

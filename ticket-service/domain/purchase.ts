@@ -7,11 +7,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { components } from '../../openapi/generated/ticket-service.js';
-import { ServiceUnreachableError } from '../../openapi/client.js';
+import type { components as EventComponents } from '../../openapi/generated/event-service.js';
 import { StoredProblemError, UnavailableError, ValidationError, ProblemError, type ProblemBody } from '../../platform/errors.js';
 import * as tickets from '../store/tickets.js';
 import type { IdempotencyRow, TicketRow } from '../store/schema.js';
 import { holdCallTimeoutMs, type TicketServiceContext } from './context.js';
+import type { EventSummary } from './event-summaries.js';
 import { releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
 
@@ -35,61 +36,65 @@ function canonicalHash(body: TicketCreate): string {
 
 type Start = { replay: IdempotencyRow } | { ticket: TicketRow };
 
+/** The row of a new ticket for this order; the price is known once a hold has fixed it. */
+function newTicket(
+  body: TicketCreate,
+  fields: { status: 'PENDING' | 'RESERVED'; reference: string; expiresAt: string; createdAt: string; updatedAt?: string; price?: { unitPrice: number; currency: string | null } },
+): tickets.TicketValues {
+  return {
+    event_id: body.event_id,
+    customer_name: body.customer_name,
+    customer_email: body.customer_email,
+    quantity: body.quantity,
+    unit_price: fields.price?.unitPrice ?? null,
+    total_price: fields.price ? fields.price.unitPrice * body.quantity : null,
+    currency: fields.price?.currency ?? null,
+    status: fields.status,
+    reference: fields.reference,
+    expires_at: fields.expiresAt,
+    cancellation_reason: null,
+    payment_reference: null,
+    confirming_at: null,
+    created_at: fields.createdAt,
+    updated_at: fields.updatedAt ?? fields.createdAt,
+  };
+}
+
 /** Whole seconds, so that the expiry shown (to the second) is the one enforced. */
 function expiryFrom(now: Date, context: TicketServiceContext): string {
   return new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
 }
 
 /** One transaction: look up the key, then write (or pick up) the PENDING ticket and lock the key. */
-async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string | undefined): Promise<Start> {
+async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string): Promise<Start> {
   const now = new Date();
   const at = now.toISOString();
-  const hash = key === undefined ? '' : canonicalHash(body);
+  const hash = canonicalHash(body);
   const lockedUntil = new Date(now.getTime() + holdCallTimeoutMs(context.config) * 2 + 1000).toISOString();
   return context.write(async (trx) => {
-    if (key !== undefined) {
-      const existing = await tickets.findIdempotencyKey(trx, key, at);
-      if (existing) {
-        if (existing.body_hash !== hash) throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
-        if (existing.status_code !== null) return { replay: existing };
-        if (existing.locked_until > at) throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
-        // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again.
-        const earlier = existing.ticket_id === null ? undefined : await tickets.findTicket(trx, existing.ticket_id);
-        if (earlier && (earlier.status === 'PENDING' || earlier.status === 'RESERVED')) {
-          await tickets.updateIdempotencyKey(trx, key, { locked_until: lockedUntil });
-          return { ticket: earlier };
-        }
+    const existing = await tickets.findIdempotencyKey(trx, key, at);
+    if (existing) {
+      if (existing.body_hash !== hash) throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
+      if (existing.status_code !== null) return { replay: existing };
+      if (existing.locked_until > at) throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
+      // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again.
+      const earlier = existing.ticket_id === null ? undefined : await tickets.findTicket(trx, existing.ticket_id);
+      if (earlier && (earlier.status === 'PENDING' || earlier.status === 'RESERVED')) {
+        await tickets.updateIdempotencyKey(trx, key, { locked_until: lockedUntil });
+        return { ticket: earlier };
       }
     }
-    const ticket = await tickets.insertTicket(trx, {
-      event_id: body.event_id,
-      customer_name: body.customer_name,
-      customer_email: body.customer_email,
-      quantity: body.quantity,
-      unit_price: null,
-      total_price: null,
-      currency: null,
-      status: 'PENDING',
-      reference: randomUUID(),
-      expires_at: expiryFrom(now, context),
-      cancellation_reason: null,
-      payment_reference: null,
-      confirming_at: null,
+    const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: at }));
+    await tickets.upsertIdempotencyKey(trx, {
+      key,
+      body_hash: hash,
+      ticket_id: ticket.id,
+      status_code: null,
+      response_body: null,
+      locked_until: lockedUntil,
       created_at: at,
-      updated_at: at,
+      expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
     });
-    if (key !== undefined) {
-      await tickets.upsertIdempotencyKey(trx, {
-        key,
-        body_hash: hash,
-        ticket_id: ticket.id,
-        status_code: null,
-        response_body: null,
-        locked_until: lockedUntil,
-        created_at: at,
-        expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
-      });
-    }
     return { ticket };
   });
 }
@@ -100,8 +105,8 @@ function replayStored(row: IdempotencyRow): PurchaseResult {
   throw new StoredProblemError(body as ProblemBody, { 'idempotent-replayed': 'true' });
 }
 
-async function unlockKey(context: TicketServiceContext, key: string | undefined): Promise<void> {
-  if (key !== undefined) await context.write((trx) => tickets.updateIdempotencyKey(trx, key, { locked_until: UNLOCKED }));
+async function unlockKey(context: TicketServiceContext, key: string): Promise<void> {
+  await context.write((trx) => tickets.updateIdempotencyKey(trx, key, { locked_until: UNLOCKED }));
 }
 
 export async function purchaseTickets(context: TicketServiceContext, body: TicketCreate, key: string | undefined, requestId: string): Promise<PurchaseResult> {
@@ -113,40 +118,27 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   if ('replay' in start) return replayStored(start.replay);
   const pending = start.ticket;
 
-  const [hold, summary] = await Promise.all([
-    context.events
-      .call(
-        'createHold',
-        { body: { hold_id: pending.reference, event_id: pending.event_id, quantity: pending.quantity, expires_at: pending.expires_at ?? new Date().toISOString() } },
-        { requestId },
-      )
-      .catch((error: unknown) => error),
-    context.summaries.get(pending.event_id, requestId),
-  ]);
-
-  if (hold instanceof ServiceUnreachableError || hold instanceof Error) {
-    context.log.warn({ err: hold, ticket: pending.id }, 'hold call failed; the pending ticket is left for the reconciler');
-    await unlockKey(context, key);
-    throw new UnavailableError('event-service did not answer in time; retry with the same Idempotency-Key.');
+  const asked = await askForHold(
+    context,
+    { hold_id: pending.reference, event_id: pending.event_id, quantity: pending.quantity, expires_at: pending.expires_at ?? new Date().toISOString() },
+    requestId,
+  );
+  if (asked.outcome === 'refused') {
+    // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
+    await context.write(async (trx) => {
+      const current = await tickets.findTicket(trx, pending.id);
+      if (current?.status === 'PENDING') await tickets.deleteTicketRow(trx, pending.id);
+      await tickets.updateIdempotencyKey(trx, key, { status_code: asked.status, response_body: JSON.stringify(asked.problem), ticket_id: null });
+    });
+    throw new StoredProblemError(asked.problem);
   }
-  const result = hold as Awaited<ReturnType<typeof context.events.call<'createHold'>>>;
-  if (!result.ok) {
-    if (result.status === 404 || result.status === 409) {
-      // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
-      const problem = result.problem as ProblemBody;
-      await context.write(async (trx) => {
-        const current = await tickets.findTicket(trx, pending.id);
-        if (current?.status === 'PENDING') await tickets.deleteTicketRow(trx, pending.id);
-        if (key !== undefined) await tickets.updateIdempotencyKey(trx, key, { status_code: result.status, response_body: JSON.stringify(problem), ticket_id: null });
-      });
-      throw new StoredProblemError(problem);
-    }
-    context.log.error({ status: result.status, problem: result.problem, ticket: pending.id }, 'event-service refused a hold unexpectedly');
+  if (asked.outcome === 'failed') {
+    logFailedHold(context, asked, { ticket: pending.id }, 'the pending ticket is left for the reconciler');
     await unlockKey(context, key);
-    throw new UnavailableError('event-service could not take the hold; retry with the same Idempotency-Key.');
+    throw new UnavailableError(`${failureText(asked)}; retry with the same Idempotency-Key.`);
   }
 
-  const held = result.body;
+  const { hold: held, summary } = asked;
   const reserved = await context.write(async (trx) => {
     const at = new Date().toISOString();
     let row = await tickets.updateTicketIf(trx, pending.id, 'PENDING', {
@@ -162,7 +154,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
       row = current;
     }
     const ticket = toApiTicket(row, summary);
-    if (key !== undefined) await tickets.updateIdempotencyKey(trx, key, { status_code: 201, response_body: JSON.stringify(ticket) });
+    await tickets.updateIdempotencyKey(trx, key, { status_code: 201, response_body: JSON.stringify(ticket) });
     return ticket;
   });
   if (!reserved) {
@@ -173,7 +165,35 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   return { ticket: reserved, replayed: false };
 }
 
-type HoldAnswer = Awaited<ReturnType<TicketServiceContext['events']['call']>> | Error;
+type HoldCreate = EventComponents['schemas']['HoldCreate'];
+type Hold = EventComponents['schemas']['Hold'];
+
+type HoldOutcome =
+  | { outcome: 'held'; hold: Hold; summary: EventSummary | undefined }
+  /** 404 or 409: no such event, sold out, sales closed; the answer is final and passed on. */
+  | { outcome: 'refused'; status: number; problem: ProblemBody }
+  /** No answer in time, or an answer that is not final (the hold may exist, or appear late). */
+  | { outcome: 'failed'; error?: unknown; status?: number; problem?: unknown };
+
+/** Asks event-service for the hold, and for the event's summary meanwhile (cached). */
+async function askForHold(context: TicketServiceContext, hold: HoldCreate, requestId: string): Promise<HoldOutcome> {
+  const [answer, summary] = await Promise.all([
+    context.events.call('createHold', { body: hold }, { requestId }).catch((error: unknown) => ({ error })),
+    context.summaries.get(hold.event_id, requestId),
+  ]);
+  if ('error' in answer) return { outcome: 'failed', error: answer.error };
+  if (answer.ok) return { outcome: 'held', hold: answer.body, summary };
+  if (answer.status === 404 || answer.status === 409) return { outcome: 'refused', status: answer.status, problem: answer.problem as ProblemBody };
+  return { outcome: 'failed', status: answer.status, problem: answer.problem };
+}
+
+const failureText = (failed: { error?: unknown }): string =>
+  failed.error === undefined ? 'event-service could not take the hold' : 'event-service did not answer in time';
+
+function logFailedHold(context: TicketServiceContext, failed: { error?: unknown; status?: number; problem?: unknown }, about: Record<string, unknown>, then: string): void {
+  if (failed.error === undefined) context.log.error({ status: failed.status, problem: failed.problem, ...about }, `event-service refused a hold unexpectedly; ${then}`);
+  else context.log.warn({ err: failed.error, ...about }, `hold call failed; ${then}`);
+}
 
 /**
  * A purchase without an Idempotency-Key: the hold first, then the ticket written once, RESERVED, with
@@ -191,57 +211,29 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
   const expiresAt = expiryFrom(now, context);
   context.purchasesInFlight.add(reference);
   try {
-    const [hold, summary] = await Promise.all([
-      context.events
-        .call('createHold', { body: { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt } }, { requestId })
-        .catch((error: unknown) => (error instanceof Error ? error : new Error(String(error)))),
-      context.summaries.get(body.event_id, requestId),
-    ]);
-    if (hold instanceof Error || !hold.ok) {
-      if (!(hold instanceof Error) && (hold.status === 404 || hold.status === 409)) {
-        // Refused for good (no such event, sold out, sales closed): nothing was written.
-        throw new StoredProblemError(hold.problem as ProblemBody);
-      }
-      await releaseAbandonedHold(context, reference, hold, requestId);
-      throw new UnavailableError(
-        hold instanceof Error
-          ? 'event-service did not answer in time; retry the purchase (send an Idempotency-Key to make retries safe).'
-          : 'event-service could not take the hold; retry the purchase.',
-      );
+    const asked = await askForHold(context, { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt }, requestId);
+    // Refused for good (no such event, sold out, sales closed): nothing was written.
+    if (asked.outcome === 'refused') throw new StoredProblemError(asked.problem);
+    if (asked.outcome === 'failed') {
+      logFailedHold(context, asked, { reference }, 'releasing whatever hold it may have left');
+      await releaseAbandonedHold(context, reference, requestId);
+      throw new UnavailableError(`${failureText(asked)}; retry the purchase (send an Idempotency-Key to make retries safe).`);
     }
     // Null only on a release tombstone, never on a hold just created.
-    const unitPrice = hold.body.unit_price ?? 0;
+    const price = { unitPrice: asked.hold.unit_price ?? 0, currency: asked.hold.currency };
     // If this write fails the hold is left to the reconciler: the failure may come after the commit (a
     // failed flush), when releasing the hold would leave a ticket without seats.
     const row = await context.write((trx) =>
-      tickets.insertTicket(trx, {
-        event_id: body.event_id,
-        customer_name: body.customer_name,
-        customer_email: body.customer_email,
-        quantity: body.quantity,
-        unit_price: unitPrice,
-        total_price: unitPrice * body.quantity,
-        currency: hold.body.currency,
-        status: 'RESERVED',
-        reference,
-        expires_at: expiresAt,
-        cancellation_reason: null,
-        payment_reference: null,
-        confirming_at: null,
-        created_at: now.toISOString(),
-        updated_at: new Date().toISOString(),
-      }),
+      tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: new Date().toISOString(), price })),
     );
-    return toApiTicket(row, summary);
+    return toApiTicket(row, asked.summary);
   } finally {
     context.purchasesInFlight.delete(reference);
   }
 }
 
 /** The hold call failed or was refused unexpectedly: a hold may exist (or appear late); release it through the outbox. */
-async function releaseAbandonedHold(context: TicketServiceContext, reference: string, hold: HoldAnswer, requestId: string): Promise<void> {
-  if (hold instanceof Error) context.log.warn({ err: hold, reference }, 'hold call failed; releasing whatever hold it may have left');
-  else context.log.error({ status: hold.status, problem: hold.ok ? undefined : hold.problem, reference }, 'event-service refused a hold unexpectedly');
+async function releaseAbandonedHold(context: TicketServiceContext, reference: string, requestId: string): Promise<void> {
   const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString()));
   // Tried in the background: event-service may be the one that is down, and the outbox retries.
   void releaseNow(context, outboxId, reference, requestId).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));

@@ -9,7 +9,7 @@ type Db = Kysely<TicketDatabase>;
 export const PUBLIC_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 
 /** Every column but the generated id. */
-type TicketValues = Required<Omit<NewTicketRow, 'id'>>;
+export type TicketValues = Required<Omit<NewTicketRow, 'id'>>;
 
 const ticketInsert = prepareQuery<TicketDatabase, TicketValues, { id: number }>((db, param) =>
   db
