@@ -41,13 +41,16 @@ export type CallResult<Op> =
 
 /** The service did not answer in time, refused the connection, or answered something that is not HTTP JSON. */
 export class ServiceUnreachableError extends Error {
+  /** True when the service took too long (it may have acted); false when it could not be reached or answered nonsense. */
+  readonly timedOut: boolean;
   constructor(
     readonly service: string,
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; timedOut?: boolean },
   ) {
     super(`${service} is unreachable: ${detail}`, options);
     this.name = 'ServiceUnreachableError';
+    this.timedOut = options?.timedOut ?? false;
   }
 }
 
@@ -130,7 +133,8 @@ export class ServiceClient<Ops> {
       });
       text = await response.body.text();
     } catch (error) {
-      throw new ServiceUnreachableError(this.service, describeNetworkError(error), { cause: error });
+      const detail = describeNetworkError(error);
+      throw new ServiceUnreachableError(this.service, detail, { cause: error, timedOut: detail === NO_ANSWER });
     } finally {
       clearTimeout(timer);
     }
@@ -156,10 +160,12 @@ export class ServiceClient<Ops> {
   }
 }
 
+const NO_ANSWER = 'no answer in time';
+
 function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {
     const code = (error as { code?: string }).code;
-    if (error.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 'no answer in time';
+    if (error.name === 'TimeoutError' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return NO_ANSWER;
     if (code === 'UND_ERR_CONNECT_TIMEOUT') return 'connection timed out';
     if (code === 'ECONNREFUSED') return 'connection refused';
     return code ? `${code}: ${error.message}` : error.message;

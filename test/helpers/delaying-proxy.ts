@@ -1,6 +1,7 @@
 /**
  * A pass-through HTTP proxy for the calls ticket-service makes to event-service, which can hold back
- * chosen answers: the request reaches event-service (and takes effect) at once, the answer comes late.
+ * chosen answers (the request reaches event-service and takes effect at once, the answer comes late)
+ * or hold back chosen requests until the test lets them through (they take effect only then).
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,7 +13,11 @@ export interface DelayingProxy {
   /** Where calls go; set once event-service runs. */
   target: string;
   /** How long to hold back the answer to a call (0: not at all). */
-  delayFor: (method: string, path: string) => number;
+  delayFor: (method: string, path: string, body: string) => number;
+  /** A promise to wait for before the call is passed on at all (undefined: pass it on at once). */
+  gateFor: (method: string, path: string, body: string) => Promise<void> | undefined;
+  /** Sees every call as it is passed on. */
+  onForward: (method: string, path: string, body: string) => void;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'proxy-connection', 'te', 'trailer']);
@@ -24,15 +29,21 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
 }
 
 export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
-  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0 };
+  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined };
   const server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
     incoming.on('end', () => {
       const method = incoming.method ?? 'GET';
       const path = incoming.url ?? '/';
-      const delay = proxy.delayFor(method, path);
-      request(`${proxy.target}${path}`, { method: method as 'GET', headers: endToEnd(incoming.headers), body: chunks.length > 0 ? Buffer.concat(chunks) : null })
+      const body = Buffer.concat(chunks);
+      const text = body.toString();
+      const delay = proxy.delayFor(method, path, text);
+      Promise.resolve(proxy.gateFor(method, path, text))
+        .then(() => {
+          proxy.onForward(method, path, text);
+          return request(`${proxy.target}${path}`, { method: method as 'GET', headers: endToEnd(incoming.headers), body: body.length > 0 ? body : null });
+        })
         .then(async (answer) => {
           const body = Buffer.from(await answer.body.arrayBuffer());
           if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));

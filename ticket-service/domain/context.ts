@@ -1,11 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Kysely, Transaction } from 'kysely';
-import type { ServiceClient, EventOperations } from '../../openapi/client.js';
+import { ServiceUnreachableError, type ServiceClient, type EventOperations } from '../../openapi/client.js';
 import type { TicketServiceConfig } from '../../platform/config.js';
 import type { TicketDatabase } from '../store/schema.js';
 import type { EventSummaries } from './event-summaries.js';
 
 /** What the domain functions of ticket-service work with. */
+export type TicketTransaction = Transaction<TicketDatabase>;
+
 export interface TicketServiceContext {
   db: Kysely<TicketDatabase>;
   config: TicketServiceConfig;
@@ -28,3 +30,9 @@ export const holdCallTimeoutMs = (config: TicketServiceConfig): number => config
 
 /** A PENDING ticket older than this has no purchase in flight any more: the call timed out long ago. */
 export const abandonAfterMs = (config: TicketServiceConfig): number => holdCallTimeoutMs(config) * 2 + 1000;
+
+/** What to tell a caller when event-service could not be asked: too slow, or not there at all. */
+export function unreachableText(error: unknown): string {
+  if (error instanceof ServiceUnreachableError && !error.timedOut) return 'event-service is unreachable';
+  return 'event-service did not answer in time';
+}

@@ -59,8 +59,9 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
   for (const row of stale) {
     const outboxId = await context.write(async (trx) => {
       const at = new Date().toISOString();
-      const changed = await tickets.updateTicketIf(trx, row.id, 'PENDING', { status: 'ABANDONED', updated_at: at });
-      return changed ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
+      // The age condition is part of the update: a retry that claimed the ticket again meanwhile keeps it.
+      const abandoned = await tickets.abandonStalePendingTicket(trx, row.id, cutoff, at);
+      return abandoned ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
     });
     if (outboxId === undefined) continue;
     abandoned += 1;

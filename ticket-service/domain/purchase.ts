@@ -8,10 +8,10 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import type { components as EventComponents } from '../../openapi/generated/event-service.js';
-import { StoredProblemError, UnavailableError, ValidationError, ProblemError, type ProblemBody } from '../../platform/errors.js';
+import { StoredProblemError, UnavailableError, ValidationError, ProblemError, problemType, type ProblemBody } from '../../platform/errors.js';
 import * as tickets from '../store/tickets.js';
 import type { IdempotencyRow, TicketRow } from '../store/schema.js';
-import { holdCallTimeoutMs, type TicketServiceContext } from './context.js';
+import { abandonAfterMs, unreachableText, type TicketServiceContext, type TicketTransaction } from './context.js';
 import type { EventSummary } from './event-summaries.js';
 import { releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
@@ -65,37 +65,60 @@ function expiryFrom(now: Date, context: TicketServiceContext): string {
   return new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
 }
 
-/** One transaction: look up the key, then write (or pick up) the PENDING ticket and lock the key. */
+/** Writes a new PENDING ticket for this order and points the key at it (inside a transaction). */
+async function insertPendingTicket(trx: TicketTransaction, body: TicketCreate, key: string, hash: string, now: Date, context: TicketServiceContext): Promise<TicketRow> {
+  const at = now.toISOString();
+  const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: at }));
+  await tickets.upsertIdempotencyKey(trx, {
+    key,
+    body_hash: hash,
+    ticket_id: ticket.id,
+    status_code: null,
+    response_body: null,
+    locked_until: lockUntil(now, context),
+    created_at: at,
+    expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
+  });
+  return ticket;
+}
+
+const lockUntil = (now: Date, context: TicketServiceContext): string => new Date(now.getTime() + abandonAfterMs(context.config)).toISOString();
+
+/** One transaction: look up the key, then write (or claim again) the PENDING ticket and lock the key. */
 async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string): Promise<Start> {
   const now = new Date();
   const at = now.toISOString();
   const hash = canonicalHash(body);
-  const lockedUntil = new Date(now.getTime() + holdCallTimeoutMs(context.config) * 2 + 1000).toISOString();
   return context.write(async (trx) => {
     const existing = await tickets.findIdempotencyKey(trx, key, at);
     if (existing) {
       if (existing.body_hash !== hash) throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
       if (existing.status_code !== null) return { replay: existing };
       if (existing.locked_until > at) throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
-      // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again.
+      // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again,
+      // claimed anew so that the reconciler cannot abandon it under this retry.
       const earlier = existing.ticket_id === null ? undefined : await tickets.findTicket(trx, existing.ticket_id);
-      if (earlier && (earlier.status === 'PENDING' || earlier.status === 'RESERVED')) {
-        await tickets.updateIdempotencyKey(trx, key, { locked_until: lockedUntil });
-        return { ticket: earlier };
+      const again =
+        earlier?.status === 'PENDING' ? await tickets.reclaimPendingTicket(trx, earlier.id, at, expiryFrom(now, context)) : earlier?.status === 'RESERVED' ? earlier : undefined;
+      if (again) {
+        await tickets.updateIdempotencyKey(trx, key, { locked_until: lockUntil(now, context) });
+        return { ticket: again };
       }
     }
-    const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: at }));
-    await tickets.upsertIdempotencyKey(trx, {
-      key,
-      body_hash: hash,
-      ticket_id: ticket.id,
-      status_code: null,
-      response_body: null,
-      locked_until: lockedUntil,
-      created_at: at,
-      expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
-    });
-    return { ticket };
+    return { ticket: await insertPendingTicket(trx, body, key, hash, now, context) };
+  });
+}
+
+/**
+ * The purchase's own reference was released (the reconciler gave up on an earlier attempt) or its
+ * hold expired: that is the system's recovery, never the customer's answer. One transaction gives up
+ * the old ticket and starts a new one with a new reference under the same key.
+ */
+async function startOver(context: TicketServiceContext, body: TicketCreate, key: string, stale: TicketRow): Promise<TicketRow> {
+  const now = new Date();
+  return context.write(async (trx) => {
+    await tickets.updateTicketIf(trx, stale.id, 'PENDING', { status: 'ABANDONED', updated_at: now.toISOString() });
+    return insertPendingTicket(trx, body, key, canonicalHash(body), now, context);
   });
 }
 
@@ -116,23 +139,23 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   if (key === undefined) return { ticket: await purchaseWithoutKey(context, body, requestId), replayed: false };
   const start = await startPurchase(context, body, key);
   if ('replay' in start) return replayStored(start.replay);
-  const pending = start.ticket;
+  let pending = start.ticket;
 
-  const asked = await askForHold(
-    context,
-    { hold_id: pending.reference, event_id: pending.event_id, quantity: pending.quantity, expires_at: pending.expires_at ?? new Date().toISOString() },
-    requestId,
-  );
+  let asked = await askForHold(context, holdRequest(pending), requestId);
+  if (asked.outcome === 'released') {
+    context.log.info({ ticket: pending.id, reference: pending.reference }, 'the retried purchase found its hold released by recovery; starting over with a new reference');
+    pending = await startOver(context, body, key, pending);
+    asked = await askForHold(context, holdRequest(pending), requestId);
+  }
   if (asked.outcome === 'refused') {
     // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
     await context.write(async (trx) => {
-      const current = await tickets.findTicket(trx, pending.id);
-      if (current?.status === 'PENDING') await tickets.deleteTicketRow(trx, pending.id);
+      await tickets.deletePendingTicket(trx, pending.id);
       await tickets.updateIdempotencyKey(trx, key, { status_code: asked.status, response_body: JSON.stringify(asked.problem), ticket_id: null });
     });
     throw new StoredProblemError(asked.problem);
   }
-  if (asked.outcome === 'failed') {
+  if (asked.outcome !== 'held') {
     logFailedHold(context, asked, { ticket: pending.id }, 'the pending ticket is left for the reconciler');
     await unlockKey(context, key);
     throw new UnavailableError(`${failureText(asked)}; retry with the same Idempotency-Key.`);
@@ -146,6 +169,8 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
       unit_price: held.unit_price,
       total_price: (held.unit_price ?? 0) * pending.quantity,
       currency: held.currency,
+      // The hold's expiry is the one enforced (a retry may have found the first attempt's hold).
+      expires_at: new Date(held.expires_at).toISOString(),
       updated_at: at,
     });
     if (!row) {
@@ -165,6 +190,13 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
   return { ticket: reserved, replayed: false };
 }
 
+const holdRequest = (ticket: TicketRow): HoldCreate => ({
+  hold_id: ticket.reference,
+  event_id: ticket.event_id,
+  quantity: ticket.quantity,
+  expires_at: ticket.expires_at ?? new Date().toISOString(),
+});
+
 type HoldCreate = EventComponents['schemas']['HoldCreate'];
 type Hold = EventComponents['schemas']['Hold'];
 
@@ -172,6 +204,8 @@ type HoldOutcome =
   | { outcome: 'held'; hold: Hold; summary: EventSummary | undefined }
   /** 404 or 409: no such event, sold out, sales closed; the answer is final and passed on. */
   | { outcome: 'refused'; status: number; problem: ProblemBody }
+  /** 409 hold-state: this reference was released or expired (by recovery), so it can never be held again. */
+  | { outcome: 'released'; problem: ProblemBody }
   /** No answer in time, or an answer that is not final (the hold may exist, or appear late). */
   | { outcome: 'failed'; error?: unknown; status?: number; problem?: unknown };
 
@@ -183,15 +217,21 @@ async function askForHold(context: TicketServiceContext, hold: HoldCreate, reque
   ]);
   if ('error' in answer) return { outcome: 'failed', error: answer.error };
   if (answer.ok) return { outcome: 'held', hold: answer.body, summary };
+  if (answer.status === 409 && answer.problem.type === problemType('hold-state')) return { outcome: 'released', problem: answer.problem as ProblemBody };
   if (answer.status === 404 || answer.status === 409) return { outcome: 'refused', status: answer.status, problem: answer.problem as ProblemBody };
   return { outcome: 'failed', status: answer.status, problem: answer.problem };
 }
 
-const failureText = (failed: { error?: unknown }): string =>
-  failed.error === undefined ? 'event-service could not take the hold' : 'event-service did not answer in time';
+type NotHeld = Exclude<HoldOutcome, { outcome: 'held' } | { outcome: 'refused' }>;
 
-function logFailedHold(context: TicketServiceContext, failed: { error?: unknown; status?: number; problem?: unknown }, about: Record<string, unknown>, then: string): void {
-  if (failed.error === undefined) context.log.error({ status: failed.status, problem: failed.problem, ...about }, `event-service refused a hold unexpectedly; ${then}`);
+const failureText = (failed: NotHeld): string => {
+  if (failed.outcome === 'released') return 'the reservation was released while it was being retried';
+  return failed.error === undefined ? 'event-service could not take the hold' : unreachableText(failed.error);
+};
+
+function logFailedHold(context: TicketServiceContext, failed: NotHeld, about: Record<string, unknown>, then: string): void {
+  if (failed.outcome === 'released') context.log.warn({ ...about }, `the hold was released again; ${then}`);
+  else if (failed.error === undefined) context.log.error({ status: failed.status, problem: failed.problem, ...about }, `event-service refused a hold unexpectedly; ${then}`);
   else context.log.warn({ err: failed.error, ...about }, `hold call failed; ${then}`);
 }
 
@@ -214,7 +254,7 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     const asked = await askForHold(context, { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt }, requestId);
     // Refused for good (no such event, sold out, sales closed): nothing was written.
     if (asked.outcome === 'refused') throw new StoredProblemError(asked.problem);
-    if (asked.outcome === 'failed') {
+    if (asked.outcome !== 'held') {
       logFailedHold(context, asked, { reference }, 'releasing whatever hold it may have left');
       await releaseAbandonedHold(context, reference, requestId);
       throw new UnavailableError(`${failureText(asked)}; retry the purchase (send an Idempotency-Key to make retries safe).`);

@@ -10,7 +10,7 @@ import { sameSecret, type Principal } from '../../platform/auth.js';
 import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
-import type { TicketServiceContext } from './context.js';
+import { unreachableText, type TicketServiceContext } from './context.js';
 import { releaseNow } from './outbox.js';
 import type { PublicStatus } from './representation.js';
 
@@ -134,7 +134,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
   try {
     commit = await context.events.call('commitHold', { path: { hold_id: row.reference } }, { requestId });
   } catch (error) {
-    if (error instanceof ServiceUnreachableError) throw new UnavailableError('event-service did not answer in time; the ticket is still RESERVED, retry the confirmation.');
+    if (error instanceof ServiceUnreachableError) throw new UnavailableError(`${unreachableText(error)}; the ticket is still RESERVED, retry the confirmation.`);
     throw error;
   }
   if (!commit.ok) {

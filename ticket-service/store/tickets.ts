@@ -47,13 +47,44 @@ export async function findTicket(db: Db, id: number): Promise<TicketRow | undefi
   return ticketById.takeFirst(db, { id });
 }
 
-export async function findTicketByReference(db: Db, reference: string): Promise<TicketRow | undefined> {
-  return db.selectFrom('tickets').selectAll().where('reference', '=', reference).executeTakeFirst();
-}
-
 /** Changes a ticket only if it is still in `from`; the updated row, or undefined if it had moved on. */
 export async function updateTicketIf(db: Db, id: number, from: TicketStatus, changes: Updateable<TicketTable>): Promise<TicketRow | undefined> {
   return db.updateTable('tickets').set(changes).where('id', '=', id).where('status', '=', from).returningAll().executeTakeFirst();
+}
+
+/**
+ * A retry with the same Idempotency-Key claims its PENDING ticket again: its age restarts (so the
+ * reconciler's abandonment, which carries the age condition, cannot take it while the retry runs) and
+ * its expiry is renewed. Undefined when the ticket is no longer PENDING (the reconciler took it).
+ */
+export async function reclaimPendingTicket(db: Db, id: number, now: string, expiresAt: string): Promise<TicketRow | undefined> {
+  return db
+    .updateTable('tickets')
+    .set({ created_at: now, updated_at: now, expires_at: expiresAt })
+    .where('id', '=', id)
+    .where('status', '=', 'PENDING')
+    .returningAll()
+    .executeTakeFirst();
+}
+
+/**
+ * The reconciler's abandonment: PENDING → ABANDONED only while the ticket is still older than
+ * `cutoff`, in one conditional update, so a retry that claimed it again meanwhile always wins.
+ */
+export async function abandonStalePendingTicket(db: Db, id: number, cutoff: string, now: string): Promise<boolean> {
+  const result = await db
+    .updateTable('tickets')
+    .set({ status: 'ABANDONED', updated_at: now })
+    .where('id', '=', id)
+    .where('status', '=', 'PENDING')
+    .where('created_at', '<', cutoff)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Removes a ticket that is still PENDING (a purchase refused for good); a ticket that moved on stays. */
+export async function deletePendingTicket(db: Db, id: number): Promise<void> {
+  await db.deleteFrom('tickets').where('id', '=', id).where('status', '=', 'PENDING').execute();
 }
 
 export async function deleteTicketRow(db: Db, id: number): Promise<void> {
@@ -137,9 +168,4 @@ export async function completeRelease(db: Db, id: number): Promise<void> {
 
 export async function postponeRelease(db: Db, id: number, attempts: number, nextAttemptAt: string, error: string): Promise<void> {
   await db.updateTable('release_outbox').set({ attempts, next_attempt_at: nextAttemptAt, last_error: error }).where('id', '=', id).execute();
-}
-
-export async function pendingReleaseCount(db: Db): Promise<number> {
-  const row = await db.selectFrom('release_outbox').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
-  return Number(row.count);
 }
