@@ -70,6 +70,8 @@ export interface CallOptions {
   /** Forwarded as `x-request-id` so that both services' logs share it. */
   requestId?: string | undefined;
   timeoutMs?: number;
+  /** Aborts the call early (a service shutting down stops its background calls). */
+  signal?: AbortSignal | undefined;
 }
 
 export class ServiceClient<Ops> {
@@ -119,6 +121,9 @@ export class ServiceClient<Ops> {
     // One budget for the whole call. (A plain timer: AbortSignal.timeout costs several times more per call.)
     const budget = new AbortController();
     const timer = setTimeout(() => budget.abort(new DOMException(`no answer in ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
+    const abandon = () => budget.abort(options.signal?.reason);
+    if (options.signal?.aborted) abandon();
+    else options.signal?.addEventListener('abort', abandon, { once: true });
     let response;
     let text: string;
     try {
@@ -137,6 +142,7 @@ export class ServiceClient<Ops> {
       throw new ServiceUnreachableError(this.service, detail, { cause: error, timedOut: detail === NO_ANSWER });
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', abandon);
     }
     const responseHeaders = response.headers as Record<string, string | string[] | undefined>;
     this.options.observe?.({ operationId, method: route.method, path, status: response.statusCode, contentType: responseHeaders['content-type'] as string | undefined, text });

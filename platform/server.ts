@@ -3,12 +3,19 @@ import type { FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { ConfigError } from './config.js';
 
+/** However a dependency behaves, a shutdown ends within this time; unfinished background work stays in its table. */
+const SHUTDOWN_DEADLINE_MS = 10_000;
+
 export async function listenUntilSignalled(app: FastifyInstance, host: string, port: number): Promise<AddressInfo> {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
     closing = true;
     app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight');
+    setTimeout(() => {
+      app.log.warn({ deadline_ms: SHUTDOWN_DEADLINE_MS }, 'shutdown is taking too long (requests still waiting on a dependency); exiting, committed work is safe');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS).unref();
     app
       .close()
       .then(() => process.exit(0))

@@ -20,6 +20,7 @@ t.test('with event-service stopped a purchase answers 503 problem+json within th
   t.equal(answer.status, 503, 'the purchase answers 503');
   t.match(answer.contentType, /^application\/problem\+json/, 'as problem+json');
   t.equal(asProblem(answer.json).type, 'urn:eventsync:problem:unavailable');
+  t.match(asProblem(answer.json).detail, /^event-service is unreachable;/, 'the detail says event-service is unreachable (refused), not slow');
   t.ok(elapsedMs < (TIMEOUT_SECONDS + 2) * 1000, `within the client timeout plus 2 s (took ${elapsedMs.toFixed(0)} ms)`);
 
   const read = await system.tickets.call('getTicket', { path: { id: kept.id } });
@@ -47,6 +48,7 @@ t.test('with event-service hung a purchase answers 503 within the timeout, and t
   const elapsedMs = performance.now() - started;
   t.equal(answer.status, 503, 'the purchase answers 503');
   t.match(answer.contentType, /^application\/problem\+json/, 'as problem+json');
+  t.match(asProblem(answer.json).detail, /^event-service did not answer in time;/, 'the detail says event-service was too slow');
   t.ok(elapsedMs < (TIMEOUT_SECONDS + 2) * 1000, `within the client timeout plus 2 s (took ${elapsedMs.toFixed(0)} ms)`);
 
   // The create event-service had queued while hung runs once it is back. ticket-service sent a release

@@ -47,7 +47,18 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   }
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
-  const context: TicketServiceContext = { db, config, write: store.write, events, summaries: new EventSummaries(events), purchasesInFlight: new Set(), orphanScan: {}, log: app.log };
+  const stopping = new AbortController();
+  const context: TicketServiceContext = {
+    db,
+    config,
+    write: store.write,
+    events,
+    summaries: new EventSummaries(events),
+    purchasesInFlight: new Set(),
+    orphanScan: {},
+    stopping: stopping.signal,
+    log: app.log,
+  };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {
@@ -73,8 +84,12 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
       timer.unref();
     });
   }
-  app.addHook('onClose', async () => {
+  // Background work stops between items and abandons its calls at once; what it had not done stays in its table.
+  app.addHook('preClose', async () => {
     if (timer) clearInterval(timer);
+    stopping.abort(new Error('ticket-service is shutting down'));
+  });
+  app.addHook('onClose', async () => {
     await round;
     await events.close();
     await store.close();

@@ -22,8 +22,13 @@ export interface TicketServiceContext {
    * owned or released, so a round reads only holds that became old enough since (plus one page).
    */
   orphanScan: { cursor?: string };
+  /** Aborted when the service shuts down: background work stops between items and its calls are abandoned. */
+  stopping: AbortSignal;
   log: FastifyBaseLogger;
 }
+
+/** How many background items (releases, expiries, hold checks) run at once. */
+export const BACKGROUND_CONCURRENCY = 8;
 
 /** How long a call to event-service may take, in milliseconds. */
 export const holdCallTimeoutMs = (config: TicketServiceConfig): number => config.EVENT_SERVICE_TIMEOUT_SECONDS * 1000;

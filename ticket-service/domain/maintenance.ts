@@ -9,15 +9,16 @@
 import { ServiceUnreachableError, nextCursor } from '../../openapi/client.js';
 import * as tickets from '../store/tickets.js';
 import type { TicketRow } from '../store/schema.js';
-import { abandonAfterMs, type TicketServiceContext } from './context.js';
+import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
 import { cancelTicket } from './tickets.js';
 import { drainReleaseOutbox, releaseNow } from './outbox.js';
+import { forEachBounded } from '../../platform/bounded.js';
 
 const BATCH = 200;
 /** The hold's state at event-service, or undefined when event-service cannot say. */
 async function holdState(context: TicketServiceContext, holdId: string): Promise<string | undefined> {
   try {
-    const result = await context.events.call('getHold', { path: { hold_id: holdId } });
+    const result = await context.events.call('getHold', { path: { hold_id: holdId } }, { signal: context.stopping });
     if (result.ok) return result.body.state;
     return result.status === 404 ? 'MISSING' : undefined;
   } catch (error) {
@@ -32,21 +33,32 @@ async function completeConfirm(context: TicketServiceContext, row: TicketRow): P
   return done !== undefined;
 }
 
-/** Cancels RESERVED tickets past their expiry, unless their hold was committed (then the confirm is completed). */
+/**
+ * Cancels RESERVED tickets past their expiry, unless their hold was committed (then the confirm is
+ * completed). Cancelling is local and always happens; once event-service proves unreachable the
+ * releases are left to the outbox instead of each waiting for it.
+ */
 export async function sweepExpiredReservations(context: TicketServiceContext): Promise<number> {
   const lapsed = await tickets.selectTicketsByStatusBefore(context.db, 'RESERVED', 'expires_at', new Date().toISOString(), BATCH);
   let cancelled = 0;
-  for (const row of lapsed) {
+  let reachable = true;
+  await forEachBounded(lapsed, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
     if (row.confirming_at !== null) {
-      const state = await holdState(context, row.reference);
-      if (state === undefined) continue;
+      const state = reachable ? await holdState(context, row.reference) : undefined;
+      if (state === undefined) {
+        reachable = false;
+        return 'done';
+      }
       if (state === 'COMMITTED') {
         await completeConfirm(context, row);
-        continue;
+        return 'done';
       }
     }
-    if (await cancelTicket(context, row, 'expired')) cancelled += 1;
-  }
+    const outcome = await cancelTicket(context, row, 'expired', { signal: context.stopping, releaseAtOnce: reachable });
+    if (outcome) cancelled += 1;
+    if (outcome?.release === 'unreachable') reachable = false;
+    return 'done';
+  });
   if (cancelled > 0) context.log.info({ cancelled }, 'cancelled expired reservations and released their seats');
   return cancelled;
 }
@@ -56,17 +68,19 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
   const cutoff = new Date(Date.now() - abandonAfterMs(context.config)).toISOString();
   const stale = await tickets.selectTicketsByStatusBefore(context.db, 'PENDING', 'created_at', cutoff, BATCH);
   let abandoned = 0;
-  for (const row of stale) {
+  let reachable = true;
+  await forEachBounded(stale, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
     const outboxId = await context.write(async (trx) => {
       const at = new Date().toISOString();
       // The age condition is part of the update: a retry that claimed the ticket again meanwhile keeps it.
-      const abandoned = await tickets.abandonStalePendingTicket(trx, row.id, cutoff, at);
-      return abandoned ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
+      const taken = await tickets.abandonStalePendingTicket(trx, row.id, cutoff, at);
+      return taken ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
     });
-    if (outboxId === undefined) continue;
+    if (outboxId === undefined) return 'done';
     abandoned += 1;
-    await releaseNow(context, outboxId, row.reference);
-  }
+    if (reachable && (await releaseNow(context, outboxId, row.reference, { signal: context.stopping })) === 'unreachable') reachable = false;
+    return 'done';
+  });
   if (abandoned > 0) context.log.info({ abandoned }, 'abandoned stale pending purchases and released their holds');
   return abandoned;
 }
@@ -76,11 +90,13 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
   const cutoff = new Date(Date.now() - abandonAfterMs(context.config)).toISOString();
   const interrupted = await tickets.selectTicketsByStatusBefore(context.db, 'RESERVED', 'confirming_at', cutoff, BATCH);
   let completed = 0;
-  for (const row of interrupted) {
+  await forEachBounded(interrupted, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
     const state = await holdState(context, row.reference);
+    if (state === undefined) return 'halt';
     if (state === 'COMMITTED' && (await completeConfirm(context, row))) completed += 1;
     else if (state === 'HELD') await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { confirming_at: null }));
-  }
+    return 'done';
+  });
   return completed;
 }
 
@@ -98,9 +114,12 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
   let cursor = context.orphanScan.cursor;
   let settledSoFar = true;
   for (let page = 0; page < 100; page += 1) {
-    const result = await context.events.call('listHolds', {
-      query: { state: 'HELD', older_than: context.config.RECONCILE_SETTLE_SECONDS, limit: 500, ...(cursor ? { cursor } : {}) },
-    });
+    if (context.stopping.aborted) return released;
+    const result = await context.events.call(
+      'listHolds',
+      { query: { state: 'HELD', older_than: context.config.RECONCILE_SETTLE_SECONDS, limit: 500, ...(cursor ? { cursor } : {}) } },
+      { signal: context.stopping },
+    );
     if (!result.ok) {
       context.log.warn({ status: result.status }, 'could not list holds for reconciliation');
       return released;
@@ -111,23 +130,24 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
     const inFlight = new Set(holds.filter((h) => context.purchasesInFlight.has(h.hold_id)).map((h) => h.hold_id));
     const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
     let pageSettled = true;
-    for (const hold of holds) {
-      if (inFlight.has(hold.hold_id)) {
-        pageSettled = false;
-        continue;
-      }
+    const orphans = holds.filter((hold) => {
       const owner = owners.get(hold.hold_id);
-      if (owner?.status === 'PENDING') pageSettled = false;
+      if (inFlight.has(hold.hold_id) || owner?.status === 'PENDING') pageSettled = false;
       // A CONFIRMED owner means a confirm committed the hold after it was listed: never release a sold seat.
-      if (owner && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED')) continue;
-      const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } });
-      if (release.ok) {
-        released += 1;
-        context.log.info({ hold_id: hold.hold_id, ticket_status: owner?.status ?? 'none' }, 'released an orphan hold');
-      } else {
+      const owned = owner !== undefined && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED');
+      return !inFlight.has(hold.hold_id) && !owned;
+    });
+    const round = await forEachBounded(orphans, BACKGROUND_CONCURRENCY, context.stopping, async (hold) => {
+      const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } }, { signal: context.stopping });
+      if (!release.ok) {
         pageSettled = false;
+        return 'done';
       }
-    }
+      released += 1;
+      context.log.info({ hold_id: hold.hold_id, ticket_status: owners.get(hold.hold_id)?.status ?? 'none' }, 'released an orphan hold');
+      return 'done';
+    });
+    if (round.started < orphans.length) return released;
     const next = nextCursor(result.headers);
     if (!next) break;
     settledSoFar &&= pageSettled;
@@ -148,9 +168,11 @@ export async function runMaintenance(context: TicketServiceContext): Promise<voi
     ['idempotency keys', (c) => tickets.deleteExpiredIdempotencyKeys(c.db, new Date().toISOString())],
   ];
   for (const [name, part] of parts) {
+    if (context.stopping.aborted) return;
     try {
       await part(context);
     } catch (error) {
+      if (context.stopping.aborted) return;
       const level = error instanceof ServiceUnreachableError ? 'warn' : 'error';
       context.log[level]({ err: error, task: name }, 'background task failed; it runs again next round');
     }

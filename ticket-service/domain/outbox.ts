@@ -1,33 +1,56 @@
 /** The outbox of pending seat releases: written in the same transaction as a cancel or delete, retried until acknowledged. */
+import { ServiceUnreachableError } from '../../openapi/client.js';
+import { forEachBounded } from '../../platform/bounded.js';
 import * as tickets from '../store/tickets.js';
-import type { TicketServiceContext } from './context.js';
+import { BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
 
 const BATCH = 200;
 const MAX_BACKOFF_MS = 60_000;
 
-/** Tries one outbox release now; on failure it stays queued with a backoff. True when acknowledged. */
-export async function releaseNow(context: TicketServiceContext, outboxId: number, holdId: string, requestId?: string, attempts = 0): Promise<boolean> {
-  let failure: string;
-  try {
-    const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { requestId });
-    if (result.ok) {
-      await context.write((trx) => tickets.completeRelease(trx, outboxId));
-      return true;
-    }
-    failure = `HTTP ${result.status}: ${result.problem.detail ?? result.problem.title}`;
-  } catch (error) {
-    failure = error instanceof Error ? error.message : String(error);
-  }
-  const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** attempts);
-  await context.write((trx) => tickets.postponeRelease(trx, outboxId, attempts + 1, new Date(Date.now() + backoff).toISOString(), failure));
-  context.log.warn({ hold_id: holdId, attempts: attempts + 1, error: failure }, 'seat release failed; the outbox will retry');
-  return false;
+/** `released`: acknowledged; `refused`: event-service answered an error; `unreachable`: no answer (or shutting down). */
+export type ReleaseOutcome = 'released' | 'refused' | 'unreachable';
+
+export interface ReleaseOptions {
+  requestId?: string | undefined;
+  /** Failed attempts so far (sets the backoff). */
+  attempts?: number;
+  /** Background calls stop when the service shuts down; the release then stays due. */
+  signal?: AbortSignal;
 }
 
+/** Tries one outbox release now; on failure it stays queued with a backoff. */
+export async function releaseNow(context: TicketServiceContext, outboxId: number, holdId: string, options: ReleaseOptions = {}): Promise<ReleaseOutcome> {
+  let failure: string;
+  let outcome: ReleaseOutcome;
+  try {
+    const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { requestId: options.requestId, signal: options.signal });
+    if (result.ok) {
+      await context.write((trx) => tickets.completeRelease(trx, outboxId));
+      return 'released';
+    }
+    failure = `HTTP ${result.status}: ${result.problem.detail ?? result.problem.title}`;
+    outcome = 'refused';
+  } catch (error) {
+    // Abandoned by a shutdown: the row stays as it was, due at the next start.
+    if (options.signal?.aborted) return 'unreachable';
+    failure = error instanceof Error ? error.message : String(error);
+    outcome = error instanceof ServiceUnreachableError ? 'unreachable' : 'refused';
+  }
+  const attempts = (options.attempts ?? 0) + 1;
+  const backoff = Math.min(MAX_BACKOFF_MS, 500 * 2 ** (attempts - 1));
+  await context.write((trx) => tickets.postponeRelease(trx, outboxId, attempts, new Date(Date.now() + backoff).toISOString(), failure));
+  context.log.warn({ hold_id: holdId, attempts, error: failure }, 'seat release failed; the outbox will retry');
+  return outcome;
+}
+
+/** Due releases, a few at a time; the round stops at the first that finds event-service unreachable. */
 export async function drainReleaseOutbox(context: TicketServiceContext): Promise<number> {
   let released = 0;
   const due = await tickets.dueReleases(context.db, new Date().toISOString(), BATCH);
-  for (const row of due) if (await releaseNow(context, row.id, row.hold_id, undefined, row.attempts)) released += 1;
+  await forEachBounded(due, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
+    const outcome = await releaseNow(context, row.id, row.hold_id, { attempts: row.attempts, signal: context.stopping });
+    if (outcome === 'released') released += 1;
+    return outcome === 'unreachable' ? 'halt' : 'done';
+  });
   return released;
 }
-

@@ -276,5 +276,5 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
 async function releaseAbandonedHold(context: TicketServiceContext, reference: string, requestId: string): Promise<void> {
   const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString()));
   // Tried in the background: event-service may be the one that is down, and the outbox retries.
-  void releaseNow(context, outboxId, reference, requestId).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
+  void releaseNow(context, outboxId, reference, { requestId }).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
 }

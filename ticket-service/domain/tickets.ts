@@ -11,7 +11,7 @@ import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
 import { unreachableText, type TicketServiceContext } from './context.js';
-import { releaseNow } from './outbox.js';
+import { releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
 import type { PublicStatus } from './representation.js';
 
 type StatusUpdate = components['schemas']['TicketStatusUpdate'];
@@ -61,7 +61,12 @@ export async function listTickets(context: TicketServiceContext, query: ListQuer
  * Cancels a RESERVED or CONFIRMED ticket: one transaction sets CANCELLED with its reason and records a
  * pending release; the release is then tried at once (the outbox retries it if that fails).
  */
-export async function cancelTicket(context: TicketServiceContext, row: TicketRow, reason: CancellationReason, requestId?: string): Promise<TicketRow | undefined> {
+export async function cancelTicket(
+  context: TicketServiceContext,
+  row: TicketRow,
+  reason: CancellationReason,
+  options: ReleaseOptions & { releaseAtOnce?: boolean } = {},
+): Promise<{ ticket: TicketRow; release: ReleaseOutcome | 'queued' } | undefined> {
   const outcome = await context.write(async (trx) => {
     const at = new Date().toISOString();
     const cancelled = await tickets.updateTicketIf(trx, row.id, row.status, {
@@ -75,8 +80,8 @@ export async function cancelTicket(context: TicketServiceContext, row: TicketRow
     return { cancelled, outboxId };
   });
   if (!outcome) return undefined;
-  await releaseNow(context, outcome.outboxId, row.reference, requestId);
-  return outcome.cancelled;
+  const release = options.releaseAtOnce === false ? 'queued' : await releaseNow(context, outcome.outboxId, row.reference, options);
+  return { ticket: outcome.cancelled, release };
 }
 
 function cancellationReason(update: StatusUpdate, access: Access): CancellationReason {
@@ -100,9 +105,9 @@ export async function changeTicketStatus(context: TicketServiceContext, id: numb
     });
   }
   if (update.status === 'CANCELLED') {
-    const cancelled = await cancelTicket(context, row, cancellationReason(update, access), requestId);
+    const cancelled = await cancelTicket(context, row, cancellationReason(update, access), { requestId });
     // The ticket moved on meanwhile (a confirm or the sweeper): answer from its new state.
-    return cancelled ?? changeTicketStatus(context, id, update, access, requestId);
+    return cancelled?.ticket ?? changeTicketStatus(context, id, update, access, requestId);
   }
   return confirmTicket(context, row, update.payment_reference, requestId);
 }
@@ -114,7 +119,7 @@ export async function changeTicketStatus(context: TicketServiceContext, id: numb
 export async function confirmTicket(context: TicketServiceContext, row: TicketRow, paymentReference: string | undefined, requestId?: string): Promise<TicketRow> {
   // A confirm that already started (and may have committed the hold) is retried by committing again.
   if (row.confirming_at === null && row.expires_at !== null && row.expires_at <= new Date().toISOString()) {
-    await cancelTicket(context, row, 'expired', requestId);
+    await cancelTicket(context, row, 'expired', { requestId });
     throw new ProblemError('reservation-expired', `Reservation ${row.id} expired at ${row.expires_at.replace(/\.000Z$/, 'Z')}; its seats were released.`);
   }
   const marked = await context.write((trx) =>
@@ -139,7 +144,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
   }
   if (!commit.ok) {
     if (commit.status === 409 || commit.status === 404) {
-      await cancelTicket(context, marked, 'expired', requestId);
+      await cancelTicket(context, marked, 'expired', { requestId });
       throw new ProblemError('reservation-expired', `Reservation ${row.id} expired; its seats were released.`);
     }
     context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
@@ -165,5 +170,5 @@ export async function deleteTicket(context: TicketServiceContext, id: number, ac
     await tickets.deleteTicketRow(trx, row.id);
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString());
   });
-  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, requestId);
+  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, { requestId });
 }
