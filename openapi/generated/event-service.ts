@@ -58,7 +58,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -113,7 +116,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -144,7 +150,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -645,9 +654,15 @@ export interface components {
         };
     };
     parameters: {
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         EventId: number;
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         VenueId: number;
         /** @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44 */
         HoldId: components["schemas"]["HoldIdValue"];
@@ -837,7 +852,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -874,7 +892,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -926,7 +947,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -1058,7 +1082,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1087,7 +1114,10 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1130,7 +1160,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1157,7 +1190,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;

@@ -73,7 +73,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -105,7 +108,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -418,7 +424,10 @@ export interface components {
         };
     };
     parameters: {
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         TicketId: number;
         /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
         TicketReference: string;
@@ -628,7 +637,10 @@ export interface operations {
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -655,7 +667,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -685,7 +700,10 @@ export interface operations {
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
