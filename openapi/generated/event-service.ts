@@ -469,7 +469,11 @@ export interface components {
         };
     };
     responses: {
-        /** @description Invalid input; `errors` lists every invalid field. */
+        /**
+         * @description Invalid input; `errors` lists every invalid field (a JSON pointer into the body, or the
+         *     parameter's name). Unknown query parameters are refused like unknown body fields, and
+         *     numbers in the path and query are plain decimal (`0x10`, `1e1` and `Infinity` are invalid).
+         */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -724,6 +728,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     getReady: {
@@ -750,6 +755,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             503: components["responses"]["Unavailable"];
         };
     };

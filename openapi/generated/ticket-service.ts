@@ -242,7 +242,11 @@ export interface components {
         };
     };
     responses: {
-        /** @description Invalid input; `errors` lists every invalid field. */
+        /**
+         * @description Invalid input; `errors` lists every invalid field (a JSON pointer into the body, or the
+         *     parameter's name). Unknown query parameters are refused like unknown body fields, and
+         *     numbers in the path and query are plain decimal (`0x10`, `1e1` and `Infinity` are invalid).
+         */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -494,6 +498,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     getReady: {
@@ -524,6 +529,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             503: components["responses"]["Unavailable"];
         };
     };
