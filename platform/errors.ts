@@ -3,6 +3,7 @@
 export const PROBLEM_KINDS = {
   validation: { status: 400, title: 'Invalid request' },
   'malformed-body': { status: 400, title: 'Malformed request body' },
+  'malformed-request': { status: 400, title: 'Malformed HTTP request' },
   unauthorized: { status: 401, title: 'Authentication required' },
   forbidden: { status: 403, title: 'Not allowed' },
   'not-found': { status: 404, title: 'Not found' },
@@ -17,7 +18,9 @@ export const PROBLEM_KINDS = {
   'idempotency-in-flight': { status: 409, title: 'A request with this Idempotency-Key is in progress' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency-Key reused with another body' },
   'precondition-failed': { status: 412, title: 'The resource changed' },
+  'request-timeout': { status: 408, title: 'Request not received in time' },
   'payload-too-large': { status: 413, title: 'Request body too large' },
+  'headers-too-large': { status: 431, title: 'Request headers too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   unavailable: { status: 503, title: 'Service unavailable' },

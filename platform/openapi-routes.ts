@@ -41,9 +41,8 @@ export type OperationHandler<Op> = (request: OperationRequest<Op>, reply: Fastif
 
 export type OperationHandlers<Ops> = { [K in keyof Ops]: OperationHandler<Ops[K]> };
 
-function objectSchema(parameters: SpecOperation['operation']['parameters'], location: string, lowerCase = false): JsonSchema | undefined {
+function objectSchema(parameters: SpecOperation['operation']['parameters'], location: string, lowerCase = false): JsonSchema {
   const selected = (parameters ?? []).filter((p) => p.in === location);
-  if (selected.length === 0) return undefined;
   const name = (n: string) => (lowerCase ? n.toLowerCase() : n);
   return {
     type: 'object',
@@ -52,14 +51,13 @@ function objectSchema(parameters: SpecOperation['operation']['parameters'], loca
   };
 }
 
+const declares = (operation: SpecOperation['operation'], location: string): boolean => (operation.parameters ?? []).some((p) => p.in === location);
+
 export function fastifySchema({ operation }: SpecOperation): FastifySchema {
-  const schema: FastifySchema = {};
-  const params = objectSchema(operation.parameters, 'path');
-  const querystring = objectSchema(operation.parameters, 'query');
-  const headers = objectSchema(operation.parameters, 'header', true);
-  if (params) schema.params = params;
-  if (querystring) schema.querystring = querystring;
-  if (headers) schema.headers = headers;
+  // Every operation has a query schema: an unknown query parameter is refused like an unknown body field.
+  const schema: FastifySchema = { querystring: { ...objectSchema(operation.parameters, 'query'), additionalProperties: false } };
+  if (declares(operation, 'path')) schema.params = objectSchema(operation.parameters, 'path');
+  if (declares(operation, 'header')) schema.headers = objectSchema(operation.parameters, 'header', true);
   const body = operation.requestBody?.content['application/json']?.schema;
   if (body) schema.body = body;
   const response: Record<string, unknown> = {};

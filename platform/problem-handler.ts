@@ -1,4 +1,6 @@
 /** The one place where errors become RFC 9457 problem+json answers. No stack traces, no SQL. */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { ProblemError, StoredProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
@@ -65,4 +67,36 @@ export function registerProblemHandler(app: FastifyInstance): void {
     };
     return reply.code(404).type('application/problem+json').send(problem);
   });
+}
+
+/** Node's parser errors that have their own status; any other one is a malformed request. */
+const CLIENT_ERROR_KINDS: Record<string, ProblemKind> = {
+  HPE_HEADER_OVERFLOW: 'headers-too-large',
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: 'payload-too-large',
+  ERR_HTTP_REQUEST_TIMEOUT: 'request-timeout',
+};
+
+const CLIENT_ERROR_DETAILS: Partial<Record<ProblemKind, string>> = {
+  'headers-too-large': 'The request headers are larger than the server accepts.',
+  'payload-too-large': 'A chunk extension is larger than the server accepts.',
+  'request-timeout': 'The request was not received in time.',
+};
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node could not parse (a bad request line, headers too
+ * large) never reaches a route, so the problem+json answer is written on the socket here, and the
+ * connection is closed because the rest of its bytes cannot be trusted.
+ */
+export function writeClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const kind = (error.code && CLIENT_ERROR_KINDS[error.code]) || 'malformed-request';
+  const { status, title } = PROBLEM_KINDS[kind];
+  const detail = CLIENT_ERROR_DETAILS[kind] ?? 'The request is not valid HTTP/1.1.';
+  const body = JSON.stringify({ type: problemType(kind), title, status, detail } satisfies ProblemBody);
+  const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? title}`, 'Content-Type: application/problem+json', `Content-Length: ${Buffer.byteLength(body)}`, 'Connection: close'];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`, () => socket.destroy());
 }

@@ -12,7 +12,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { loadSpec, type OpenApiDocument, type ServiceName, type SpecOperation } from '../openapi/spec.js';
 import { createValidatorCompiler } from './validation.js';
-import { registerProblemHandler } from './problem-handler.js';
+import { registerProblemHandler, writeClientError } from './problem-handler.js';
 import { ProblemError } from './errors.js';
 import { accessRule } from './auth.js';
 import { localUrl } from './config.js';
@@ -43,6 +43,8 @@ export function loggerOptions(service: ServiceName, level: string, pretty: boole
   };
 }
 
+const METHODS_WITHOUT_BODY = new Set(['DELETE', 'GET', 'HEAD', 'OPTIONS']);
+
 export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   const app = Fastify({
     logger: loggerOptions(options.service, options.logLevel, options.prettyLogs ?? false),
@@ -52,10 +54,19 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
     bodyLimit: options.bodyLimit,
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    clientErrorHandler: writeClientError,
   });
   app.setValidatorCompiler(createValidatorCompiler());
   // Only JSON bodies: anything else is 415, never parsed into a string.
   app.removeContentTypeParser('text/plain');
+  // Fastify's parser (with its prototype-poisoning checks), except that an empty body on a method
+  // that has none (a DELETE sent with a JSON content type) is no body rather than malformed JSON.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body: string, done) => {
+    if (body.length === 0 && METHODS_WITHOUT_BODY.has(request.method)) done(null, undefined);
+    else parseJson(request, body, done);
+  });
   registerProblemHandler(app);
   // While shutting down, answers close their connection, so that keep-alive clients do not hold the process open.
   let closing = false;

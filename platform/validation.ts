@@ -1,8 +1,8 @@
 /**
  * Request validation as DESIGN.md's Errors section asks: bodies are validated without type coercion,
  * unknown fields are rejected and every error is reported; query, path and header parameters are
- * coerced from strings. Fastify's default Ajv does the opposite for bodies, so each HTTP part gets
- * its own Ajv (JSON Schema 2020-12, the dialect of OpenAPI 3.1).
+ * coerced from strings, but only from plain decimal notation. Fastify's default Ajv does the opposite
+ * for bodies, so each HTTP part gets its own Ajv (JSON Schema 2020-12, the dialect of OpenAPI 3.1).
  */
 import { Ajv2020, type ErrorObject, type Options } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -27,7 +27,55 @@ function makeAjv(options: Options): Ajv2020 {
 export function createValidatorCompiler(): FastifySchemaCompiler<Record<string, unknown>> {
   const bodyAjv = makeAjv({ coerceTypes: false, useDefaults: true, removeAdditional: false });
   const parameterAjv = makeAjv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv : parameterAjv).compile(schema);
+  return ({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv.compile(schema) : withPlainNumbers(schema, parameterAjv.compile(schema)));
+}
+
+const PLAIN_INTEGER = /^-?[0-9]+$/;
+const PLAIN_NUMBER = /^-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
+
+type Validator = ReturnType<FastifySchemaCompiler<Record<string, unknown>>>;
+
+interface NumericSchema {
+  type: 'integer' | 'number';
+  minimum?: number;
+  maximum?: number;
+}
+
+/** Why a parameter's text is not a number of its schema, or undefined when it is one. */
+function numberNotation(text: string, schema: NumericSchema): string | undefined {
+  const integer = schema.type === 'integer';
+  if (!(integer ? PLAIN_INTEGER : PLAIN_NUMBER).test(text)) {
+    return integer ? 'must be an integer in plain decimal digits, e.g. 42' : 'must be a number in decimal notation, e.g. 2.5';
+  }
+  const value = Number(text);
+  if (integer ? Number.isSafeInteger(value) : Number.isFinite(value)) return undefined;
+  if (schema.maximum !== undefined && value > schema.maximum) return `must be <= ${schema.maximum}`;
+  if (schema.minimum !== undefined && value < schema.minimum) return `must be >= ${schema.minimum}`;
+  return integer ? `must be between -${Number.MAX_SAFE_INTEGER} and ${Number.MAX_SAFE_INTEGER}` : 'must be a finite number';
+}
+
+/**
+ * Ajv's coercion reads `0x10`, `1e1`, ` 1` and `Infinity` as numbers and never checks the range of an
+ * infinite one, so the text of every numeric parameter is checked first: an id in a path or query is
+ * plain decimal digits and a number is finite, or the parameter is invalid.
+ */
+function withPlainNumbers(schema: Record<string, unknown>, validate: Validator): Validator {
+  const properties = (schema.properties ?? {}) as Record<string, { type?: unknown }>;
+  const numeric = Object.entries(properties).filter((entry): entry is [string, NumericSchema] => entry[1].type === 'integer' || entry[1].type === 'number');
+  if (numeric.length === 0) return validate;
+  const checked: Validator = (data: Record<string, unknown> | null): boolean => {
+    const notation: ErrorObject[] = [];
+    for (const [name, property] of numeric) {
+      const text = data?.[name];
+      const detail = typeof text === 'string' ? numberNotation(text, property) : undefined;
+      if (detail) notation.push({ keyword: 'notation', instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, params: {}, message: detail });
+    }
+    const valid = validate(data) === true;
+    const errors = [...notation, ...((validate.errors ?? []) as ErrorObject[])];
+    checked.errors = errors.length > 0 ? errors : null;
+    return valid && notation.length === 0;
+  };
+  return checked;
 }
 
 /** A readable detail for one Ajv error. */

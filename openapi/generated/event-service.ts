@@ -58,7 +58,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -113,7 +116,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -144,7 +150,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -292,7 +301,7 @@ export interface components {
              * @description Stable URI of the kind of problem.
              * @enum {string}
              */
-            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
+            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
             title: string;
             status: number;
             detail?: string;
@@ -460,7 +469,11 @@ export interface components {
         };
     };
     responses: {
-        /** @description Invalid input; `errors` lists every invalid field. */
+        /**
+         * @description Invalid input; `errors` lists every invalid field (a JSON pointer into the body, or the
+         *     parameter's name). Unknown query parameters are refused like unknown body fields, and
+         *     numbers in the path and query are plain decimal (`0x10`, `1e1` and `Infinity` are invalid).
+         */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -645,9 +658,15 @@ export interface components {
         };
     };
     parameters: {
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         EventId: number;
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         VenueId: number;
         /** @example 3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44 */
         HoldId: components["schemas"]["HoldIdValue"];
@@ -709,6 +728,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     getReady: {
@@ -735,6 +755,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -837,7 +858,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -874,7 +898,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -926,7 +953,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/venues/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["VenueId"];
             };
             cookie?: never;
@@ -1058,7 +1088,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1087,7 +1120,10 @@ export interface operations {
                 "If-Match"?: string;
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1130,7 +1166,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;
@@ -1157,7 +1196,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["EventId"];
             };
             cookie?: never;

@@ -73,7 +73,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -105,7 +108,10 @@ export interface paths {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -161,7 +167,7 @@ export interface components {
              * @description Stable URI of the kind of problem.
              * @enum {string}
              */
-            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
+            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
             title: string;
             status: number;
             detail?: string;
@@ -236,7 +242,11 @@ export interface components {
         };
     };
     responses: {
-        /** @description Invalid input; `errors` lists every invalid field. */
+        /**
+         * @description Invalid input; `errors` lists every invalid field (a JSON pointer into the body, or the
+         *     parameter's name). Unknown query parameters are refused like unknown body fields, and
+         *     numbers in the path and query are plain decimal (`0x10`, `1e1` and `Infinity` are invalid).
+         */
         BadRequest: {
             headers: {
                 [name: string]: unknown;
@@ -418,7 +428,10 @@ export interface components {
         };
     };
     parameters: {
-        /** @example 1 */
+        /**
+         * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+         * @example 1
+         */
         TicketId: number;
         /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
         TicketReference: string;
@@ -485,6 +498,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
         };
     };
     getReady: {
@@ -515,6 +529,7 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            400: components["responses"]["BadRequest"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -628,7 +643,10 @@ export interface operations {
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -655,7 +673,10 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
@@ -685,7 +706,10 @@ export interface operations {
                 "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
             };
             path: {
-                /** @example 1 */
+                /**
+                 * @description In plain decimal digits: `/tickets/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
                 id: components["parameters"]["TicketId"];
             };
             cookie?: never;
