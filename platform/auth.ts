@@ -2,6 +2,7 @@
  * Who is calling. The spec's `security` of each operation says which credentials it accepts:
  * - `serviceToken`: the token shared by the services (`SERVICE_TOKEN`);
  * - `adminToken`: `ADMIN_TOKEN`; without one configured (development mode) admin operations are open;
+ * - `paymentToken`: `PAYMENT_TOKEN`, for a payment integration that confirms paid tickets;
  * - `ticketReference`: a ticket's `reference` in `X-Ticket-Reference`, checked by the route;
  * - `{}`: anonymous.
  */
@@ -9,11 +10,12 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { ForbiddenError, UnauthorizedError } from './errors.js';
 
-export type Principal = 'service' | 'admin' | 'anonymous';
+export type Principal = 'service' | 'admin' | 'payment' | 'anonymous';
 
 export interface AccessRule {
   service: boolean;
   admin: boolean;
+  payment: boolean;
   reference: boolean;
   anonymous: boolean;
 }
@@ -23,6 +25,7 @@ export function accessRule(security: Array<Record<string, string[]>> | undefined
   return {
     service: schemes.some((names) => names.includes('serviceToken')),
     admin: schemes.some((names) => names.includes('adminToken')),
+    payment: schemes.some((names) => names.includes('paymentToken')),
     reference: schemes.some((names) => names.includes('ticketReference')),
     anonymous: schemes.some((names) => names.length === 0),
   };
@@ -35,17 +38,20 @@ export const sameSecret = (given: string, expected: string): boolean => timingSa
 export interface Tokens {
   serviceToken: string;
   adminToken: string | undefined;
+  paymentToken?: string | undefined;
 }
 
 /** The configured tokens, hashed once at start-up: a check then hashes only the token given. */
 export interface KnownTokens {
   service: Buffer;
   admin: Buffer | undefined;
+  payment: Buffer | undefined;
 }
 
 export const knownTokens = (tokens: Tokens): KnownTokens => ({
   service: digest(tokens.serviceToken),
   admin: tokens.adminToken === undefined ? undefined : digest(tokens.adminToken),
+  payment: tokens.paymentToken === undefined ? undefined : digest(tokens.paymentToken),
 });
 
 /**
@@ -62,11 +68,13 @@ export function authenticate(request: FastifyRequest, rule: AccessRule, tokens: 
     const given = digest(token);
     if (timingSafeEqual(given, tokens.service)) principal = 'service';
     else if (tokens.admin !== undefined && timingSafeEqual(given, tokens.admin)) principal = 'admin';
+    else if (tokens.payment !== undefined && timingSafeEqual(given, tokens.payment)) principal = 'payment';
     else throw new UnauthorizedError('The bearer token is not valid.');
   }
   const developmentMode = tokens.admin === undefined;
   if (principal === 'service' && rule.service) return { principal, needsReference: false };
   if (principal === 'admin' && rule.admin) return { principal, needsReference: false };
+  if (principal === 'payment' && rule.payment) return { principal, needsReference: false };
   const openToAll = rule.anonymous && !rule.admin && !rule.reference;
   const openInDevelopment = rule.admin && developmentMode;
   if (openToAll || openInDevelopment) return { principal, needsReference: false };

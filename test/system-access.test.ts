@@ -6,8 +6,11 @@ import { asProblem, asTicket, createEvent, getEvent, logsOf, raw, ticketBody, uu
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const service = { authorization: `Bearer ${SERVICE_TOKEN}` };
 
+const PAYMENT_TOKEN = 'test-payment-token-0123456789';
+const payment = { authorization: `Bearer ${PAYMENT_TOKEN}` };
+
 t.test('with ADMIN_TOKEN set', async (t) => {
-  const system = await startSystem(t, { env: { ADMIN_TOKEN } });
+  const system = await startSystem(t, { env: { ADMIN_TOKEN, PAYMENT_TOKEN } });
   const adminEvents = eventServiceClient({ baseUrl: system.event.url, token: ADMIN_TOKEN });
   t.teardown(() => adminEvents.close());
   const event = await createEvent(system, { total_tickets: 20 }, adminEvents);
@@ -49,14 +52,11 @@ t.test('with ADMIN_TOKEN set', async (t) => {
 
   t.test('changing a ticket status needs the admin token or its reference', async (t) => {
     const ticket = await buy(2);
-    const confirm = { status: 'CONFIRMED' };
-    expectUnauthorized(t, await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: confirm }), 'PUT status without a token or reference');
-    expectUnauthorized(t, await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: confirm, headers: { 'x-ticket-reference': uuid() } }), 'PUT status with a wrong reference');
-    t.equal((await getEvent(system, event.id)).sold_tickets, 0, 'the refused confirms sold nothing');
-
-    const byReference = await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: confirm, headers: { 'x-ticket-reference': ticket.reference } });
-    t.equal(byReference.status, 200, 'PUT status with the right reference answers 200');
-    t.equal(asTicket(byReference.json).status, 'CONFIRMED');
+    const cancelBody = { status: 'CANCELLED' };
+    expectUnauthorized(t, await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: cancelBody }), 'PUT status without a token or reference');
+    expectUnauthorized(t, await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: cancelBody, headers: { 'x-ticket-reference': uuid() } }), 'PUT status with a wrong reference');
+    expectUnauthorized(t, await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: { status: 'CONFIRMED' } }), 'a confirm without any credential');
+    t.equal(asTicket((await raw(ticketUrl(ticket.id), { headers: admin })).json).status, 'RESERVED', 'the refused calls changed nothing');
     const adminReason = await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: { status: 'CANCELLED', cancellation_reason: 'admin' }, headers: { 'x-ticket-reference': ticket.reference } });
     t.equal(adminReason.status, 403, 'the reference holder cannot cancel with reason admin');
     const cancel = await raw(ticketUrl(`${ticket.id}/status`), { method: 'PUT', body: { status: 'CANCELLED' }, headers: { 'x-ticket-reference': ticket.reference } });
@@ -67,6 +67,38 @@ t.test('with ADMIN_TOKEN set', async (t) => {
     const byAdmin = await raw(ticketUrl(`${second.id}/status`), { method: 'PUT', body: { status: 'CANCELLED' }, headers: admin });
     t.equal(byAdmin.status, 200, 'PUT status with the admin token answers 200');
     t.equal(asTicket(byAdmin.json).cancellation_reason, 'admin', 'an admin cancel has reason admin');
+    t.same(await system.audit(), [], 'the invariant holds across both services');
+  });
+
+  t.test("a customer's reference may read and cancel a ticket but never confirm it: CONFIRMED needs the admin token or PAYMENT_TOKEN", async (t) => {
+    const ticket = await buy(2);
+    const statusUrl = ticketUrl(`${ticket.id}/status`);
+    const paid = { status: 'CONFIRMED', payment_reference: 'pay_self_made' };
+    const byReference = await raw(statusUrl, { method: 'PUT', body: paid, headers: { 'x-ticket-reference': ticket.reference } });
+    t.equal(byReference.status, 403, "a confirm with the ticket's reference is 403");
+    t.match(byReference.contentType, /^application\/problem\+json/);
+    t.equal(asProblem(byReference.json).type, 'urn:eventsync:problem:forbidden');
+    const read = await raw(ticketUrl(ticket.id), { headers: { 'x-ticket-reference': ticket.reference } });
+    t.equal(asTicket(read.json).status, 'RESERVED', 'the ticket is still RESERVED');
+    t.equal(asTicket(read.json).payment_reference, null, 'with no payment reference recorded');
+    t.equal((await getEvent(system, event.id)).sold_tickets, 0, 'and nothing was sold');
+
+    const byPayment = await raw(statusUrl, { method: 'PUT', body: paid, headers: payment });
+    t.equal(byPayment.status, 200, 'PAYMENT_TOKEN confirms');
+    t.equal(asTicket(byPayment.json).status, 'CONFIRMED');
+    t.equal(asTicket(byPayment.json).payment_reference, 'pay_self_made', 'with its payment reference');
+    const readByPayment = await raw(ticketUrl(ticket.id), { headers: payment });
+    t.equal(readByPayment.status, 200, 'PAYMENT_TOKEN may read the ticket');
+    const listByPayment = await raw(`${ticketUrl()}?event_id=${event.id}`, { headers: payment });
+    t.equal(listByPayment.status, 403, 'but not list tickets: it grants confirming, not administration');
+
+    const second = await buy(1);
+    const byAdmin = await raw(ticketUrl(`${second.id}/status`), { method: 'PUT', body: { status: 'CONFIRMED' }, headers: admin });
+    t.equal(byAdmin.status, 200, 'the admin token confirms');
+    t.equal(asTicket(byAdmin.json).status, 'CONFIRMED');
+    const third = await buy(1);
+    const cancelled = await raw(ticketUrl(`${third.id}/status`), { method: 'PUT', body: { status: 'CANCELLED' }, headers: { 'x-ticket-reference': third.reference } });
+    t.equal(asTicket(cancelled.json).status, 'CANCELLED', 'the reference still cancels');
     t.same(await system.audit(), [], 'the invariant holds across both services');
   });
 

@@ -64,7 +64,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   registerOperations<operations>(app, {
     service: 'ticket-service',
     handlers: ticketServiceHandlers(context, database),
-    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
+    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, paymentToken: config.PAYMENT_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     readBarrier: store.settled,
   });

@@ -84,8 +84,8 @@ export interface paths {
         /**
          * Get one ticket
          * @description The ticket with its event's name, date and venue (`event` is left out when event-service
-         *     cannot be reached). With `ADMIN_TOKEN` set this needs the admin token or the ticket's
-         *     `reference` in `X-Ticket-Reference`.
+         *     cannot be reached). With `ADMIN_TOKEN` set this needs the admin token, `PAYMENT_TOKEN` or
+         *     the ticket's `reference` in `X-Ticket-Reference`.
          */
         get: operations["getTicket"];
         put?: never;
@@ -130,7 +130,9 @@ export interface paths {
          *     keeps its status and a retry is safe.
          *
          *     With `ADMIN_TOKEN` set this needs the admin token or the ticket's `reference` in
-         *     `X-Ticket-Reference`.
+         *     `X-Ticket-Reference`, and confirming needs more: `CONFIRMED` records that the ticket was
+         *     paid, so it needs the admin token or `PAYMENT_TOKEN` (for a payment integration); the
+         *     reference alone may cancel, and a confirm with it is 403.
          */
         put: operations["updateTicketStatus"];
         post?: never;

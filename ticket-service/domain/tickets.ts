@@ -95,6 +95,10 @@ function cancellationReason(update: StatusUpdate, access: Access): CancellationR
 
 export async function changeTicketStatus(context: TicketServiceContext, id: number, update: StatusUpdate, access: Access, requestId: string): Promise<TicketRow> {
   const row = await visibleTicket(context, id, access);
+  const paymentRight = access.developmentMode || access.principal === 'admin' || access.principal === 'payment';
+  if (update.status === 'CONFIRMED' && !paymentRight) {
+    throw new ForbiddenError("Confirming a ticket records that it was paid: it needs the admin token or PAYMENT_TOKEN. The ticket's reference may read or cancel it.");
+  }
   const current = row.status as PublicStatus;
   if (current === update.status) return row;
   if (!ALLOWED_TRANSITIONS[current].includes(update.status)) {
