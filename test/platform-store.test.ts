@@ -1,4 +1,5 @@
 /** The store layer under both services: durable group commit over the WAL, and prepared queries. */
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Kysely, type Generated } from 'kysely';
@@ -65,8 +66,36 @@ t.test('at synchronous=FULL a service database runs its connection at NORMAL and
   t.teardown(() => store.close());
   t.same(store.migrated, ['001'], 'the migrations ran');
   t.equal(synchronousLevel(store.database.pragma('synchronous')), 1, 'the connection itself is at NORMAL (1): COMMIT does not fsync on the event loop');
-  const row = await store.write((trx) => trx.insertInto('items').values({ name: 'a', size: 1 }).returningAll().executeTakeFirstOrThrow());
-  t.match(row, { name: 'a', size: 1 }, 'a change is answered once flushed');
+
+  // Every fdatasync is held until the test lets it go (a spy on Node's FileHandle, which WalSync uses).
+  const probe = await open(join(dir, 'probe'), 'w');
+  const handles = Object.getPrototypeOf(probe) as { datasync: (this: FileHandle) => Promise<void> };
+  await probe.close();
+  const datasync = handles.datasync;
+  const held: Array<() => void> = [];
+  handles.datasync = function (this: FileHandle) {
+    return new Promise<void>((resolve) => held.push(resolve)).then(() => datasync.call(this));
+  };
+  t.teardown(() => {
+    handles.datasync = datasync;
+  });
+  let answered = false;
+  const writing = store.write((trx) => trx.insertInto('items').values({ name: 'a', size: 1 }).returningAll().executeTakeFirstOrThrow()).then((row) => {
+    answered = true;
+    return row;
+  });
+  const deadline = Date.now() + 5000;
+  while (held.length === 0 && !answered && Date.now() < deadline) await sleep(5);
+  t.ok(held.length > 0, 'a flush of the WAL starts after the commit');
+  await sleep(50);
+  const peer = openSqlite({ path: join(dir, 'full.db'), synchronous: 'NORMAL' });
+  t.equal((peer.prepare('SELECT count(*) AS n FROM items').get() as { n: number }).n, 1, 'the change is committed in SQLite');
+  peer.close();
+  t.notOk(answered, 'but not answered while the WAL flush after its commit is under way');
+  handles.datasync = datasync;
+  for (const release of held) release();
+  const row = await writing;
+  t.match(row, { name: 'a', size: 1 }, 'it is answered once the flush is done');
   const rows = await Promise.all(Array.from({ length: 20 }, (_, i) => store.write((trx) => trx.insertInto('items').values({ name: `b${i}`, size: i }).returning('id').executeTakeFirstOrThrow())));
   t.equal(new Set(rows.map((r) => r.id)).size, 20, 'changes arriving together are all committed');
 });
