@@ -3,6 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { InvalidArgumentError, type Command } from 'commander';
 import { eventServiceClient, ticketServiceClient, type Problem, type EventOperations, type ServiceClient, type TicketOperations } from '../openapi/client.js';
+import { parseDateTime } from '../platform/time.js';
 import { ApiRefusal } from './output.js';
 
 export const GlobalOptionsSchema = Type.Object({
@@ -53,7 +54,22 @@ export function expectOk<R extends { ok: boolean; status: number }>(result: R): 
   return result as Extract<R, { ok: true }>;
 }
 
-export const parseInteger = (name: string, min = 0) => (value: string): number => {
-  if (!/^\d+$/.test(value) || Number(value) < min || !Number.isSafeInteger(Number(value))) throw new InvalidArgumentError(`${name} must be a whole number ≥ ${min}`);
-  return Number(value);
+export const parseInteger = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (value: string): number => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(max === Number.MAX_SAFE_INTEGER ? `${name} must be a whole number ≥ ${min}` : `${name} must be a whole number from ${min} to ${max}`);
+  return n;
+};
+
+/** The largest page the services answer (`limit`). */
+export const MAX_PAGE = 1000;
+
+/**
+ * An RFC 3339 date-time as the services accept it (the same check), passed on as written. A date
+ * alone is refused: which time of day it would mean is not something to guess.
+ */
+export const parseDateTimeOption = (name: string) => (value: string): string => {
+  if (parseDateTime(value) !== undefined) return value;
+  const dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(value) && parseDateTime(`${value}T00:00:00Z`) !== undefined;
+  const day = dateOnly ? value : '2027-03-20';
+  throw new InvalidArgumentError(`${name} ${dateOnly ? 'needs a time as well as a date' : 'must be an RFC 3339 date-time'}: for example ${day}T19:30:00+01:00, or ${day}T19:30:00 for UTC.`);
 };

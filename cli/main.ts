@@ -8,7 +8,7 @@ import { venuesCommand } from './commands/venues.js';
 import { eventsCommand } from './commands/events.js';
 import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
-import { EXIT, reportError } from './output.js';
+import { EXIT, printError, reportError } from './output.js';
 import { closeClients } from './context.js';
 import { runSystem } from './system.js';
 
@@ -45,14 +45,14 @@ program.addCommand(eventsCommand());
 program.addCommand(ticketsCommand());
 program.addCommand(auditCommand());
 
-// Every command gets --version, and usage errors exit 2 instead of commander's 1.
+// Every command gets --version, usage errors exit 2 instead of commander's 1, and are printed as all errors are.
 let commanderPrinted = false;
 const configure = (command: Command) => {
   command.exitOverride();
   command.configureOutput({
-    outputError: (text, write) => {
+    outputError: (text) => {
       commanderPrinted = true;
-      write(text);
+      printError(text.replace(/^error: /, '').trimEnd());
     },
   });
   if (command !== program) command.version(version);
@@ -66,7 +66,7 @@ try {
   if (error instanceof CommanderError) {
     const success = error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version';
     // An argument checked inside an action (an id, a URL) is not printed by commander itself.
-    if (!success && !commanderPrinted) process.stderr.write(`error: ${error.message}\n`);
+    if (!success && !commanderPrinted) printError(error.message);
     process.exitCode = success ? EXIT.ok : EXIT.usage;
   } else {
     process.exitCode = reportError(error);

@@ -33,10 +33,13 @@ export function printTable(head: string[], rows: Array<Array<string | number>>):
 
 export function printRecord(record: Array<[string, string | number | null | undefined]>): void {
   const width = Math.max(...record.map(([key]) => key.length));
-  for (const [key, value] of record) process.stdout.write(`${paint('bold', key.padEnd(width))}  ${value ?? '—'}\n`);
+  for (const [key, value] of record) process.stdout.write(`${paint('bold', key.padEnd(width))}  ${value === null || value === undefined || value === '' ? '—' : value}\n`);
 }
 
-/** `███████░░░ 70% sold`: the share of seats taken (held + sold), as the original web view showed it. */
+/** `1 seat`, `2 seats`: a count with its noun, singular for exactly one. */
+export const count = (n: number, singular: string, plural = `${singular}s`): string => `${n} ${n === 1 ? singular : plural}`;
+
+/** `███████░░░ 70%`: the share of seats taken (held + sold; DESIGN.md: "taken", not "sold"). */
 export function availabilityBar(taken: number, total: number, width = 12): string {
   const ratio = total > 0 ? Math.min(1, taken / total) : 0;
   const filled = Math.round(ratio * width);
@@ -52,22 +55,35 @@ export function money(minor: number, currency: string): string {
   return format.format(minor / 10 ** digits);
 }
 
+/** Every error the CLI prints starts so: `error: ` (commander's own style), red on a terminal. */
+export function printError(message: string): void {
+  process.stderr.write(`${paint('red', 'error:', process.stderr)} ${message}\n`);
+}
+
+/** A progress note on stderr, so that stdout stays one JSON document with --json. */
+export function printNote(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
 /** Prints an error on stderr and returns the exit code it means. */
 export function reportError(error: unknown): number {
   const err = (text: string) => process.stderr.write(`${text}\n`);
   if (error instanceof ApiRefusal) {
     const { problem } = error;
-    err(`${paint('red', `error: ${problem.title}`, process.stderr)}${problem.detail ? `: ${problem.detail}` : ''} (HTTP ${error.status})`);
-    for (const field of problem.errors ?? []) err(`  ${field.pointer}: ${field.detail}`);
+    printError(`${problem.title}${problem.detail ? `: ${problem.detail}` : ''} (HTTP ${error.status})`);
+    const fields = problem.errors ?? [];
+    // One invalid field is already the detail ("#/quantity must be >= 1"); list them only when there are several.
+    const detailSaysIt = fields.length === 1 && problem.detail === `${fields[0]?.pointer} ${fields[0]?.detail}`;
+    if (!detailSaysIt) for (const field of fields) err(`  ${field.pointer}: ${field.detail}`);
     if (Array.isArray(problem.allowed_transitions)) err(`  allowed transitions: ${problem.allowed_transitions.join(', ') || 'none'}`);
     // A request still in flight under the same key is not a refusal: it is worth retrying later.
     const retryLater = error.status >= 500 || problem.type === 'urn:eventsync:problem:idempotency-in-flight';
     return retryLater ? EXIT.unavailable : EXIT.refused;
   }
   if (error instanceof ServiceUnreachableError) {
-    err(`${paint('red', 'error:', process.stderr)} ${error.message}. Is it running? Start both services with \`eventsync up\` or \`npm start\`.`);
+    printError(`${error.message}. Is it running? Start both services with \`eventsync up\` or \`npm start\`.`);
     return EXIT.unavailable;
   }
-  err(`${paint('red', 'error:', process.stderr)} ${error instanceof Error ? error.message : String(error)}`);
+  printError(error instanceof Error ? error.message : String(error));
   return EXIT.unavailable;
 }

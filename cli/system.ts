@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { localUrl } from '../platform/config.js';
+import { printError } from './output.js';
 
 const distRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -65,7 +66,7 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
   try {
     await waitForHealth(shared.EVENT_SERVICE_URL, eventService, 20_000);
   } catch (error) {
-    console.error(`eventsync: event-service did not start: ${(error as Error).message}`);
+    printError(`event-service did not start: ${(error as Error).message}`);
     stopAll();
     await eventExit;
     return 1;

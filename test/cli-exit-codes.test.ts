@@ -68,6 +68,51 @@ t.test('usage errors found after parsing (a bad id argument, a bad service URL) 
   t.match(badUrl.stderr, /eventUrl|event-url/, 'says the URL is wrong');
 });
 
+t.test('a date without a time, or no date at all, is a usage error: exit 2 and one line showing the form expected, before any call', async (t) => {
+  // The service URLs point nowhere: a usage error must not need them.
+  const nowhere = await closedPortUrl();
+  const urls = ['--event-url', nowhere, '--ticket-url', nowhere];
+  const [dateOnly, garbled, impossible, salesStart, from] = await Promise.all([
+    runCli([...urls, 'events', 'create', '--name', 'Jazz Night', '--date', '2027-03-20', '--tickets', '10']),
+    runCli([...urls, 'events', 'create', '--name', 'Jazz Night', '--date', 'next friday', '--tickets', '10']),
+    runCli([...urls, 'events', 'update', '1', '--date', '2027-02-30T19:30:00']),
+    runCli([...urls, 'events', 'update', '1', '--sales-start', '2027-03-01']),
+    runCli([...urls, 'events', 'list', '--from', '2026-01-01']),
+  ]);
+  for (const result of [dateOnly, garbled, impossible, salesStart, from]) {
+    t.equal(result.code, 2, describeRun(result));
+    t.equal(result.stdout, '', 'nothing on stdout');
+    t.equal(result.stderr.trimEnd().split('\n').length, 1, `one line: ${result.stderr}`);
+    t.match(result.stderr.trimEnd(), /^error: .*T19:30:00\+01:00, or .*T19:30:00 for UTC\.$/, 'shows the form expected');
+  }
+  t.match(dateOnly.stderr, "--date needs a time as well as a date: for example 2027-03-20T19:30:00+01:00, or 2027-03-20T19:30:00 for UTC.", 'a date alone is refused, with the date completed as an example');
+  t.match(garbled.stderr, '--date must be an RFC 3339 date-time');
+  t.match(impossible.stderr, '--date must be an RFC 3339 date-time', 'February 30th is not a date');
+  t.match(salesStart.stderr, '--sales-start needs a time as well as a date');
+  t.match(from.stderr, '--from needs a time as well as a date');
+});
+
+t.test('a --limit above 1000, the most a page holds, is a usage error (exit 2) for every list', async (t) => {
+  const nowhere = await closedPortUrl();
+  const urls = ['--event-url', nowhere, '--ticket-url', nowhere];
+  const results = await Promise.all([
+    runCli([...urls, 'events', 'list', '--limit', '1001']),
+    runCli([...urls, 'tickets', 'list', '--limit', '5000']),
+    runCli([...urls, 'venues', 'list', '--limit', '1001']),
+  ]);
+  for (const result of results) {
+    t.equal(result.code, 2, describeRun(result));
+    t.match(result.stderr, /^error: option '--limit <n>' argument '\d+' is invalid\. --limit must be a whole number from 1 to 1000$/m);
+    t.equal(result.stderr.trimEnd().split('\n').length, 1, 'one line');
+  }
+});
+
+t.test('every error starts with "error: ": a usage error, one found inside a command, an unreachable service', async (t) => {
+  const nowhere = await closedPortUrl();
+  const results = await Promise.all([runCli(['events', 'list', '--bogus']), runCli(['venues', 'get', 'abc']), runCli(['--event-url', nowhere, 'events', 'list'])]);
+  for (const result of results) t.match(result.stderr, /^error: \S/, describeRun(result));
+});
+
 t.test('a service that is not running gives exit 3 and says which one and how to start it', async (t) => {
   const nowhere = await closedPortUrl();
   const [events, tickets] = await Promise.all([
@@ -105,6 +150,18 @@ t.test('the API refusing a request exits 1', async (t) => {
     t.match(await eventOnService(system, event.id), { available_tickets: 0, held_tickets: 1 }, 'the one seat stays with the first buyer');
     const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id } });
     t.ok(tickets.ok && tickets.body.length === 1, 'no second ticket exists');
+  });
+
+  t.test('a refused purchase counts seats in words that agree: "1 seat left; 2 were asked for", "0 seats left; 1 was asked for"', async (t) => {
+    const event = await seedEvent(system, { name: 'Last Seat', total_tickets: 1 });
+    const buy = (quantity: number) => cli('tickets', 'buy', '--event', String(event.id), '--name', 'Ada Lovelace', '--email', 'ada@example.com', '--quantity', String(quantity));
+    const tooMany = await buy(2);
+    t.equal(tooMany.code, 1, describeRun(tooMany));
+    t.match(tooMany.stderr, `Event ${event.id} has 1 seat left; 2 were asked for.`);
+    t.equal((await buy(1)).code, 0, 'the last seat is bought');
+    const soldOut = await buy(1);
+    t.equal(soldOut.code, 1, describeRun(soldOut));
+    t.match(soldOut.stderr, `Event ${event.id} has 0 seats left; 1 was asked for.`);
   });
 
   t.test('an illegal status change exits 1 and lists the allowed transitions', async (t) => {

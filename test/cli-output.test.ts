@@ -25,7 +25,7 @@ t.test('what eventsync prints for scripts and for people', async (t) => {
   const cancelled = await seedTicket(system, soldOut.id, 1, 'CANCELLED');
   await seedTicket(system, soldOut.id, 2);
   // Run once, read by two tests below.
-  const invalidCreate = cli('events', 'create', '--name', 'Bad', '--date', 'not-a-date', '--tickets', '5', '--currency', 'euros');
+  const invalidCreate = cli('events', 'create', '--name', 'Bad', '--date', '2027-03-20T19:30:00Z', '--tickets', '5', '--currency', 'euros', '--timezone', 'Mars/Olympus');
   await seedEvent(system, { name: 'Untouched', total_tickets: 10, event_date: '2027-03-01T20:00:00Z', ticket_price: 0 });
 
   t.test('events list --json prints exactly one JSON document that validates against the listEvents 200 schema', async (t) => {
@@ -69,7 +69,8 @@ t.test('what eventsync prints for scripts and for people', async (t) => {
     const result = await cli('events', 'list');
     t.equal(result.code, 0, describeRun(result));
     t.notOk(hasAnsi(result.stdout), 'no escape codes');
-    t.match(result.stdout, /│ id\s*│ name\s*│ date \(UTC\)\s*│ venue\s*│ price\s*│ available\s*│ sold\s*│/, 'a header row');
+    t.match(result.stdout, /│ id\s*│ name\s*│ date \(UTC\)\s*│ venue\s*│ price\s*│ available\s*│ taken\s*│/, 'a header row; the bar counts reserved and sold seats, so it is labelled "taken"');
+    t.notMatch(result.stdout, /│ sold\s*│/, 'not "sold"');
     t.match(result.stdout, /Half Taken\s*│ 2027-01-01 20:00\s*│ Grand Hall\s*│ €45\.00\s*│ 5\/10\s*│ ██████░░░░░░ 50%/, '3 held + 2 sold of 10: half the bar, 50%');
     t.match(result.stdout, /Sold Out\s*│.*│ 0\/2\s*│ ████████████ 100%/, 'a sold-out event has a full bar');
     t.match(result.stdout, /Untouched\s*│.*│ 10\/10\s*│ ░░░░░░░░░░░░ 0%/, 'an untouched event has an empty bar');
@@ -96,13 +97,37 @@ t.test('what eventsync prints for scripts and for people', async (t) => {
     const invalid = await invalidCreate;
     t.equal(invalid.code, 1, describeRun(invalid));
     t.match(invalid.stderr, /HTTP 400/);
-    t.match(invalid.stderr, /#\/event_date: /, 'each invalid field on its own line');
-    t.match(invalid.stderr, /#\/currency: /);
+    t.match(invalid.stderr, /#\/currency: /, 'each invalid field on its own line');
+    t.match(invalid.stderr, /#\/timezone: /);
   });
 
-  t.test('invalid-field messages keep the capitals of what they quote (RFC 3339, ISO 4217)', async (t) => {
+  t.test('invalid-field messages keep the capitals of what they quote (ISO 4217, IANA)', async (t) => {
     const invalid = await invalidCreate;
-    t.match(invalid.stderr, /#\/event_date: must be RFC 3339/, 'the date message');
     t.match(invalid.stderr, /#\/currency: must be ISO 4217/, 'the currency message');
+    t.match(invalid.stderr, /#\/timezone: must be an IANA time zone/, 'the time zone message');
+  });
+
+  t.test('one invalid field is said once: the detail names it, no list repeats it', async (t) => {
+    const invalid = await cli('events', 'create', '--name', 'Bad', '--date', '2027-03-20T19:30:00Z', '--tickets', '5', '--currency', 'euros');
+    t.equal(invalid.code, 1, describeRun(invalid));
+    t.match(invalid.stderr, /^error: Invalid request: #\/currency must be ISO 4217.* \(HTTP 400\)$/m);
+    t.equal(invalid.stderr.trimEnd().split('\n').length, 1, `one line: ${invalid.stderr}`);
+  });
+
+  t.test('events get shows the share taken (reserved + sold) labelled "taken", and an empty field as —', async (t) => {
+    const result = await cli('events', 'get', String(halfTaken.id));
+    t.equal(result.code, 0, describeRun(result));
+    t.match(result.stdout, /^taken\s+██████░░░░░░ 50%$/m, '3 reserved + 2 sold of 10');
+    t.notMatch(result.stdout, /^sold\s/m, 'no line labelled "sold" for the bar');
+    t.match(result.stdout, /^description\s+—$/m, 'an empty description shows as —');
+  });
+
+  t.test('a ticket of an event without a venue says nothing of a venue ("at  (event 3)" was printed)', async (t) => {
+    const noVenue = await seedEvent(system, { name: 'Nowhere Gig', total_tickets: 5 });
+    const ticket = await seedTicket(system, noVenue.id, 1);
+    const result = await cli('tickets', 'get', String(ticket.id));
+    t.equal(result.code, 0, describeRun(result));
+    t.match(result.stdout, new RegExp(`^event\\s+Nowhere Gig — 2027-03-20T19:30:00Z \\(event ${noVenue.id}\\)$`, 'm'));
+    t.notMatch(result.stdout, / at /);
   });
 });

@@ -100,6 +100,7 @@ t.test('the tickets commands against both services', async (t) => {
     const refused = await cli('events', 'delete', String(event.id));
     t.equal(refused.code, 1, `without --cancel-tickets the delete is refused: ${describeRun(refused)}`);
     t.match(refused.stderr, /HTTP 409/);
+    t.match(refused.stderr, `cancel its tickets first (eventsync events delete ${event.id} --cancel-tickets)`, 'the hint is the command to run, with the event id');
     t.equal((await system.events.call('getEvent', { path: { id: event.id } })).status, 200, 'and the event stays');
 
     const deleted = await cli('events', 'delete', String(event.id), '--cancel-tickets');
@@ -111,5 +112,13 @@ t.test('the tickets commands against both services', async (t) => {
     const holds = await system.events.call('listHolds', { query: { event_id: event.id, state: 'HELD,COMMITTED' } });
     t.ok(holds.ok && holds.body.length === 0, 'no live hold is left behind');
     t.same(await system.audit(), [], 'the invariant holds across both services');
+  });
+
+  t.test('events delete --cancel-tickets with one ticket says "cancelled 1 ticket"', async (t) => {
+    const event = await seedEvent(system, { name: 'Small Gig', total_tickets: 5 });
+    await seedTicket(system, event.id, 1);
+    const deleted = await cli('events', 'delete', String(event.id), '--cancel-tickets');
+    t.equal(deleted.code, 0, describeRun(deleted));
+    t.equal(deleted.stdout, `deleted event ${event.id} (cancelled 1 ticket)\n`);
   });
 });

@@ -85,6 +85,14 @@ t.test('eventsync up starts both services sharing a generated service token, so 
   t.equal(gone.code, 3, 'nothing answers any more');
 });
 
+t.test('eventsync up with a bad configuration says so with "error: ", as every CLI error, and exits non-zero', async (t) => {
+  const dir = tempDir(t);
+  const result = await runCli(['up'], { env: { EVENT_SERVICE_PORT: 'abc', EVENT_DB_PATH: join(dir, 'event_data.db'), TICKET_DB_PATH: join(dir, 'ticket_data.db') } });
+  t.not(result.code, 0, describeRun(result));
+  t.match(result.stderr, /EVENT_SERVICE_PORT/, 'the service names the bad variable');
+  t.match(result.stderr, /^error: event-service did not start: exited with code 1$/m);
+});
+
 t.test('eventsync up stops ticket-service and exits non-zero when event-service dies', async (t) => {
   const up = await startUp(t);
   const services = await childrenOf(up.child.pid ?? 0);

@@ -92,3 +92,13 @@ t.test('an adjustment of an unknown event is 404 and a bad body is 400', async (
   t.equal((await getEvent(app, event.id)).available_tickets, 10);
   await assertSeatInvariant(t, app, event.id);
 });
+
+t.test('the refusals count seats in words that agree: "1 seat available; 2 were asked for", "0 seats available; 1 was asked for", "1 manually reserved seat"', async (t) => {
+  const app = await startEventApp(t);
+  const event = await postEvent(app, { total_tickets: 1 });
+  const detail = async (operation: 'reserve' | 'release', ticketCount: number) => (await adjust(app, event.id, operation, ticketCount)).json<{ detail: string }>().detail;
+  t.equal(await detail('reserve', 2), `Event ${event.id} has 1 seat available; 2 were asked for.`);
+  t.equal((await adjust(app, event.id, 'reserve', 1)).statusCode, 200);
+  t.equal(await detail('reserve', 1), `Event ${event.id} has 0 seats available; 1 was asked for.`);
+  t.equal(await detail('release', 2), `Only 1 manually reserved seat of event ${event.id} can be released; 2 were asked for.`);
+});

@@ -2,7 +2,7 @@
 import { Command } from 'commander';
 import { auditSystem } from '../audit.js';
 import { cliContext, parseInteger } from '../context.js';
-import { EXIT, paint, printJson } from '../output.js';
+import { EXIT, count, paint, printJson } from '../output.js';
 
 export function auditCommand(): Command {
   return new Command('audit')
@@ -15,8 +15,8 @@ export function auditCommand(): Command {
       if (context.options.json) printJson(report);
       else {
         for (const problem of report.problems) process.stdout.write(`${paint('red', '✗')} ${problem}\n`);
-        const summary = `${report.events} events, ${report.tickets} tickets, ${report.holds} live holds checked`;
-        process.stdout.write(report.problems.length === 0 ? `${paint('green', '✓')} consistent: ${summary}\n` : `${report.problems.length} discrepancies (${summary})\n`);
+        const summary = `${count(report.events, 'event')}, ${count(report.tickets, 'ticket')}, ${count(report.holds, 'live hold')} checked`;
+        process.stdout.write(report.problems.length === 0 ? `${paint('green', '✓')} consistent: ${summary}\n` : `${count(report.problems.length, 'discrepancy', 'discrepancies')} (${summary})\n`);
       }
       if (report.problems.length > 0) process.exitCode = EXIT.refused;
     });

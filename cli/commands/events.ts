@@ -2,15 +2,15 @@
 import { Command, Option } from 'commander';
 import type { components } from '../../openapi/generated/event-service.js';
 import { nextCursor } from '../../openapi/client.js';
-import { cliContext, expectOk, parseInteger } from '../context.js';
-import { availabilityBar, money, printJson, printRecord, printTable } from '../output.js';
+import { MAX_PAGE, cliContext, expectOk, parseDateTimeOption, parseInteger } from '../context.js';
+import { availabilityBar, count, money, printJson, printRecord, printTable } from '../output.js';
 
 type Event = components['schemas']['Event'];
 type EventCreate = components['schemas']['EventCreate'];
 
 function printEvents(events: Event[]): void {
   printTable(
-    ['id', 'name', 'date (UTC)', 'venue', 'price', 'available', 'sold'],
+    ['id', 'name', 'date (UTC)', 'venue', 'price', 'available', 'taken'],
     events.map((e) => [e.id, e.name, e.event_date.replace('T', ' ').replace(/:00Z$|Z$/, ''), e.venue, money(e.ticket_price, e.currency), `${e.available_tickets}/${e.total_tickets}`, availabilityBar(e.held_tickets + e.sold_tickets, e.total_tickets)]),
   );
 }
@@ -24,7 +24,7 @@ function printEvent(e: Event): void {
     ['venue', e.venue_id === null ? e.venue : `${e.venue} (venue ${e.venue_id})`],
     ['price', money(e.ticket_price, e.currency)],
     ['seats', `${e.available_tickets} available of ${e.total_tickets} (${e.held_tickets} reserved, ${e.sold_tickets} sold, ${e.manual_reserved_tickets} set aside)`],
-    ['sold', availabilityBar(e.held_tickets + e.sold_tickets, e.total_tickets)],
+    ['taken', availabilityBar(e.held_tickets + e.sold_tickets, e.total_tickets)],
     ['sales', e.sales_start || e.sales_end ? `${e.sales_start ?? 'now'} → ${e.sales_end ?? 'the event'}` : 'open'],
   ]);
 }
@@ -63,7 +63,7 @@ function eventBody(fields: EventFields): Partial<EventCreate> {
 
 function withEventFields(command: Command, required: boolean): Command {
   const name = new Option('--name <name>', 'event name');
-  const date = new Option('--date <date-time>', 'RFC 3339 date-time; no offset means UTC');
+  const date = new Option('--date <date-time>', 'RFC 3339 date-time with a time, e.g. 2027-03-20T19:30:00+01:00; no offset means UTC').argParser(parseDateTimeOption('--date'));
   const tickets = new Option('--tickets <n>', 'total tickets').argParser(parseInteger('--tickets', required ? 1 : 0));
   if (required) {
     name.makeOptionMandatory();
@@ -81,8 +81,8 @@ function withEventFields(command: Command, required: boolean): Command {
     .option('--currency <code>', 'ISO 4217 currency code')
     .option('--timezone <zone>', 'IANA time zone for display')
     .option('--image-url <url>', 'image URL')
-    .option('--sales-start <date-time>', 'sales open at')
-    .option('--sales-end <date-time>', 'sales close at');
+    .option('--sales-start <date-time>', 'sales open at (RFC 3339 date-time)', parseDateTimeOption('--sales-start'))
+    .option('--sales-end <date-time>', 'sales close at (RFC 3339 date-time)', parseDateTimeOption('--sales-end'));
 }
 
 export function eventsCommand(): Command {
@@ -93,13 +93,13 @@ export function eventsCommand(): Command {
     .description('search and list events, with an availability bar')
     .option('--search <text>', 'free text over name, description and venue')
     .option('--venue <name>', 'venue name (case-insensitive)')
-    .option('--from <date-time>', 'events on or after')
-    .option('--to <date-time>', 'events on or before')
+    .option('--from <date-time>', 'events on or after (RFC 3339 date-time)', parseDateTimeOption('--from'))
+    .option('--to <date-time>', 'events on or before (RFC 3339 date-time)', parseDateTimeOption('--to'))
     .option('--available', 'only events with seats left')
     .addOption(new Option('--sort <order>', 'sort order').choices(['event_date', '-event_date', 'name', '-created_at']))
-    .option('--limit <n>', 'events per page (1-1000)', parseInteger('--limit', 1), 100)
+    .option('--limit <n>', `events per page (1-${MAX_PAGE})`, parseInteger('--limit', 1, MAX_PAGE), 100)
     .option('--all', 'follow pagination to the last page')
-    .addHelpText('after', '\nExamples:\n  eventsync events list --search jazz --available\n  eventsync events list --from 2026-01-01 --sort -event_date --all --json')
+    .addHelpText('after', '\nExamples:\n  eventsync events list --search jazz --available\n  eventsync events list --from 2026-01-01T00:00:00Z --sort -event_date --all --json')
     .action(async (options: { search?: string; venue?: string; from?: string; to?: string; available?: boolean; sort?: 'name'; limit: number; all?: boolean }, command: Command) => {
       const context = cliContext(command);
       const found: Event[] = [];
@@ -179,7 +179,7 @@ export function eventsCommand(): Command {
       }
       expectOk(await context.events.call('deleteEvent', { path: { id: eventId } }));
       if (context.options.json) printJson({ deleted: eventId, cancelled_tickets: cancelled });
-      else process.stdout.write(`deleted event ${eventId}${options.cancelTickets ? ` (cancelled ${cancelled} tickets)` : ''}\n`);
+      else process.stdout.write(`deleted event ${eventId}${options.cancelTickets ? ` (cancelled ${count(cancelled, 'ticket')})` : ''}\n`);
     });
   return events;
 }

@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { Command, Option } from 'commander';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import { ServiceUnreachableError, nextCursor } from '../../openapi/client.js';
-import { cliContext, expectOk, parseInteger, type CliContext } from '../context.js';
-import { ApiRefusal, money, paint, printJson, printRecord, printTable } from '../output.js';
+import { MAX_PAGE, cliContext, expectOk, parseInteger, type CliContext } from '../context.js';
+import { ApiRefusal, count, money, paint, printJson, printNote, printRecord, printTable, reportError } from '../output.js';
 
 type Ticket = components['schemas']['Ticket'];
 
@@ -14,7 +14,7 @@ function printTicket(t: Ticket): void {
   printRecord([
     ['id', t.id],
     ['status', `${statusColour(t.status)}${t.cancellation_reason ? ` (${t.cancellation_reason})` : ''}`],
-    ['event', t.event ? `${t.event.name} — ${t.event.event_date} at ${t.event.venue} (event ${t.event_id})` : `event ${t.event_id}`],
+    ['event', t.event ? `${t.event.name} — ${t.event.event_date}${t.event.venue ? ` at ${t.event.venue}` : ''} (event ${t.event_id})` : `event ${t.event_id}`],
     ['customer', `${t.customer_name} <${t.customer_email}>`],
     ['quantity', t.quantity],
     ['price', `${t.quantity} × ${money(t.unit_price, t.currency)} = ${money(t.total_price, t.currency)}`],
@@ -32,10 +32,17 @@ function urlFlags(command: Command): string {
 
 const headers = (reference: string | undefined) => (reference ? { 'X-Ticket-Reference': reference } : undefined);
 
-/** Buys with one Idempotency-Key, retrying timeouts and 503s with the same key so that a retry never buys twice. */
+/** After this long without an answer, say what the purchase is waiting for (a hung event-service takes seconds). */
+const SLOW_ANSWER_MS = 2000;
+
+/**
+ * Buys with one Idempotency-Key, retrying timeouts and 503s with the same key so that a retry never
+ * buys twice. Waits and retries are told on stderr, so that stdout stays the answer alone.
+ */
 async function buyWithRetries(context: CliContext, body: components['schemas']['TicketCreate'], key: string, attempts: number) {
-  let lastError: unknown;
+  let lastError: ApiRefusal | ServiceUnreachableError | undefined;
   for (let attempt = 1; attempt <= attempts; attempt += 1) {
+    const slow = setTimeout(() => printNote(`waiting for ticket-service to answer (attempt ${attempt} of ${attempts})…`), SLOW_ANSWER_MS);
     try {
       const result = await context.tickets.call('createTicket', { body, headers: { 'Idempotency-Key': key } });
       // A 5xx, or the same key still in flight from an earlier attempt, is worth another try with the same key.
@@ -45,8 +52,15 @@ async function buyWithRetries(context: CliContext, body: components['schemas']['
     } catch (error) {
       if (!(error instanceof ServiceUnreachableError)) throw error;
       lastError = error;
+    } finally {
+      clearTimeout(slow);
     }
-    if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+    if (attempt < attempts) {
+      const delayMs = 250 * 2 ** attempt;
+      const why = lastError instanceof ApiRefusal ? `HTTP ${lastError.status}: ${lastError.problem.detail ?? lastError.problem.title}` : lastError?.message;
+      printNote(`attempt ${attempt} of ${attempts} did not go through (${why}); trying again in ${delayMs / 1000} s with the same Idempotency-Key`);
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
   throw lastError;
 }
@@ -59,7 +73,7 @@ export function ticketsCommand(): Command {
     .description('list tickets (admin token when ADMIN_TOKEN is set)')
     .option('--event <id>', 'only this event', parseInteger('--event', 1))
     .addOption(new Option('--status <status>', 'only this status').choices(['RESERVED', 'CONFIRMED', 'CANCELLED']))
-    .option('--limit <n>', 'tickets per page (1-1000)', parseInteger('--limit', 1), 100)
+    .option('--limit <n>', `tickets per page (1-${MAX_PAGE})`, parseInteger('--limit', 1, MAX_PAGE), 100)
     .option('--all', 'follow pagination to the last page')
     .addHelpText('after', '\nExample:\n  eventsync tickets list --event 1 --status RESERVED')
     .action(async (options: { event?: number; status?: Ticket['status']; limit: number; all?: boolean }, command: Command) => {
@@ -103,25 +117,32 @@ export function ticketsCommand(): Command {
       const context = cliContext(command);
       const key = options.idempotencyKey ?? randomUUID();
       const body = { event_id: options.event, customer_name: options.name, customer_email: options.email, quantity: options.quantity };
+      let answer: Awaited<ReturnType<typeof buyWithRetries>>;
       try {
-        const ticket = expectOk(await buyWithRetries(context, body, key, options.retries)).body;
-        if (context.options.json) printJson(ticket);
-        else {
-          process.stdout.write(`reserved ticket ${ticket.id}: confirm it before ${ticket.expires_at} with\n  eventsync tickets confirm ${ticket.id} --reference ${ticket.reference}\n`);
-          printTicket(ticket);
-        }
+        answer = await buyWithRetries(context, body, key, options.retries);
       } catch (error) {
         const unavailable =
           error instanceof ServiceUnreachableError ||
           (error instanceof ApiRefusal && (error.status >= 500 || error.problem.type === 'urn:eventsync:problem:idempotency-in-flight'));
-        if (unavailable) {
-          const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-          process.stderr.write(
-            `The purchase did not go through after ${options.retries} attempts. It is safe to retry with the same key; it will never buy twice:\n` +
-              `  eventsync tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}${urlFlags(command)}\n`,
-          );
-        }
-        throw error;
+        if (!unavailable) throw error;
+        process.exitCode = reportError(error);
+        const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+        printNote(
+          `The purchase did not go through after ${count(options.retries, 'attempt')}. It is safe to retry with the same key; it will never buy twice:\n` +
+            `  eventsync tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}${urlFlags(command)}`,
+        );
+        return;
+      }
+      const { body: ticket, headers: answerHeaders } = expectOk(answer);
+      // A key of this run's own making is replayed only to a later attempt of this run: that purchase is this one.
+      const replayOfEarlierPurchase = options.idempotencyKey !== undefined && answerHeaders['idempotent-replayed'] === 'true';
+      if (context.options.json) printJson(ticket);
+      else if (replayOfEarlierPurchase) {
+        process.stdout.write(`ticket ${ticket.id} was already reserved by an earlier purchase with the same Idempotency-Key; nothing more was bought. The answer it got then:\n`);
+        printTicket(ticket);
+      } else {
+        process.stdout.write(`reserved ticket ${ticket.id}: confirm it before ${ticket.expires_at} with\n  eventsync tickets confirm ${ticket.id} --reference ${ticket.reference}\n`);
+        printTicket(ticket);
       }
     });
 

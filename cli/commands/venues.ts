@@ -1,7 +1,7 @@
 /** `eventsync venues …` */
 import { Command } from 'commander';
 import type { components } from '../../openapi/generated/event-service.js';
-import { cliContext, expectOk, parseInteger } from '../context.js';
+import { MAX_PAGE, cliContext, expectOk, parseInteger } from '../context.js';
 import { printJson, printRecord, printTable } from '../output.js';
 
 type Venue = components['schemas']['Venue'];
@@ -38,7 +38,7 @@ export function venuesCommand(): Command {
   venues
     .command('list')
     .description('list venues')
-    .option('--limit <n>', 'venues per page', parseInteger('--limit', 1), 100)
+    .option('--limit <n>', `venues per page (1-${MAX_PAGE})`, parseInteger('--limit', 1, MAX_PAGE), 100)
     .addHelpText('after', '\nExample:\n  eventsync venues list')
     .action(async (options: { limit: number }, command: Command) => {
       const context = cliContext(command);

@@ -146,7 +146,7 @@ export async function deleteEvent(context: EventServiceContext, id: number): Pro
   await changeCatalogue(context, async (trx) => {
     if (await events.deleteEventWithoutLiveHolds(trx, id)) return;
     const row = await getEvent({ ...context, db: trx }, id);
-    throw new ConflictError('in-use', `Event ${id} has ${row.held_tickets} reserved and ${row.sold_tickets} sold seats; cancel its tickets first (eventsync events delete --cancel-tickets).`);
+    throw new ConflictError('in-use', `Event ${id} still has seats taken (${row.held_tickets} reserved, ${row.sold_tickets} sold); cancel its tickets first (eventsync events delete ${id} --cancel-tickets).`);
   });
 }
 
@@ -161,8 +161,8 @@ export async function adjustTickets(context: EventServiceContext, id: number, op
     const row = await getEvent({ ...context, db: trx }, id);
     if (!changed) {
       throw operation === 'reserve'
-        ? new ConflictError('sold-out', `Event ${id} has ${row.available_tickets} seats available; ${count} were asked for.`)
-        : new ConflictError('conflict', `Only ${row.manual_reserved_tickets} manually reserved seats of event ${id} can be released; ${count} were asked for.`);
+        ? new ConflictError('sold-out', `Event ${id} has ${row.available_tickets} ${row.available_tickets === 1 ? 'seat' : 'seats'} available; ${count} ${count === 1 ? 'was' : 'were'} asked for.`)
+        : new ConflictError('conflict', `Only ${row.manual_reserved_tickets} manually reserved ${row.manual_reserved_tickets === 1 ? 'seat' : 'seats'} of event ${id} can be released; ${count} ${count === 1 ? 'was' : 'were'} asked for.`);
     }
     await events.recordManualAdjustment(trx, id, operation === 'reserve' ? count : -count, now);
     return row;

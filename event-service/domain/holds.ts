@@ -80,7 +80,7 @@ async function noSeatsReason(trx: EventServiceContext['db'], input: HoldCreate, 
   if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
     return new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
   }
-  return new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} seats left; ${input.quantity} were asked for.`, {
+  return new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} ${event.available_tickets === 1 ? 'seat' : 'seats'} left; ${input.quantity} ${input.quantity === 1 ? 'was' : 'were'} asked for.`, {
     available_tickets: event.available_tickets,
   });
 }

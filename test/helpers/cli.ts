@@ -4,7 +4,9 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import type { Test } from 'tap';
 import { join } from 'node:path';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
@@ -34,6 +36,8 @@ export interface RunOptions {
   /** Set NO_COLOR=1 (default true). */
   noColor?: boolean;
   timeoutMs?: number;
+  /** Called with each chunk of stderr as it arrives, for a test that acts on what the command says. */
+  onStderr?: (text: string) => void;
 }
 
 /** What tap sets so that child node processes are measured for coverage; nothing else is inherited. */
@@ -47,7 +51,10 @@ function collect(file: string, args: string[], options: RunOptions): Promise<Cli
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr.push(chunk);
+    options.onStderr?.(chunk.toString('utf8'));
+  });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -178,4 +185,64 @@ export function runInTerminal(args: string[], options: RunOptions = {}): Promise
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
   const commandLine = [process.execPath, cliPath, ...args].map(quote).join(' ');
   return collect('script', ['--quiet', '--return', '--command', commandLine, '/dev/null'], { ...options, env: { TERM: 'xterm-256color', ...options.env } });
+}
+
+/** An answer a test gives in place of the service's. */
+export interface ScriptedAnswer {
+  status: number;
+  body: unknown;
+}
+
+/** One call as the proxy received it. */
+export interface ProxiedCall {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A stand-in for a service's URL that passes every call on to it, except the calls a test answers
+ * itself: `script(n, call)` for the n-th call (from 1) returns the answer to give instead, or undefined
+ * to pass it on. The answer may wait for something the test awaits (a fault the test times, not a clock).
+ */
+export async function startScriptedProxy(t: Test, target: string, script: (n: number, call: ProxiedCall) => Promise<ScriptedAnswer | undefined>): Promise<{ url: string; calls: () => number }> {
+  let calls = 0;
+  const passOn = new Set(['content-type', 'accept', 'authorization', 'idempotency-key', 'x-request-id', 'x-ticket-reference']);
+  const passBack = new Set(['content-type', 'idempotent-replayed', 'link', 'x-total-count']);
+  const server = createHttpServer((incoming, outgoing) => {
+    calls += 1;
+    const n = calls;
+    const chunks: Buffer[] = [];
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
+    incoming.on('end', () => {
+      const answer = async (): Promise<{ status: number; text: string; headers: Record<string, string> }> => {
+        const headers = Object.fromEntries(Object.entries(incoming.headers).filter((entry): entry is [string, string] => passOn.has(entry[0]) && typeof entry[1] === 'string'));
+        const body = Buffer.concat(chunks);
+        const scripted = await script(n, { headers, body: body.toString('utf8') });
+        if (scripted) return { status: scripted.status, text: JSON.stringify(scripted.body), headers: { 'content-type': scripted.status >= 400 ? 'application/problem+json' : 'application/json' } };
+        const response = await fetch(`${target}${incoming.url ?? '/'}`, { method: incoming.method ?? 'GET', headers, ...(body.length > 0 ? { body } : {}) });
+        const kept = Object.fromEntries([...response.headers].filter(([name]) => passBack.has(name)));
+        return { status: response.status, text: await response.text(), headers: kept };
+      };
+      answer()
+        .then(({ status, text, headers }) => {
+          outgoing.writeHead(status, headers);
+          outgoing.end(text);
+        })
+        .catch(() => {
+          outgoing.writeHead(502);
+          outgoing.end();
+        });
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('no TCP address');
+  t.teardown(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { url: `http://127.0.0.1:${address.port}`, calls: () => calls };
 }
