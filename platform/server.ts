@@ -32,9 +32,20 @@ export async function listenUntilSignalled(app: FastifyInstance, host: string, p
 
 /** Start-up failures print one clear sentence (no stack for a bad configuration) and exit non-zero. */
 export function exitOnStartupError(service: string, error: unknown): never {
-  if (error instanceof ConfigError) console.error(`${service}: ${error.message}`);
+  const known = knownStartupProblem(error);
+  if (known !== undefined) console.error(`${service}: ${known}`);
   else console.error(`${service}: failed to start:`, error);
   process.exit(1);
+}
+
+/** What went wrong, in one sentence, when the cause is one a user can fix. */
+function knownStartupProblem(error: unknown): string | undefined {
+  if (error instanceof ConfigError) return error.message;
+  const { code, address, port } = error as { code?: string; address?: string; port?: number };
+  if (code === 'EADDRINUSE') return `cannot listen on ${address ?? 'its address'}:${port ?? '?'}: the port is already in use (set another port or stop what uses it)`;
+  if (code === 'EACCES') return `cannot listen on ${address ?? 'its address'}:${port ?? '?'}: permission denied (ports below 1024 need privileges)`;
+  if (code === 'EADDRNOTAVAIL') return `cannot listen on ${address ?? 'its address'}: the address is not on this machine (check HOST)`;
+  return undefined;
 }
 
 export function warnAboutExposure(app: FastifyInstance, host: string, adminToken: string | undefined): void {
