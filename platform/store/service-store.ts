@@ -1,0 +1,21 @@
+/**
+ * A service's database, whichever engine holds it: kysely over SQLite (the embedded default,
+ * platform/store/sqlite/) or PostgreSQL (platform/store/postgres/). Domain and store code see only
+ * this: kysely for queries, `write` for atomic changes, `settled` before answering a read.
+ */
+import type { Kysely, Transaction } from 'kysely';
+
+export type StoreDialect = 'sqlite' | 'postgres';
+
+export interface ServiceStore<DB> {
+  dialect: StoreDialect;
+  db: Kysely<DB>;
+  /** Runs one atomic change; resolves once it is durable. */
+  write: <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
+  /** Resolves once everything committed so far is durable: a read answers after it. */
+  settled: () => Promise<void>;
+  /** True when the database answers a trivial query (GET /ready). */
+  reachable: () => Promise<boolean>;
+  /** Finishes the changes under way, then closes the database. */
+  close: () => Promise<void>;
+}
