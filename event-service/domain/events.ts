@@ -127,7 +127,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     if (input.image_url !== undefined) changes.image_url = input.image_url;
     if (input.sales_start !== undefined) changes.sales_start = common.salesStart ?? null;
     if (input.sales_end !== undefined) changes.sales_end = common.salesEnd ?? null;
-    const updated = await events.updateEventFields(trx, id, changes, delta, undefined);
+    const updated = await events.updateEventFields(trx, id, changes, delta);
     if (!updated) {
       const taken = current.total_tickets - current.available_tickets;
       throw new ConflictError('conflict', `total_tickets cannot go below the ${taken} seats already held, sold or reserved (asked for ${totalTickets}).`);

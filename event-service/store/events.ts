@@ -17,15 +17,14 @@ export async function findEvent(db: Db, id: number): Promise<EventRow | undefine
   return eventById.takeFirst(db, { id });
 }
 
-/** Applies field changes only if the event is still at `version` (when given). */
+/** Applies field changes; a change of total_tickets moves available_tickets by the same amount, never below zero. */
 export async function updateEventFields(
   db: Db,
   id: number,
   changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>>,
   ticketDelta: number,
-  version: number | undefined,
 ): Promise<EventRow | undefined> {
-  let query = db
+  return db
     .updateTable('events')
     .set((eb) => ({
       ...changes,
@@ -33,9 +32,9 @@ export async function updateEventFields(
       version: eb('version', '+', 1),
     }))
     .where('id', '=', id)
-    .where('available_tickets', '>=', -ticketDelta);
-  if (version !== undefined) query = query.where('version', '=', version);
-  return query.returningAll().executeTakeFirst();
+    .where('available_tickets', '>=', -ticketDelta)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<boolean> {

@@ -84,17 +84,3 @@ export async function selectHoldPage(db: Db, filter: HoldFilter, limit: number, 
   return query.orderBy('created_at', direction).orderBy('hold_id', direction).limit(limit + 1).execute();
 }
 
-/** Seats per state and event from the hold rows themselves (for checking the counters). */
-export async function sumLiveHolds(db: Db, eventId: number): Promise<{ held: number; committed: number }> {
-  const rows = await db
-    .selectFrom('holds')
-    .select(['state', (eb) => eb.fn.sum<number>('quantity').as('seats')])
-    .where('event_id', '=', eventId)
-    .where('state', 'in', ['HELD', 'COMMITTED'])
-    .groupBy('state')
-    .execute();
-  return {
-    held: Number(rows.find((r) => r.state === 'HELD')?.seats ?? 0),
-    committed: Number(rows.find((r) => r.state === 'COMMITTED')?.seats ?? 0),
-  };
-}
