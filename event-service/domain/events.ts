@@ -52,25 +52,43 @@ async function linkedVenue(context: EventServiceContext, venueId: number | null 
   return venue;
 }
 
-function assertWithinCapacity(venue: { id: number; name: string; capacity: number } | undefined, totalTickets: number): void {
-  if (venue && totalTickets > venue.capacity) {
-    throw new ConflictError('capacity-exceeded', `total_tickets ${totalTickets} exceeds the capacity ${venue.capacity} of venue ${venue.id} (${venue.name}).`);
-  }
+type Venue = { id: number; name: string; capacity: number };
+
+const capacityExceeded = (venue: Venue, totalTickets: number): ConflictError =>
+  new ConflictError('capacity-exceeded', `total_tickets ${totalTickets} exceeds the capacity ${venue.capacity} of venue ${venue.id} (${venue.name}).`);
+
+function assertWithinCapacity(venue: Venue | undefined, totalTickets: number): void {
+  if (venue && totalTickets > venue.capacity) throw capacityExceeded(venue, totalTickets);
 }
 
+/** Why an event could not be inserted at a venue: there is no such venue, or it is too small. */
+async function venueRefusal(context: EventServiceContext, venueId: number, totalTickets: number): Promise<ProblemError> {
+  const errors: FieldError[] = [];
+  const venue = await linkedVenue(context, venueId, errors);
+  return venue ? capacityExceeded(venue, totalTickets) : new ValidationError(errors);
+}
+
+/**
+ * Creates an event. A linked venue is checked by the insert itself (one conditional statement
+ * inside the write), so a venue deleted or shrunk at the same moment either comes first, and the
+ * create is refused, or comes after and sees the event. On SQLite the write transaction makes that
+ * atomic; on PostgreSQL at READ COMMITTED the statement's venue select must also take FOR SHARE, so
+ * that a shrink (which writes the venue row before it counts the events) and this insert wait for
+ * each other instead of missing each other.
+ */
 export async function createEvent(context: EventServiceContext, input: EventCreate): Promise<EventRow> {
   const errors: FieldError[] = [];
   const common = normaliseCommonFields(input, undefined, context.config.DEFAULT_CURRENCY, errors);
-  const venue = await linkedVenue(context, input.venue_id, errors);
-  if (errors.length > 0) throw new ValidationError(errors);
-  assertWithinCapacity(venue, input.total_tickets);
+  if (errors.length > 0) {
+    // Every invalid field at once, the venue link too (its final check is the insert's own).
+    await linkedVenue(context, input.venue_id, errors);
+    throw new ValidationError(errors);
+  }
   const now = nowIso();
-  return changeCatalogue(context, (trx) => events.insertEvent(trx, {
+  const row = {
     name: input.name,
     description: input.description ?? '',
     event_date: common.eventDate as string,
-    venue: input.venue ?? venue?.name ?? '',
-    venue_id: venue?.id ?? null,
     total_tickets: input.total_tickets,
     available_tickets: input.total_tickets,
     ticket_price: common.ticketPrice ?? context.config.DEFAULT_TICKET_PRICE,
@@ -81,7 +99,14 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
     sales_end: common.salesEnd ?? null,
     created_at: now,
     updated_at: now,
-  }));
+  };
+  const venueId = input.venue_id;
+  return changeCatalogue(context, async (trx) => {
+    if (venueId === undefined || venueId === null) return events.insertEvent(trx, { ...row, venue: input.venue ?? '', venue_id: null });
+    const inserted = await events.insertEventAtVenue(trx, { ...row, venue: input.venue }, venueId);
+    if (inserted) return inserted;
+    throw await venueRefusal({ ...context, db: trx }, venueId, input.total_tickets);
+  });
 }
 
 /** A write that creates, changes or deletes an event, which text search pages depend on. */

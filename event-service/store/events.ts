@@ -11,6 +11,31 @@ export async function insertEvent(db: Db, row: NewEventRow): Promise<EventRow> {
   return db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
+type EventAtVenue = Omit<NewEventRow, 'venue' | 'venue_id'> & { venue: string | undefined };
+
+/**
+ * Inserts the event linked to venue `venueId` only if that venue exists and holds its
+ * `total_tickets`: the check is the insert's own condition (INSERT … SELECT … FROM venues WHERE
+ * capacity >= total), so no earlier read of the venue can go stale before the write. `venue`
+ * undefined takes the venue's name. Undefined when nothing was inserted.
+ */
+export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: number): Promise<EventRow | undefined> {
+  const { venue, ...fields } = row;
+  const columns = Object.keys(fields) as Array<keyof typeof fields>;
+  return db
+    .insertInto('events')
+    .columns([...columns, 'venue', 'venue_id'])
+    .expression((eb) =>
+      eb
+        .selectFrom('venues')
+        .select((v) => [...columns.map((column) => v.val(fields[column]).as(column)), venue === undefined ? v.ref('venues.name').as('venue') : v.val(venue).as('venue'), 'venues.id as venue_id'])
+        .where('venues.id', '=', venueId)
+        .where('venues.capacity', '>=', row.total_tickets),
+    )
+    .returningAll()
+    .executeTakeFirst();
+}
+
 const eventById = prepareQuery<EventDatabase, { id: number }, EventRow>((db, param) => db.selectFrom('events').selectAll().where('id', '=', param('id')));
 
 export async function findEvent(db: Db, id: number): Promise<EventRow | undefined> {
