@@ -138,7 +138,6 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     const venue = await linkedVenue(scoped, venueId, errors);
     if (errors.length > 0) throw new ValidationError(errors);
     assertWithinCapacity(venue, totalTickets);
-    const delta = totalTickets - current.total_tickets;
     const changes: Parameters<typeof events.updateEventFields>[2] = { updated_at: nowIso(), total_tickets: totalTickets };
     if (input.name !== undefined) changes.name = input.name;
     if (input.description !== undefined) changes.description = input.description;
@@ -152,7 +151,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     if (input.image_url !== undefined) changes.image_url = input.image_url;
     if (input.sales_start !== undefined) changes.sales_start = common.salesStart ?? null;
     if (input.sales_end !== undefined) changes.sales_end = common.salesEnd ?? null;
-    const updated = await events.updateEventFields(trx, id, changes, delta);
+    const updated = await events.updateEventFields(trx, id, changes);
     if (!updated) {
       const taken = current.total_tickets - current.available_tickets;
       throw new ConflictError('conflict', `total_tickets cannot go below the ${taken} seats already held, sold or reserved (asked for ${totalTickets}).`);

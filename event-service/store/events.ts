@@ -42,22 +42,22 @@ export async function findEvent(db: Db, id: number): Promise<EventRow | undefine
   return eventById.takeFirst(db, { id });
 }
 
-/** Applies field changes; a change of total_tickets moves available_tickets by the same amount, never below zero. */
+/**
+ * Applies field changes. The new `total_tickets` moves `available_tickets` by its difference from the
+ * stored total, computed in the statement itself (so a total another replica changed a moment ago is
+ * not counted twice), and only if available seats stay at or above zero.
+ */
 export async function updateEventFields(
   db: Db,
   id: number,
-  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>>,
-  ticketDelta: number,
+  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>> & { total_tickets: number },
 ): Promise<EventRow | undefined> {
+  const availableAfter = sql<number>`available_tickets + ${changes.total_tickets} - total_tickets`;
   return db
     .updateTable('events')
-    .set((eb) => ({
-      ...changes,
-      available_tickets: eb('available_tickets', '+', ticketDelta),
-      version: eb('version', '+', 1),
-    }))
+    .set((eb) => ({ ...changes, available_tickets: availableAfter, version: eb('version', '+', 1) }))
     .where('id', '=', id)
-    .where('available_tickets', '>=', -ticketDelta)
+    .where(availableAfter, '>=', 0)
     .returningAll()
     .executeTakeFirst();
 }
