@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { cliFor, describeRun, inAnHour, parseJsonOutput, seedEvent, seedTicket } from './helpers/cli.js';
 import { startSystem, type TestSystem } from './helpers/system.js';
-import type { AuditReport } from '../cli/audit.js';
+import type { AuditReport } from '../platform/audit.js';
 
 // Each CLI run is a fresh node process; on a loaded machine a file of them needs more than tap's default.
 t.setTimeout(600_000);

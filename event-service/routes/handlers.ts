@@ -9,8 +9,9 @@ import type Database from 'better-sqlite3';
 import type { EventServiceContext } from '../domain/context.js';
 import * as eventsDomain from '../domain/events.js';
 import * as holdsDomain from '../domain/holds.js';
+import * as seatLedgersDomain from '../domain/seat-ledgers.js';
 import * as venuesDomain from '../domain/venues.js';
-import { eventEtag, toApiEvent, toApiHold, toApiVenue } from '../domain/representation.js';
+import { eventEtag, toApiEvent, toApiHold, toApiSeatLedger, toApiVenue } from '../domain/representation.js';
 
 function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -84,5 +85,10 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
     getHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.getHold(context, request.params.hold_id)) }),
     commitHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.commitHold(context, request.params.hold_id)) }),
     releaseHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.releaseHold(context, request.params.hold_id)) }),
+
+    listSeatLedgers: async (request) => {
+      const page = await seatLedgersDomain.listSeatLedgers(context, request.query);
+      return { status: 200, body: page.items.map(toApiSeatLedger), headers: pageHeaders(request, page) };
+    },
   };
 }

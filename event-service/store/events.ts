@@ -143,6 +143,62 @@ export async function recordManualAdjustment(db: Db, eventId: number, delta: num
   await db.insertInto('manual_adjustments').values({ event_id: eventId, delta, created_at: now }).execute();
 }
 
+/** An event's seat counters beside the sums of its hold and adjustment rows. */
+export interface SeatLedgerRow {
+  id: number;
+  total_tickets: number;
+  available_tickets: number;
+  held_tickets: number;
+  sold_tickets: number;
+  manual_reserved_tickets: number;
+  held_in_holds: number;
+  committed_in_holds: number;
+  manual_in_adjustments: number;
+}
+
+/** Where a page of seat ledgers starts: after (or, backwards, before) this event. */
+export interface LedgerPosition {
+  eventId: number;
+  backwards: boolean;
+}
+
+/**
+ * A page of seat ledgers in event id order, `limit + 1` rows. Counters and sums come from one
+ * statement, so each row is one consistent moment (the sums use the holds (event_id, state) and
+ * adjustments (event_id) indexes).
+ */
+export async function selectSeatLedgerPage(db: Db, eventId: number | undefined, limit: number, position: LedgerPosition | undefined): Promise<SeatLedgerRow[]> {
+  const backwards = position?.backwards ?? false;
+  let query = db
+    .selectFrom('events')
+    .select((eb) => {
+      // An aggregate without GROUP BY is one row: null only when there is nothing to add up.
+      const holdSeats = (state: 'HELD' | 'COMMITTED') =>
+        eb.fn.coalesce(
+          eb.selectFrom('holds').select((h) => h.fn.sum<number>('holds.quantity').as('seats')).whereRef('holds.event_id', '=', 'events.id').where('holds.state', '=', state),
+          eb.lit(0),
+        );
+      const adjustedSeats = eb.fn.coalesce(
+        eb.selectFrom('manual_adjustments').select((m) => m.fn.sum<number>('manual_adjustments.delta').as('seats')).whereRef('manual_adjustments.event_id', '=', 'events.id'),
+        eb.lit(0),
+      );
+      return [
+        'events.id',
+        'events.total_tickets',
+        'events.available_tickets',
+        'events.held_tickets',
+        'events.sold_tickets',
+        'events.manual_reserved_tickets',
+        holdSeats('HELD').as('held_in_holds'),
+        holdSeats('COMMITTED').as('committed_in_holds'),
+        adjustedSeats.as('manual_in_adjustments'),
+      ];
+    });
+  if (eventId !== undefined) query = query.where('events.id', '=', eventId);
+  if (position) query = query.where('events.id', backwards ? '<' : '>', position.eventId);
+  return query.orderBy('events.id', backwards ? 'desc' : 'asc').limit(limit + 1).execute();
+}
+
 export async function maxTotalTicketsAtVenue(db: Db, venueId: number): Promise<number> {
   const row = await db
     .selectFrom('events')

@@ -1,19 +1,20 @@
 /**
- * DESIGN.md's invariant, checked from outside through both services' APIs:
- * - per event, in one read: available = total − held − sold − manual, and available ≥ 0; the hold rows
- *   add up to the event's held and sold counts (for events not changed within the settle window);
+ * DESIGN.md's invariant, checked from outside through both services' APIs. The one checker that
+ * `eventsync audit`, the tests and the benchmarks use:
+ * - per event, from its seat ledger (counters and the sums of its rows, read in one statement, so at
+ *   any moment and whatever the settle window): available = total − Σ HELD − Σ COMMITTED − Σ manual
+ *   adjustments, each counter equals its sum, and available ≥ 0;
  * - across services, for records older than the settle window: RESERVED ↔ HELD, CONFIRMED ↔ COMMITTED
  *   (same id, event and quantity), CANCELLED has no live hold, every live hold has its ticket.
- * Holds are read, then tickets, then holds again; only what both hold reads show is reported, so
- * purchases in flight are not.
+ *   Holds are read, then tickets, then holds again; only what both hold reads show is reported, so
+ *   purchases in flight are not.
  */
 import { nextCursor, type EventOperations, type Problem, type ServiceClient, type TicketOperations } from '../openapi/client.js';
-import { ApiRefusal } from './output.js';
 import type { components as EventComponents } from '../openapi/generated/event-service.js';
 import type { components as TicketComponents } from '../openapi/generated/ticket-service.js';
 
 type Hold = EventComponents['schemas']['Hold'];
-type Event = EventComponents['schemas']['Event'];
+type SeatLedger = EventComponents['schemas']['SeatLedger'];
 type Ticket = TicketComponents['schemas']['Ticket'];
 
 export interface AuditReport {
@@ -23,14 +24,27 @@ export interface AuditReport {
   holds: number;
 }
 
-async function readAll<T>(fetchPage: (cursor: string | undefined) => Promise<{ ok: boolean; body?: unknown; problem?: Problem; status: number; headers: Record<string, string | string[] | undefined> }>, what: string): Promise<T[]> {
+/** A service refused one of the audit's reads (a missing admin token, say). */
+export class AuditReadRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Problem,
+  ) {
+    super(problem.detail ?? problem.title);
+    this.name = 'AuditReadRefused';
+  }
+}
+
+type PageAnswer = { ok: boolean; body?: unknown; problem?: Problem; status: number; headers: Record<string, string | string[] | undefined> };
+
+async function readAll<T>(fetchPage: (cursor: string | undefined) => Promise<PageAnswer>, what: string): Promise<T[]> {
   const items: T[] = [];
   let cursor: string | undefined;
   for (;;) {
     const page = await fetchPage(cursor);
     if (!page.ok) {
       const problem = page.problem ?? { type: 'about:blank', title: `HTTP ${page.status}`, status: page.status };
-      throw new ApiRefusal(page.status, { ...problem, detail: `reading ${what}: ${problem.detail ?? problem.title}` });
+      throw new AuditReadRefused(page.status, { ...problem, detail: `reading ${what}: ${problem.detail ?? problem.title}` });
     }
     items.push(...(page.body as T[]));
     cursor = nextCursor(page.headers);
@@ -38,6 +52,34 @@ async function readAll<T>(fetchPage: (cursor: string | undefined) => Promise<{ o
   }
 }
 
+/** What breaks the invariant in one event's seat ledger; empty when it holds. */
+export function seatLedgerProblems(ledger: SeatLedger): string[] {
+  const { event_id: id, sums } = ledger;
+  const problems: string[] = [];
+  const expected = ledger.total_tickets - sums.held - sums.committed - sums.manual;
+  if (ledger.available_tickets !== expected) {
+    problems.push(
+      `event ${id}: available_tickets ${ledger.available_tickets} ≠ total ${ledger.total_tickets} − HELD holds ${sums.held} − COMMITTED holds ${sums.committed} − manual adjustments ${sums.manual} = ${expected}`,
+    );
+  }
+  if (ledger.held_tickets !== sums.held) problems.push(`event ${id}: held_tickets is ${ledger.held_tickets} but its HELD holds add up to ${sums.held}`);
+  if (ledger.sold_tickets !== sums.committed) problems.push(`event ${id}: sold_tickets is ${ledger.sold_tickets} but its COMMITTED holds add up to ${sums.committed}`);
+  if (ledger.manual_reserved_tickets !== sums.manual) {
+    problems.push(`event ${id}: manual_reserved_tickets is ${ledger.manual_reserved_tickets} but its manual adjustments add up to ${sums.manual}`);
+  }
+  if (ledger.available_tickets < 0) problems.push(`event ${id}: available_tickets is negative (${ledger.available_tickets})`);
+  return problems;
+}
+
+/** Every event's seat ledger, in event id order. */
+export function readSeatLedgers(events: ServiceClient<EventOperations>, eventId?: number): Promise<SeatLedger[]> {
+  return readAll<SeatLedger>(
+    (cursor) => events.call('listSeatLedgers', { query: { limit: 1000, ...(eventId === undefined ? {} : { event_id: eventId }), ...(cursor ? { cursor } : {}) } }),
+    'seat ledgers',
+  );
+}
+
+/** Both checks over the whole system; `settleSeconds` applies to the cross-service one only. */
 export async function auditSystem(events: ServiceClient<EventOperations>, tickets: ServiceClient<TicketOperations>, settleSeconds: number): Promise<AuditReport> {
   const problems: string[] = [];
   const settledBefore = new Date(Date.now() - settleSeconds * 1000).toISOString();
@@ -47,37 +89,13 @@ export async function auditSystem(events: ServiceClient<EventOperations>, ticket
   const firstHolds = await readHolds();
   const allTickets = await readAll<Ticket>((cursor) => tickets.call('listTickets', { query: { limit: 1000, ...(cursor ? { cursor } : {}) } }), 'tickets');
   const secondHolds = await readHolds();
-  const allEvents = await readAll<Event>((cursor) => events.call('listEvents', { query: { limit: 1000, ...(cursor ? { cursor } : {}) } }), 'events');
+  const ledgers = await readSeatLedgers(events);
 
   const first = new Map(firstHolds.map((h) => [h.hold_id, h]));
   const second = new Map(secondHolds.map((h) => [h.hold_id, h]));
   const ticketByReference = new Map(allTickets.map((t) => [t.reference, t]));
 
-  for (const event of allEvents) {
-    const expected = event.total_tickets - event.held_tickets - event.sold_tickets - event.manual_reserved_tickets;
-    if (event.available_tickets !== expected) {
-      problems.push(`event ${event.id}: available_tickets ${event.available_tickets} ≠ total ${event.total_tickets} − held ${event.held_tickets} − sold ${event.sold_tickets} − manual ${event.manual_reserved_tickets} = ${expected}`);
-    }
-    if (event.available_tickets < 0) problems.push(`event ${event.id}: available_tickets is negative (${event.available_tickets})`);
-  }
-  if (settleSeconds === 0) {
-    // With no settle window every hold is in the reads: the rows must add up to each event's counts.
-    const sums = new Map<number, { held: number; sold: number }>();
-    for (const hold of secondHolds) {
-      if (hold.event_id === null || first.get(hold.hold_id)?.state !== hold.state) continue;
-      const sum = sums.get(hold.event_id) ?? { held: 0, sold: 0 };
-      if (hold.state === 'HELD') sum.held += hold.quantity;
-      else sum.sold += hold.quantity;
-      sums.set(hold.event_id, sum);
-    }
-    for (const event of allEvents) {
-      if (event.updated_at > settledBefore) continue;
-      const sum = sums.get(event.id) ?? { held: 0, sold: 0 };
-      if (sum.held !== event.held_tickets || sum.sold !== event.sold_tickets) {
-        problems.push(`event ${event.id}: holds add up to ${sum.held} held and ${sum.sold} sold, the event says ${event.held_tickets} and ${event.sold_tickets}`);
-      }
-    }
-  }
+  for (const ledger of ledgers) problems.push(...seatLedgerProblems(ledger));
 
   const wanted: Record<string, string> = { RESERVED: 'HELD', CONFIRMED: 'COMMITTED' };
   for (const ticket of allTickets) {
@@ -104,5 +122,5 @@ export async function auditSystem(events: ServiceClient<EventOperations>, ticket
     const ticket = ticketByReference.get(hold.hold_id);
     if (!ticket) problems.push(`hold ${hold.hold_id} (${hold.state}, event ${hold.event_id}, ${hold.quantity} seats) has no ticket`);
   }
-  return { problems, events: allEvents.length, tickets: allTickets.length, holds: secondHolds.length };
+  return { problems, events: ledgers.length, tickets: allTickets.length, holds: secondHolds.length };
 }
