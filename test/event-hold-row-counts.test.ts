@@ -63,7 +63,7 @@ async function harness(t: Test): Promise<Harness> {
   t.teardown(() => db.destroy());
   await migrateToLatest(db, eventMigrations);
   const committer = new GroupCommitter(db);
-  const context: EventServiceContext = { db, config, write: (work) => committer.run(work), searchPages: new ReadCache(), searchAnswers: new ReadCache() };
+  const context: EventServiceContext = { db, config, write: (work) => committer.run(work), searchPages: new ReadCache(), searchResults: new ReadCache() };
   return {
     context,
     database,

@@ -45,13 +45,8 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
     },
 
     listEvents: async (request) => {
-      const answer = async () => {
-        const page = await eventsDomain.listEvents(context, request.query);
-        return { status: 200 as const, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
-      };
-      // Whole answers to text searches are kept until the next write of any kind (Link URLs name the host).
-      const cached = request.query.q !== undefined && (request.query.limit ?? 100) <= 100;
-      return cached ? context.searchAnswers.through(`${request.protocol}://${request.host}${request.url}`, answer) : answer();
+      const page = await eventsDomain.listEvents(context, request.query);
+      return { status: 200, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
     },
     createEvent: async (request) => {
       const event = await eventsDomain.createEvent(context, request.body);
