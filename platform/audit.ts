@@ -82,7 +82,9 @@ export function readSeatLedgers(events: ServiceClient<EventOperations>, eventId?
 /** Both checks over the whole system; `settleSeconds` applies to the cross-service one only. */
 export async function auditSystem(events: ServiceClient<EventOperations>, tickets: ServiceClient<TicketOperations>, settleSeconds: number): Promise<AuditReport> {
   const problems: string[] = [];
-  const settledBefore = new Date(Date.now() - settleSeconds * 1000).toISOString();
+  const settledBefore = Date.now() - settleSeconds * 1000;
+  // Compared as instants: the API gives whole seconds (`…:12Z`), which as text sorts after `…:12.345Z`.
+  const unsettled = (at: string) => Date.parse(at) > settledBefore;
   const readHolds = () =>
     readAll<Hold>((cursor) => events.call('listHolds', { query: { state: 'HELD,COMMITTED', older_than: settleSeconds, limit: 1000, ...(cursor ? { cursor } : {}) } }), 'holds');
 
@@ -99,7 +101,7 @@ export async function auditSystem(events: ServiceClient<EventOperations>, ticket
 
   const wanted: Record<string, string> = { RESERVED: 'HELD', CONFIRMED: 'COMMITTED' };
   for (const ticket of allTickets) {
-    if (ticket.updated_at > settledBefore) continue;
+    if (unsettled(ticket.updated_at)) continue;
     const a = first.get(ticket.reference);
     const b = second.get(ticket.reference);
     const state = wanted[ticket.status];
@@ -118,7 +120,7 @@ export async function auditSystem(events: ServiceClient<EventOperations>, ticket
     }
   }
   for (const hold of secondHolds) {
-    if (!first.has(hold.hold_id) || hold.updated_at > settledBefore) continue;
+    if (!first.has(hold.hold_id) || unsettled(hold.updated_at)) continue;
     const ticket = ticketByReference.get(hold.hold_id);
     if (!ticket) problems.push(`hold ${hold.hold_id} (${hold.state}, event ${hold.event_id}, ${hold.quantity} seats) has no ticket`);
   }

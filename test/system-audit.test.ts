@@ -3,9 +3,10 @@
  * default window (30 s) compares every seat counter with the sums of its rows at once. Both services
  * run as real processes; mismatches are made on purpose in the event database while it runs.
  */
+import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { cliFor, describeRun, seedEvent, seedTicket } from './helpers/cli.js';
+import { cliFor, describeRun, inAnHour, seedEvent, seedTicket } from './helpers/cli.js';
 import { startSystem } from './helpers/system.js';
 
 // Each CLI run is a fresh node process; on a loaded machine a file of them needs more than tap's default.
@@ -32,6 +33,19 @@ t.test('eventsync audit at its default settle window', async (t) => {
     t.match(result.stdout, /✓ consistent: 1 events, 3 tickets/);
   });
 
+  t.test('with no settle window, a hold without a ticket is reported even in the second it was made', async (t) => {
+    // Start as a second begins, so that the hold and the audit fall in the same second: the API
+    // gives whole seconds, and `…:12Z` must count as before `…:12.345Z`.
+    while (Date.now() % 1000 > 100) await new Promise((resolve) => setTimeout(resolve, 5));
+    const holdId = randomUUID();
+    const hold = await system.events.call('createHold', { body: { hold_id: holdId, event_id: event.id, quantity: 1, expires_at: inAnHour() } });
+    t.equal(hold.status, 201, 'a hold made straight on event-service, with no ticket');
+    t.teardown(async () => {
+      await system.events.call('releaseHold', { path: { hold_id: holdId } });
+    });
+    t.same(await system.audit(), [`hold ${holdId} (HELD, event ${event.id}, 1 seats) has no ticket`]);
+  });
+
   t.test('reports a held counter that differs from its HELD holds, made a moment ago', async (t) => {
     // Still available = total − held − sold − manual: only the hold rows show it is wrong.
     corrupt('UPDATE events SET held_tickets = held_tickets + 1, available_tickets = available_tickets - 1 WHERE id = ?');
@@ -43,7 +57,9 @@ t.test('eventsync audit at its default settle window', async (t) => {
   });
 
   t.test('reports a manual adjustment row that no longer adds up to the manual counter', async (t) => {
-    corrupt('UPDATE manual_adjustments SET delta = delta + 1 WHERE id = (SELECT max(id) FROM manual_adjustments WHERE event_id = ?)');
+    const last = '(SELECT max(id) FROM manual_adjustments WHERE event_id = ?)';
+    corrupt(`UPDATE manual_adjustments SET delta = delta + 1 WHERE id = ${last}`);
+    t.teardown(() => corrupt(`UPDATE manual_adjustments SET delta = delta - 1 WHERE id = ${last}`));
     const result = await cli('audit');
     t.equal(result.code, 1, describeRun(result));
     t.match(result.stdout, `event ${event.id}: manual_reserved_tickets is 3 but its manual adjustments add up to 4`);
