@@ -1,8 +1,9 @@
 /**
  * What the sell-out race must leave behind, read through the services' APIs after the burst:
- * no event oversold, no seat held without a ticket, and the cross-service audit (settle 0) clean.
+ * no event oversold, no seat held without a ticket, the event's seat ledger consistent and the
+ * cross-service audit (settle 0) clean, both by the one checker in platform/audit.ts.
  */
-import { auditSystem } from '../cli/audit.js';
+import { auditSystem, readSeatLedgers, seatLedgerProblems } from '../platform/audit.js';
 import { nextCursor, type EventOperations, type ServiceClient, type TicketOperations } from '../openapi/client.js';
 import type { components as TicketComponents } from '../openapi/generated/ticket-service.js';
 import type { BurstResult } from './load-worker.js';
@@ -29,7 +30,7 @@ export interface SellOutReport {
   latencyMs: BurstResult['latencyMs'];
   event: { total: number; available: number; held: number; sold: number; manual: number };
   ticketSeats: { reserved: number; confirmed: number; cancelled: number; tickets: number };
-  /** available ≥ 0 and total − available = held + sold + manual. */
+  /** The event's seat ledger passes platform/audit.ts (counters equal the sums of their rows, available ≥ 0). */
   countersConsistent: boolean;
   /** max(0, seats of RESERVED tickets − seats on sale). */
   oversold: number;
@@ -66,15 +67,13 @@ export async function checkSellOut(
   const refused = burst.statusCodes['409'] ?? 0;
   const other = burst.requests - sold - refused;
 
-  const answer = await events.call('getEvent', { path: { id: eventId } });
-  if (!answer.ok) throw new Error(`reading event ${eventId} answered HTTP ${answer.status}: ${answer.problem.title}`);
-  const event = answer.body;
+  const [event] = await readSeatLedgers(events, eventId);
+  if (!event) throw new Error(`event ${eventId} has no seat ledger: it does not exist`);
   const list = await ticketsOfEvent(tickets, eventId);
   const seatsIn = (status: Ticket['status']) => list.filter((t) => t.status === status).reduce((sum, t) => sum + t.quantity, 0);
   const ticketSeats = { reserved: seatsIn('RESERVED'), confirmed: seatsIn('CONFIRMED'), cancelled: seatsIn('CANCELLED'), tickets: list.length };
 
-  const countersConsistent =
-    event.available_tickets >= 0 && event.total_tickets - event.available_tickets === event.held_tickets + event.sold_tickets + event.manual_reserved_tickets;
+  const countersConsistent = seatLedgerProblems(event).length === 0;
   const oversold = Math.max(0, ticketSeats.reserved - seats);
   const seatsWithoutTicket = event.held_tickets + event.sold_tickets - (ticketSeats.reserved + ticketSeats.confirmed);
 

@@ -40,14 +40,14 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   });
   const { database, db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
-  // Answers of up to 100 events, 256 of them: a bounded amount of memory whatever searches come in.
-  const searchAnswers: EventServiceContext['searchAnswers'] = new ReadCache(256);
+  // Pages of up to 100 events, 256 of them: a bounded amount of memory whatever searches come in.
+  const searchResults: EventServiceContext['searchResults'] = new ReadCache(256);
   const context: EventServiceContext = {
     db,
     config,
-    write: (work) => searchAnswers.change(() => store.write(work)),
+    write: (work) => searchResults.change(() => store.write(work)),
     searchPages: new ReadCache(),
-    searchAnswers,
+    searchResults,
   };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import t from 'tap';
 import { cliFor, describeRun, inAnHour, parseJsonOutput, seedEvent, seedTicket } from './helpers/cli.js';
 import { startSystem, type TestSystem } from './helpers/system.js';
-import type { AuditReport } from '../cli/audit.js';
+import type { AuditReport } from '../platform/audit.js';
 
 // Each CLI run is a fresh node process; on a loaded machine a file of them needs more than tap's default.
 t.setTimeout(600_000);
@@ -41,7 +41,7 @@ t.test('eventsync audit against both services', async (t) => {
 
     const result = await cli('audit', '--settle', '0');
     t.equal(result.code, 1, describeRun(result));
-    t.match(result.stdout, `hold ${holdId} (HELD, event ${event.id}, 1 seats) has no ticket`, 'names the hold, its state, event and seats');
+    t.match(result.stdout, `hold ${holdId} (HELD, event ${event.id}, 1 seat) has no ticket`, 'names the hold, its state, event and seats');
     t.match(result.stdout, /^1 discrepancy \(1 event, 4 tickets, 3 live holds checked\)$/m, '"1 discrepancy", not "1 discrepancies"');
     const json = await cli('--json', 'audit', '--settle', '0');
     t.equal(json.code, 1, describeRun(json));

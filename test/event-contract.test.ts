@@ -83,6 +83,7 @@ t.test('every operation answers a valid request with a 2xx that conforms to the 
   ok((await inject({ method: 'GET', url: `/holds/${holdId}`, headers: serviceAuth })).statusCode, 200, 'getHold');
   ok((await inject({ method: 'POST', url: `/holds/${holdId}/commit`, headers: serviceAuth })).statusCode, 200, 'commitHold');
   ok((await inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth })).statusCode, 200, 'releaseHold');
+  ok((await inject({ method: 'GET', url: `/seat-ledgers?event_id=${event.id}`, headers: adminAuth })).statusCode, 200, 'listSeatLedgers');
   await assertSeatInvariant(t, app, event.id);
 
   ok((await inject({ method: 'DELETE', url: `/events/${event.id}`, headers: adminAuth })).statusCode, 204, 'deleteEvent');

@@ -1,7 +1,8 @@
 /**
- * Text search answers are cached (platform/read-cache.ts): whole answers until the next write, and
- * each page's ids and total until an event changes. A cached answer must never be stale once a
- * change has been answered: each test searches, changes something, and searches again.
+ * Text searches are cached beside the domain's search (event-service/domain/events.ts, over
+ * platform/read-cache.ts): whole pages until the next write, and each page's ids and total until an
+ * event is created, changed or deleted. A cached answer must never be stale once a change has been
+ * answered: each test searches, changes something, and searches again.
  */
 import t from 'tap';
 import { ReadCache } from '../platform/read-cache.js';
@@ -53,6 +54,22 @@ t.test('a repeated search sees every change answered before it: new, changed, de
   found = await search(app, q);
   t.same(found.events, [], 'a deleted event leaves the results');
   t.equal(found.total, 0);
+});
+
+t.test('a search answered while seats move is not kept: the next search after the change was answered shows it', async (t) => {
+  const app = await startEventApp(t, FAST);
+  const event = await postEvent(app, { name: 'Comet Parade', total_tickets: 50 });
+  const q = 'q=comet&limit=5';
+  await search(app, q);
+  for (let seats = 1; seats <= 5; seats += 1) {
+    const [held] = await Promise.all([createHold(app, event.id, seats), search(app, q), search(app, q)]);
+    t.equal(held.state, 'HELD');
+    const after = await search(app, q);
+    t.equal(after.events[0]?.available_tickets, 50 - (seats * (seats + 1)) / 2, `after hold ${seats}, every seat held so far is shown`);
+  }
+  const many = await search(app, 'q=comet&limit=200');
+  await createHold(app, event.id, 1);
+  t.equal((await search(app, 'q=comet&limit=200')).events[0]?.available_tickets, (many.events[0]?.available_tickets ?? 0) - 1, 'a page above 100 events (not kept whole) is fresh too');
 });
 
 t.test('cached pages keep their paging: the Link of a repeated search still leads to the same next page', async (t) => {

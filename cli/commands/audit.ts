@@ -1,8 +1,8 @@
 /** `eventsync audit`: checks DESIGN.md's invariant across both services; non-zero exit on any discrepancy. */
 import { Command } from 'commander';
-import { auditSystem } from '../audit.js';
+import { AuditReadRefused, auditSystem } from '../../platform/audit.js';
 import { cliContext, parseInteger } from '../context.js';
-import { EXIT, count, paint, printJson } from '../output.js';
+import { ApiRefusal, EXIT, count, paint, printJson } from '../output.js';
 
 export function auditCommand(): Command {
   return new Command('audit')
@@ -11,7 +11,9 @@ export function auditCommand(): Command {
     .addHelpText('after', '\nExamples:\n  eventsync audit\n  eventsync audit --settle 0 --json')
     .action(async (options: { settle: number }, command: Command) => {
       const context = cliContext(command);
-      const report = await auditSystem(context.events, context.tickets, options.settle);
+      const report = await auditSystem(context.events, context.tickets, options.settle).catch((error: unknown) => {
+        throw error instanceof AuditReadRefused ? new ApiRefusal(error.status, error.problem) : error;
+      });
       if (context.options.json) printJson(report);
       else {
         for (const problem of report.problems) process.stdout.write(`${paint('red', '✗')} ${problem}\n`);

@@ -52,25 +52,43 @@ async function linkedVenue(context: EventServiceContext, venueId: number | null 
   return venue;
 }
 
-function assertWithinCapacity(venue: { id: number; name: string; capacity: number } | undefined, totalTickets: number): void {
-  if (venue && totalTickets > venue.capacity) {
-    throw new ConflictError('capacity-exceeded', `total_tickets ${totalTickets} exceeds the capacity ${venue.capacity} of venue ${venue.id} (${venue.name}).`);
-  }
+type Venue = { id: number; name: string; capacity: number };
+
+const capacityExceeded = (venue: Venue, totalTickets: number): ConflictError =>
+  new ConflictError('capacity-exceeded', `total_tickets ${totalTickets} exceeds the capacity ${venue.capacity} of venue ${venue.id} (${venue.name}).`);
+
+function assertWithinCapacity(venue: Venue | undefined, totalTickets: number): void {
+  if (venue && totalTickets > venue.capacity) throw capacityExceeded(venue, totalTickets);
 }
 
+/** Why an event could not be inserted at a venue: there is no such venue, or it is too small. */
+async function venueRefusal(context: EventServiceContext, venueId: number, totalTickets: number): Promise<ProblemError> {
+  const errors: FieldError[] = [];
+  const venue = await linkedVenue(context, venueId, errors);
+  return venue ? capacityExceeded(venue, totalTickets) : new ValidationError(errors);
+}
+
+/**
+ * Creates an event. A linked venue is checked by the insert itself (one conditional statement
+ * inside the write), so a venue deleted or shrunk at the same moment either comes first, and the
+ * create is refused, or comes after and sees the event. On SQLite the write transaction makes that
+ * atomic; on PostgreSQL at READ COMMITTED the statement's venue select must also take FOR SHARE, so
+ * that a shrink (which writes the venue row before it counts the events) and this insert wait for
+ * each other instead of missing each other.
+ */
 export async function createEvent(context: EventServiceContext, input: EventCreate): Promise<EventRow> {
   const errors: FieldError[] = [];
   const common = normaliseCommonFields(input, undefined, context.config.DEFAULT_CURRENCY, errors);
-  const venue = await linkedVenue(context, input.venue_id, errors);
-  if (errors.length > 0) throw new ValidationError(errors);
-  assertWithinCapacity(venue, input.total_tickets);
+  if (errors.length > 0) {
+    // Every invalid field at once, the venue link too (its final check is the insert's own).
+    await linkedVenue(context, input.venue_id, errors);
+    throw new ValidationError(errors);
+  }
   const now = nowIso();
-  return changeCatalogue(context, (trx) => events.insertEvent(trx, {
+  const row = {
     name: input.name,
     description: input.description ?? '',
     event_date: common.eventDate as string,
-    venue: input.venue ?? venue?.name ?? '',
-    venue_id: venue?.id ?? null,
     total_tickets: input.total_tickets,
     available_tickets: input.total_tickets,
     ticket_price: common.ticketPrice ?? context.config.DEFAULT_TICKET_PRICE,
@@ -81,7 +99,14 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
     sales_end: common.salesEnd ?? null,
     created_at: now,
     updated_at: now,
-  }));
+  };
+  const venueId = input.venue_id;
+  return changeCatalogue(context, async (trx) => {
+    if (venueId === undefined || venueId === null) return events.insertEvent(trx, { ...row, venue: input.venue ?? '', venue_id: null });
+    const inserted = await events.insertEventAtVenue(trx, { ...row, venue: input.venue }, venueId);
+    if (inserted) return inserted;
+    throw await venueRefusal({ ...context, db: trx }, venueId, input.total_tickets);
+  });
 }
 
 /** A write that creates, changes or deletes an event, which text search pages depend on. */
@@ -113,7 +138,6 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     const venue = await linkedVenue(scoped, venueId, errors);
     if (errors.length > 0) throw new ValidationError(errors);
     assertWithinCapacity(venue, totalTickets);
-    const delta = totalTickets - current.total_tickets;
     const changes: Parameters<typeof events.updateEventFields>[2] = { updated_at: nowIso(), total_tickets: totalTickets };
     if (input.name !== undefined) changes.name = input.name;
     if (input.description !== undefined) changes.description = input.description;
@@ -127,7 +151,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     if (input.image_url !== undefined) changes.image_url = input.image_url;
     if (input.sales_start !== undefined) changes.sales_start = common.salesStart ?? null;
     if (input.sales_end !== undefined) changes.sales_end = common.salesEnd ?? null;
-    const updated = await events.updateEventFields(trx, id, changes, delta, undefined);
+    const updated = await events.updateEventFields(trx, id, changes);
     if (!updated) {
       const taken = current.total_tickets - current.available_tickets;
       throw new ConflictError('conflict', `total_tickets cannot go below the ${taken} seats already held, sold or reserved (asked for ${totalTickets}).`);
@@ -186,17 +210,23 @@ export async function listEvents(context: EventServiceContext, query: ListQuery)
   const limit = query.limit ?? 100;
   const offset = query.offset ?? 0;
   const cursor = decodeCursor(query.cursor);
-  const position = { cursor, offset };
-  const { rows, total } = await searchOrList(context, filter, sort, limit, position, query.cursor);
-  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: events.sortKey(sort, row), id: row.id }) });
-  page.total = total;
-  return page;
+  // A text search that does not filter on seat counters is cached; the key names the whole page.
+  const key = filter.q === undefined || filter.available || filter.ids !== undefined ? undefined : JSON.stringify([filter, sort, limit, offset, query.cursor ?? null]);
+  const read = async () => {
+    const { rows, total } = await searchOrList(context, filter, sort, limit, { cursor, offset }, key);
+    const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: events.sortKey(sort, row), id: row.id }) });
+    page.total = total;
+    return page;
+  };
+  return key !== undefined && limit <= 100 ? context.searchResults.through(key, read) : read();
 }
 
 /**
- * The rows of one page (`limit + 1`) and the total. A text search that does not filter on seat
- * counters remembers its page's ids and total until an event changes; its rows are read fresh, so
- * the counters are always current.
+ * The rows of one page (`limit + 1`) and the total. Text searches (a `cacheKey`) are cached in two
+ * layers, both coherent (platform/read-cache.ts): here, which events make up the page and the
+ * total, until an event is created, changed or deleted, so that between seat changes only the rows
+ * are read again; in `listEvents`, whole pages of up to 100 events until the next write of any kind.
+ * Both pay in the search bench: without them a repeated search is more than ten times slower.
  */
 async function searchOrList(
   context: EventServiceContext,
@@ -204,16 +234,15 @@ async function searchOrList(
   sort: events.EventSort,
   limit: number,
   position: { cursor?: Cursor; offset: number },
-  cursorText: string | undefined,
+  cacheKey: string | undefined,
 ): Promise<{ rows: EventRow[]; total: number }> {
   const compute = async () => {
     const rows = await events.selectEventPage(context.db, filter, sort, limit, position);
     return { rows, total: await events.countEvents(context.db, filter) };
   };
-  if (filter.q === undefined || filter.available || filter.ids !== undefined) return compute();
+  if (cacheKey === undefined) return compute();
   let computed: { rows: EventRow[]; total: number } | undefined;
-  const key = JSON.stringify([filter, sort, limit, position.offset, cursorText ?? null]);
-  const found = await context.searchPages.through(key, async () => {
+  const found = await context.searchPages.through(cacheKey, async () => {
     computed = await compute();
     return { ids: computed.rows.map((row) => row.id), total: computed.total };
   });

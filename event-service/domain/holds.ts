@@ -93,49 +93,75 @@ export async function getHold(context: EventServiceContext, holdId: string): Pro
 
 const graceCutoff = (context: EventServiceContext, at: Date): string => new Date(at.getTime() - context.config.HOLD_GRACE_SECONDS * 1000).toISOString();
 
-/** HELD and not expired becomes COMMITTED; COMMITTED answers the same again. A lapsed hold is expired on the spot. */
+/**
+ * Seats that must move with a hold's change. If the counter refuses (its condition matched no row),
+ * the counters and the hold rows disagree: the whole change is undone (an error inside the write)
+ * rather than leaving a count that is silently wrong.
+ */
+function seatsMoved(moved: boolean, what: string): void {
+  if (!moved) throw new Error(`the seat counters of ${what} disagree with its holds; nothing was changed`);
+}
+
+/**
+ * HELD and not lapsed becomes COMMITTED (one conditional update); COMMITTED answers the same again. A
+ * lapsed hold is expired on the spot. Only the rows each update changed decide what follows, so a
+ * hold another replica released a moment ago is refused, never sold.
+ */
 export async function commitHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
   const outcome = await context.write(async (trx) => {
+    const now = new Date();
+    const at = now.toISOString();
+    const cutoff = graceCutoff(context, now);
+    const committed = await holds.commitHeldHold(trx, holdId, cutoff, at);
+    if (committed) {
+      seatsMoved(await events.moveHeldToSold(trx, committed.event_id as number, committed.quantity, at), `event ${committed.event_id}`);
+      return { hold: committed };
+    }
     const hold = await holds.findHold(trx, holdId);
     if (!hold) throw new NotFoundError(`Hold ${holdId} does not exist.`);
     if (hold.state === 'COMMITTED') return { hold };
-    if (hold.state !== 'HELD') return { conflict: stateConflict(hold, 'committed') };
-    const now = new Date();
-    if (hold.expires_at < graceCutoff(context, now)) {
-      await expireOne(trx, hold, now.toISOString());
+    if (hold.state === 'HELD' && hold.expires_at < cutoff && (await expireOne(trx, hold, at))) {
       return { conflict: stateConflict({ ...hold, state: 'EXPIRED' }, 'committed') };
     }
-    const at = now.toISOString();
-    await holds.transitionHold(trx, holdId, ['HELD'], 'COMMITTED', at);
-    await events.moveHeldToSold(trx, hold.event_id as number, hold.quantity, at);
-    return { hold: { ...hold, state: 'COMMITTED' as HoldState, updated_at: at } };
+    return { conflict: stateConflict(hold, 'committed') };
   });
-  if ('conflict' in outcome && outcome.conflict) throw outcome.conflict;
-  return (outcome as { hold: HoldRow }).hold;
+  if ('conflict' in outcome) throw outcome.conflict;
+  return outcome.hold;
 }
 
-async function expireOne(trx: EventServiceContext['db'], hold: HoldRow, now: string): Promise<void> {
-  if (await holds.transitionHold(trx, hold.hold_id, ['HELD'], 'EXPIRED', now)) {
-    await events.returnSeats(trx, hold.event_id as number, hold.quantity, 'held_tickets', now);
-  }
+/** HELD becomes EXPIRED and its seats return; false if the hold was no longer HELD. */
+async function expireOne(trx: EventServiceContext['db'], hold: HoldRow, now: string): Promise<boolean> {
+  const expired = await holds.transitionHold(trx, hold.hold_id, 'HELD', 'EXPIRED', now);
+  if (!expired) return false;
+  seatsMoved(await events.returnSeats(trx, expired.event_id as number, expired.quantity, 'held_tickets', now), `event ${expired.event_id}`);
+  return true;
 }
 
-/** HELD or COMMITTED becomes RELEASED and the seats return; released/expired is a no-op; unknown leaves a tombstone. */
+/** How many tries a release makes when other replicas keep changing the hold under it. */
+const RELEASE_ATTEMPTS = 3;
+
+/**
+ * HELD or COMMITTED becomes RELEASED and the seats return; released/expired is a no-op; unknown
+ * leaves a tombstone. Each step is a conditional statement whose changed rows decide the next, so
+ * a hold another replica released a moment ago is not released again and its seats not returned twice.
+ */
 export async function releaseHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
   return context.write(async (trx) => {
     const now = nowIso();
-    const hold = await holds.findHold(trx, holdId);
-    if (!hold) {
+    for (let attempt = 0; attempt < RELEASE_ATTEMPTS; attempt += 1) {
+      for (const [from, counter] of [['HELD', 'held_tickets'], ['COMMITTED', 'sold_tickets']] as const) {
+        const released = await holds.transitionHold(trx, holdId, from, 'RELEASED', now);
+        if (!released) continue;
+        if (released.event_id !== null) seatsMoved(await events.returnSeats(trx, released.event_id, released.quantity, counter, now), `event ${released.event_id}`);
+        return released;
+      }
+      const hold = await holds.findHold(trx, holdId);
+      if (hold?.state === 'RELEASED' || hold?.state === 'EXPIRED') return hold;
+      if (hold) continue;
       const tombstone: HoldRow = { hold_id: holdId, event_id: null, quantity: 0, state: 'RELEASED', expires_at: now, unit_price: null, currency: null, created_at: now, updated_at: now };
-      await holds.insertHoldIfNew(trx, tombstone);
-      return tombstone;
+      if (await holds.insertHoldIfNew(trx, tombstone)) return tombstone;
     }
-    if (hold.state === 'RELEASED' || hold.state === 'EXPIRED') return hold;
-    await holds.transitionHold(trx, holdId, [hold.state], 'RELEASED', now);
-    if (hold.event_id !== null) {
-      await events.returnSeats(trx, hold.event_id, hold.quantity, hold.state === 'HELD' ? 'held_tickets' : 'sold_tickets', now);
-    }
-    return { ...hold, state: 'RELEASED', updated_at: now };
+    throw new Error(`hold ${holdId} kept changing under ${RELEASE_ATTEMPTS} release attempts`);
   });
 }
 
@@ -151,7 +177,7 @@ export async function expireLapsedHolds(context: EventServiceContext, now = new 
       const rows = await holds.expireHeldBefore(trx, graceCutoff(context, now), at, 500);
       const seatsByEvent = new Map<number, number>();
       for (const row of rows) if (row.event_id !== null) seatsByEvent.set(row.event_id, (seatsByEvent.get(row.event_id) ?? 0) + row.quantity);
-      for (const [eventId, seats] of seatsByEvent) await events.returnSeats(trx, eventId, seats, 'held_tickets', at);
+      for (const [eventId, seats] of seatsByEvent) seatsMoved(await events.returnSeats(trx, eventId, seats, 'held_tickets', at), `event ${eventId}`);
       return rows.length;
     });
     expired += batch;

@@ -2,10 +2,12 @@
 import type { components } from '../../openapi/generated/event-service.js';
 import { toApiDate } from '../../platform/time.js';
 import type { EventRow, HoldRow, VenueRow } from '../store/schema.js';
+import type { SeatLedgerRow } from '../store/events.js';
 
 export type ApiEvent = components['schemas']['Event'];
 export type ApiVenue = components['schemas']['Venue'];
 export type ApiHold = components['schemas']['Hold'];
+export type ApiSeatLedger = components['schemas']['SeatLedger'];
 
 export function toApiEvent(row: EventRow): ApiEvent {
   const taken = row.held_tickets + row.sold_tickets;
@@ -45,5 +47,17 @@ export function toApiHold(row: HoldRow): ApiHold {
     expires_at: toApiDate(row.expires_at),
     created_at: toApiDate(row.created_at),
     updated_at: toApiDate(row.updated_at),
+  };
+}
+
+export function toApiSeatLedger(row: SeatLedgerRow): ApiSeatLedger {
+  return {
+    event_id: row.id,
+    total_tickets: row.total_tickets,
+    available_tickets: row.available_tickets,
+    held_tickets: row.held_tickets,
+    sold_tickets: row.sold_tickets,
+    manual_reserved_tickets: row.manual_reserved_tickets,
+    sums: { held: row.held_in_holds, committed: row.committed_in_holds, manual: row.manual_in_adjustments },
   };
 }

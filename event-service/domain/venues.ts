@@ -31,32 +31,39 @@ export async function getVenue(context: EventServiceContext, id: number): Promis
   return row;
 }
 
-/** Partial update; the capacity may not shrink below the `total_tickets` of a linked event. */
+/**
+ * Partial update; the capacity may not shrink below the `total_tickets` of a linked event. The
+ * events are counted after the venue row is written, so an event insert that checked the venue
+ * (and on PostgreSQL locked its row) is either already seen here or sees the new capacity.
+ */
 export async function updateVenue(context: EventServiceContext, id: number, input: VenueUpdate): Promise<VenueRow> {
   return context.write(async (trx) => {
-    await getVenue({ ...context, db: trx }, id);
-    if (input.capacity !== undefined) {
-      const largest = await maxTotalTicketsAtVenue(trx, id);
-      if (input.capacity < largest) {
-        throw new ConflictError('capacity-exceeded', `Venue ${id} hosts an event with ${largest} tickets; its capacity cannot shrink to ${input.capacity}.`);
-      }
-    }
     const changes: Parameters<typeof venues.updateVenueRow>[2] = { updated_at: nowIso() };
     if (input.name !== undefined) changes.name = input.name;
     if (input.address !== undefined) changes.address = input.address;
     if (input.city !== undefined) changes.city = input.city;
     if (input.capacity !== undefined) changes.capacity = input.capacity;
     if (input.description !== undefined) changes.description = input.description;
-    return (await venues.updateVenueRow(trx, id, changes)) as VenueRow;
+    const updated = await venues.updateVenueRow(trx, id, changes);
+    if (!updated) throw new NotFoundError(`Venue ${id} does not exist.`);
+    if (input.capacity !== undefined) {
+      const largest = await maxTotalTicketsAtVenue(trx, id);
+      // Thrown inside the write: the capacity change is rolled back.
+      if (input.capacity < largest) {
+        throw new ConflictError('capacity-exceeded', `Venue ${id} hosts an event with ${largest} tickets; its capacity cannot shrink to ${input.capacity}.`);
+      }
+    }
+    return updated;
   });
 }
 
+/** Deletes a venue no event links to, in one conditional statement; else 404 or 409 in-use. */
 export async function deleteVenue(context: EventServiceContext, id: number): Promise<void> {
   await context.write(async (trx) => {
+    if (await venues.deleteUnlinkedVenue(trx, id)) return;
     await getVenue({ ...context, db: trx }, id);
     const linked = await venues.countLinkedEvents(trx, id);
-    if (linked > 0) throw new ConflictError('in-use', `Venue ${id} is linked to ${linked} event(s); unlink or delete them first.`);
-    await venues.deleteVenueRow(trx, id);
+    throw new ConflictError('in-use', `Venue ${id} is linked to ${linked} event(s); unlink or delete them first.`);
   });
 }
 

@@ -9,8 +9,9 @@ import type Database from 'better-sqlite3';
 import type { EventServiceContext } from '../domain/context.js';
 import * as eventsDomain from '../domain/events.js';
 import * as holdsDomain from '../domain/holds.js';
+import * as seatLedgersDomain from '../domain/seat-ledgers.js';
 import * as venuesDomain from '../domain/venues.js';
-import { eventEtag, toApiEvent, toApiHold, toApiVenue } from '../domain/representation.js';
+import { eventEtag, toApiEvent, toApiHold, toApiSeatLedger, toApiVenue } from '../domain/representation.js';
 
 function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -44,13 +45,8 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
     },
 
     listEvents: async (request) => {
-      const answer = async () => {
-        const page = await eventsDomain.listEvents(context, request.query);
-        return { status: 200 as const, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
-      };
-      // Whole answers to text searches are kept until the next write of any kind (Link URLs name the host).
-      const cached = request.query.q !== undefined && (request.query.limit ?? 100) <= 100;
-      return cached ? context.searchAnswers.through(`${request.protocol}://${request.host}${request.url}`, answer) : answer();
+      const page = await eventsDomain.listEvents(context, request.query);
+      return { status: 200, body: page.items.map(toApiEvent), headers: pageHeaders(request, page) };
     },
     createEvent: async (request) => {
       const event = await eventsDomain.createEvent(context, request.body);
@@ -84,5 +80,10 @@ export function eventServiceHandlers(context: EventServiceContext, database: Dat
     getHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.getHold(context, request.params.hold_id)) }),
     commitHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.commitHold(context, request.params.hold_id)) }),
     releaseHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.releaseHold(context, request.params.hold_id)) }),
+
+    listSeatLedgers: async (request) => {
+      const page = await seatLedgersDomain.listSeatLedgers(context, request.query);
+      return { status: 200, body: page.items.map(toApiSeatLedger), headers: pageHeaders(request, page) };
+    },
   };
 }

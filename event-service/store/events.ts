@@ -11,31 +11,55 @@ export async function insertEvent(db: Db, row: NewEventRow): Promise<EventRow> {
   return db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
 }
 
+type EventAtVenue = Omit<NewEventRow, 'venue' | 'venue_id'> & { venue: string | undefined };
+
+/**
+ * Inserts the event linked to venue `venueId` only if that venue exists and holds its
+ * `total_tickets`: the check is the insert's own condition (INSERT … SELECT … FROM venues WHERE
+ * capacity >= total), so no earlier read of the venue can go stale before the write. `venue`
+ * undefined takes the venue's name. Undefined when nothing was inserted.
+ */
+export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: number): Promise<EventRow | undefined> {
+  const { venue, ...fields } = row;
+  const columns = Object.keys(fields) as Array<keyof typeof fields>;
+  return db
+    .insertInto('events')
+    .columns([...columns, 'venue', 'venue_id'])
+    .expression((eb) =>
+      eb
+        .selectFrom('venues')
+        .select((v) => [...columns.map((column) => v.val(fields[column]).as(column)), venue === undefined ? v.ref('venues.name').as('venue') : v.val(venue).as('venue'), 'venues.id as venue_id'])
+        .where('venues.id', '=', venueId)
+        .where('venues.capacity', '>=', row.total_tickets),
+    )
+    .returningAll()
+    .executeTakeFirst();
+}
+
 const eventById = prepareQuery<EventDatabase, { id: number }, EventRow>((db, param) => db.selectFrom('events').selectAll().where('id', '=', param('id')));
 
 export async function findEvent(db: Db, id: number): Promise<EventRow | undefined> {
   return eventById.takeFirst(db, { id });
 }
 
-/** Applies field changes only if the event is still at `version` (when given). */
+/**
+ * Applies field changes. The new `total_tickets` moves `available_tickets` by its difference from the
+ * stored total, computed in the statement itself (so a total another replica changed a moment ago is
+ * not counted twice), and only if available seats stay at or above zero.
+ */
 export async function updateEventFields(
   db: Db,
   id: number,
-  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>>,
-  ticketDelta: number,
-  version: number | undefined,
+  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>> & { total_tickets: number },
 ): Promise<EventRow | undefined> {
-  let query = db
+  const availableAfter = sql<number>`available_tickets + ${changes.total_tickets} - total_tickets`;
+  return db
     .updateTable('events')
-    .set((eb) => ({
-      ...changes,
-      available_tickets: eb('available_tickets', '+', ticketDelta),
-      version: eb('version', '+', 1),
-    }))
+    .set((eb) => ({ ...changes, available_tickets: availableAfter, version: eb('version', '+', 1) }))
     .where('id', '=', id)
-    .where('available_tickets', '>=', -ticketDelta);
-  if (version !== undefined) query = query.where('version', '=', version);
-  return query.returningAll().executeTakeFirst();
+    .where(availableAfter, '>=', 0)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<boolean> {
@@ -117,6 +141,62 @@ export async function moveHeldToSold(db: Db, id: number, seats: number, now: str
 
 export async function recordManualAdjustment(db: Db, eventId: number, delta: number, now: string): Promise<void> {
   await db.insertInto('manual_adjustments').values({ event_id: eventId, delta, created_at: now }).execute();
+}
+
+/** An event's seat counters beside the sums of its hold and adjustment rows. */
+export interface SeatLedgerRow {
+  id: number;
+  total_tickets: number;
+  available_tickets: number;
+  held_tickets: number;
+  sold_tickets: number;
+  manual_reserved_tickets: number;
+  held_in_holds: number;
+  committed_in_holds: number;
+  manual_in_adjustments: number;
+}
+
+/** Where a page of seat ledgers starts: after (or, backwards, before) this event. */
+export interface LedgerPosition {
+  eventId: number;
+  backwards: boolean;
+}
+
+/**
+ * A page of seat ledgers in event id order, `limit + 1` rows. Counters and sums come from one
+ * statement, so each row is one consistent moment (the sums use the holds (event_id, state) and
+ * adjustments (event_id) indexes).
+ */
+export async function selectSeatLedgerPage(db: Db, eventId: number | undefined, limit: number, position: LedgerPosition | undefined): Promise<SeatLedgerRow[]> {
+  const backwards = position?.backwards ?? false;
+  let query = db
+    .selectFrom('events')
+    .select((eb) => {
+      // An aggregate without GROUP BY is one row: null only when there is nothing to add up.
+      const holdSeats = (state: 'HELD' | 'COMMITTED') =>
+        eb.fn.coalesce(
+          eb.selectFrom('holds').select((h) => h.fn.sum<number>('holds.quantity').as('seats')).whereRef('holds.event_id', '=', 'events.id').where('holds.state', '=', state),
+          eb.lit(0),
+        );
+      const adjustedSeats = eb.fn.coalesce(
+        eb.selectFrom('manual_adjustments').select((m) => m.fn.sum<number>('manual_adjustments.delta').as('seats')).whereRef('manual_adjustments.event_id', '=', 'events.id'),
+        eb.lit(0),
+      );
+      return [
+        'events.id',
+        'events.total_tickets',
+        'events.available_tickets',
+        'events.held_tickets',
+        'events.sold_tickets',
+        'events.manual_reserved_tickets',
+        holdSeats('HELD').as('held_in_holds'),
+        holdSeats('COMMITTED').as('committed_in_holds'),
+        adjustedSeats.as('manual_in_adjustments'),
+      ];
+    });
+  if (eventId !== undefined) query = query.where('events.id', '=', eventId);
+  if (position) query = query.where('events.id', backwards ? '<' : '>', position.eventId);
+  return query.orderBy('events.id', backwards ? 'desc' : 'asc').limit(limit + 1).execute();
 }
 
 export async function maxTotalTicketsAtVenue(db: Db, venueId: number): Promise<number> {

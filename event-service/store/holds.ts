@@ -37,17 +37,35 @@ export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
   return (result.numAffectedRows ?? 0n) > 0n;
 }
 
-/** Moves a hold from one of `from` to `to`; the row as it was before, or undefined if it was in no such state. */
-export async function transitionHold(db: Db, holdId: string, from: HoldState[], to: HoldState, now: string): Promise<HoldRow | undefined> {
-  const before = await db.selectFrom('holds').selectAll().where('hold_id', '=', holdId).where('state', 'in', from).executeTakeFirst();
-  if (!before) return undefined;
-  const result = await db
+type Transition = { hold_id: string; from: HoldState; to: HoldState; now: string };
+
+const holdTransition = prepareQuery<EventDatabase, Transition, HoldRow>((db, param) =>
+  db
     .updateTable('holds')
-    .set({ state: to, updated_at: now })
-    .where('hold_id', '=', holdId)
-    .where('state', '=', before.state)
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n ? before : undefined;
+    .set({ state: param('to'), updated_at: param('now') })
+    .where('hold_id', '=', param('hold_id'))
+    .where('state', '=', param('from'))
+    .returningAll(),
+);
+
+/** Moves a hold from `from` to `to` in one conditional update; the changed row, or undefined if the hold was not in `from`. */
+export async function transitionHold(db: Db, holdId: string, from: HoldState, to: HoldState, now: string): Promise<HoldRow | undefined> {
+  return holdTransition.takeFirst(db, { hold_id: holdId, from, to, now });
+}
+
+const heldHoldCommit = prepareQuery<EventDatabase, { hold_id: string; cutoff: string; now: string }, HoldRow>((db, param) =>
+  db
+    .updateTable('holds')
+    .set({ state: 'COMMITTED', updated_at: param('now') })
+    .where('hold_id', '=', param('hold_id'))
+    .where('state', '=', 'HELD')
+    .where('expires_at', '>=', param('cutoff'))
+    .returningAll(),
+);
+
+/** HELD and expiring at or after `cutoff` becomes COMMITTED in one conditional update; the changed row, or undefined. */
+export async function commitHeldHold(db: Db, holdId: string, cutoff: string, now: string): Promise<HoldRow | undefined> {
+  return heldHoldCommit.takeFirst(db, { hold_id: holdId, cutoff, now });
 }
 
 /** HELD holds whose expiry plus grace lies before `cutoff`, marked EXPIRED; the rows that changed. */
@@ -84,17 +102,3 @@ export async function selectHoldPage(db: Db, filter: HoldFilter, limit: number, 
   return query.orderBy('created_at', direction).orderBy('hold_id', direction).limit(limit + 1).execute();
 }
 
-/** Seats per state and event from the hold rows themselves (for checking the counters). */
-export async function sumLiveHolds(db: Db, eventId: number): Promise<{ held: number; committed: number }> {
-  const rows = await db
-    .selectFrom('holds')
-    .select(['state', (eb) => eb.fn.sum<number>('quantity').as('seats')])
-    .where('event_id', '=', eventId)
-    .where('state', 'in', ['HELD', 'COMMITTED'])
-    .groupBy('state')
-    .execute();
-  return {
-    held: Number(rows.find((r) => r.state === 'HELD')?.seats ?? 0),
-    committed: Number(rows.find((r) => r.state === 'COMMITTED')?.seats ?? 0),
-  };
-}

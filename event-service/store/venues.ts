@@ -16,8 +16,13 @@ export async function updateVenueRow(db: Db, id: number, changes: Updateable<Ven
   return db.updateTable('venues').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
 }
 
-export async function deleteVenueRow(db: Db, id: number): Promise<boolean> {
-  const result = await db.deleteFrom('venues').where('id', '=', id).executeTakeFirst();
+/** Deletes the venue only if no event links to it; false when nothing was deleted. */
+export async function deleteUnlinkedVenue(db: Db, id: number): Promise<boolean> {
+  const result = await db
+    .deleteFrom('venues')
+    .where('id', '=', id)
+    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('events').select('events.id').where('events.venue_id', '=', id))))
+    .executeTakeFirst();
   return result.numDeletedRows > 0n;
 }
 

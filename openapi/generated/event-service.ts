@@ -262,6 +262,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/seat-ledgers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Seat counters beside the sums of their rows, per event (service or admin token)
+         * @description For each event, its seat counters as stored and the same figures computed from its rows: the
+         *     seats of its HELD and of its COMMITTED holds and the sum of its manual adjustments. Each
+         *     event's figures come from one statement, so they are consistent with each other at any
+         *     moment, with no settle window. DESIGN.md's invariant holds for an event when
+         *     `available_tickets = total_tickets − sums.held − sums.committed − sums.manual`, each counter
+         *     equals its sum (`held_tickets` = `sums.held`, `sold_tickets` = `sums.committed`,
+         *     `manual_reserved_tickets` = `sums.manual`) and `available_tickets ≥ 0`; `eventsync audit`
+         *     checks exactly that. Ordered by event id.
+         */
+        get: operations["listSeatLedgers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -460,6 +487,31 @@ export interface components {
             currency: string | null;
             created_at: components["schemas"]["DateTime"];
             updated_at: components["schemas"]["DateTime"];
+        };
+        /**
+         * @description One event's seat counters as stored, beside the same figures computed from its rows in the
+         *     same statement. No lower bounds: a ledger shows whatever is stored, consistent or not.
+         */
+        SeatLedger: {
+            event_id: number;
+            total_tickets: number;
+            /** @description The counter of seats still for sale. */
+            available_tickets: number;
+            /** @description The counter of reserved (HELD) seats. */
+            held_tickets: number;
+            /** @description The counter of sold (COMMITTED) seats. */
+            sold_tickets: number;
+            /** @description The counter of seats taken by `PUT /events/{id}/tickets`. */
+            manual_reserved_tickets: number;
+            /** @description The same figures from the rows themselves. */
+            sums: {
+                /** @description Σ quantity of the event's HELD holds. */
+                held: number;
+                /** @description Σ quantity of the event's COMMITTED holds. */
+                committed: number;
+                /** @description Σ delta of the event's manual adjustments (reserve +n, release −n). */
+                manual: number;
+            };
         };
         HoldCreate: {
             hold_id: components["schemas"]["HoldIdValue"];
@@ -1406,6 +1458,55 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Hold"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+        };
+    };
+    listSeatLedgers: {
+        parameters: {
+            query?: {
+                /** @description Only this event. Example: `1`. */
+                event_id?: number;
+                /** @description Page size. Example: `20`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Opaque position from a `Link` header. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One ledger per event, by event id. */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "event_id": 1,
+                     *         "total_tickets": 200,
+                     *         "available_tickets": 193,
+                     *         "held_tickets": 2,
+                     *         "sold_tickets": 3,
+                     *         "manual_reserved_tickets": 2,
+                     *         "sums": {
+                     *           "held": 2,
+                     *           "committed": 3,
+                     *           "manual": 2
+                     *         }
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["SeatLedger"][];
                 };
             };
             400: components["responses"]["BadRequest"];

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Test } from 'tap';
 import { eventServiceClient, ticketServiceClient, type EventOperations, type ServiceClient, type TicketOperations } from '../../openapi/client.js';
 import { repoRoot } from '../../openapi/spec.js';
-import { auditSystem } from '../../cli/audit.js';
+import { auditSystem } from '../../platform/audit.js';
 import { ADMIN_TOKEN, SERVICE_TOKEN, tempDir } from './event-app.js';
 import { ContractChecker } from './contract.js';
 
