@@ -13,6 +13,8 @@ import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
 import { ReadCache } from '../platform/read-cache.js';
 
+const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
+
 export interface BuildOptions {
   /** Pretty log lines for a terminal. */
   prettyLogs?: boolean;
@@ -56,6 +58,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     handlers: eventServiceHandlers(context, database),
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
+    // ticket-service's reconciler polls these every few seconds.
+    routine: ROUTINE_POLLS,
     readBarrier: store.settled,
   });
 

@@ -8,6 +8,10 @@ import { specOperations, type JsonSchema, type ServiceName, type SpecOperation }
 import { accessRule, authenticate, knownTokens, type Principal, type Tokens } from './auth.js';
 
 declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Polled routinely by another service: request lines at debug. */
+    routine?: boolean;
+  }
   interface FastifyRequest {
     principal: Principal;
     /** True when the caller may act on a ticket only by showing its reference. */
@@ -77,6 +81,8 @@ export interface RegisterOptions<Ops> {
   tokens: Tokens;
   /** Extra route options per operation (rate limits on public writes). */
   routeOptions?: (operation: SpecOperation) => Partial<RouteOptions>;
+  /** Operations other services poll routinely: their request lines are logged at debug, not info. */
+  routine?: ReadonlySet<string>;
   /** Awaited before a GET answers (or fails): what it read is durable by then (see GroupCommitter.settled). */
   readBarrier?: () => Promise<void>;
 }
@@ -99,11 +105,13 @@ export function registerOperations<Ops>(app: FastifyInstance, options: RegisterO
     const rule = accessRule(spec.operation.security);
     const operationId = spec.operation.operationId;
     const barrier = spec.method === 'get' ? options.readBarrier : undefined;
+    const extra = options.routeOptions?.(spec) ?? {};
     app.route({
       method: spec.method.toUpperCase() as RouteOptions['method'],
       url: fastifyPath(spec.path),
       schema: fastifySchema(spec),
-      ...options.routeOptions?.(spec),
+      ...extra,
+      config: { ...extra.config, routine: options.routine?.has(operationId) === true },
       onRequest: async (request: FastifyRequest) => {
         request.operationId = operationId;
         const access = authenticate(request, rule, tokens);

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import cors from '@fastify/cors';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -31,6 +31,9 @@ export interface ServiceAppOptions {
   otherSpecs?: Array<{ name: string; url: string }>;
 }
 
+/** A request other services make routinely (reconciler polls): logged at debug instead of info. */
+const isRoutine = (request: FastifyRequest): boolean => request.routeOptions.config.routine === true;
+
 export function loggerOptions(service: ServiceName, level: string, pretty: boolean): FastifyServerOptions['logger'] {
   if (level === 'silent') return false;
   return {
@@ -49,7 +52,10 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   const app = Fastify({
     logger: loggerOptions(options.service, options.logLevel, options.prettyLogs ?? false),
     requestIdHeader: 'x-request-id',
-    logController: new LogController({ requestIdLogLabel: 'request_id', disableRequestLogging: (request) => request.url === '/health' || request.url === '/ready' }),
+    logController: new LogController({
+      requestIdLogLabel: 'request_id',
+      disableRequestLogging: (request) => request.url === '/health' || request.url === '/ready' || isRoutine(request),
+    }),
     genReqId: () => randomUUID(),
     bodyLimit: options.bodyLimit,
     forceCloseConnections: 'idle',
@@ -72,6 +78,9 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   let closing = false;
   app.addHook('preClose', async () => {
     closing = true;
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    if (isRoutine(request)) request.log.debug({ req: { method: request.method, url: request.url }, res: { statusCode: reply.statusCode }, responseTime: reply.elapsedTime }, 'routine request completed');
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, getEvent, getHold, holdsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-extra.js';
+import { createEvent, getEvent, getHold, holdsOf, logsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-extra.js';
 
 const SETTLE_SECONDS = 1;
 const TIMEOUT_SECONDS = 5;
@@ -90,4 +90,28 @@ t.test('a confirm that committed the hold but crashed before recording it is com
   const current = await getEvent(system, event.id);
   t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [8, 0, 2], 'its seats are sold');
   t.same(await system.audit(), [], 'the invariant holds across both services');
+});
+
+t.test('routine polling logs at debug: idle reconciler rounds add no info line to either service\'s log, while an action does', async (t) => {
+  const system = await startSystem(t, { env: { SWEEP_INTERVAL_SECONDS: '0.1', RECONCILE_SETTLE_SECONDS: '0' } });
+  const event = await createEvent(system, { total_tickets: 10 });
+  await reserve(system, event.id, 1);
+  const infoLines = (name: 'event-service' | 'ticket-service', from: number) =>
+    logsOf(system, name)
+      .slice(from)
+      .split('\n')
+      .filter((line) => line.includes('"level":30'));
+  // The purchase's own request lines are written by now.
+  await eventually(async () => logsOf(system, 'ticket-service').includes('"statusCode":201'));
+  const marks = { event: logsOf(system, 'event-service').length, ticket: logsOf(system, 'ticket-service').length };
+  // About twenty rounds, each listing the holds at event-service.
+  await sleep(2000);
+  t.same(infoLines('event-service', marks.event), [], 'event-service logged nothing at info while polled');
+  t.same(infoLines('ticket-service', marks.ticket), [], 'ticket-service logged nothing at info while polling');
+
+  const orphan = uuid();
+  const created = await system.events.call('createHold', { body: { hold_id: orphan, event_id: event.id, quantity: 1, expires_at: new Date(Date.now() + 60_000).toISOString() } });
+  t.ok(created.ok, 'a hold with no ticket behind it');
+  const released = await eventually(async () => logsOf(system, 'ticket-service').includes('released an orphan hold'));
+  t.ok(released, 'releasing it is an action, logged at info');
 });
