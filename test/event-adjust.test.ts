@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { ADMIN_TOKEN, adminAuth, assertSeatInvariant, originalEvent, serviceAuth, startEventApp, type TestEventApp } from './helpers/event-app.js';
-import { assertProblem, createHold, getEvent, postEvent, type ApiEvent } from './helpers/event-extra.js';
+import { assertProblem, createHold, getEvent, postEvent, type ApiEvent } from './helpers/event-api.js';
 
 const adjust = (app: TestEventApp, id: number, operation: 'reserve' | 'release', ticketCount: number, headers: Record<string, string> = serviceAuth) =>
   app.inject({ method: 'PUT', url: `/events/${id}/tickets`, headers, payload: { operation, ticket_count: ticketCount } });

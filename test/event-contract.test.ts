@@ -3,7 +3,7 @@ import t from 'tap';
 import { adminAuth, ADMIN_TOKEN, assertSeatInvariant, serviceAuth, startEventApp } from './helpers/event-app.js';
 import { specOperations } from '../openapi/spec.js';
 import { fastifyPath } from '../platform/openapi-routes.js';
-import { servedRoutes, type ApiEvent, type ApiHold, type ApiVenue } from './helpers/event-extra.js';
+import { servedRoutes, type ApiEvent, type ApiHold, type ApiVenue } from './helpers/event-api.js';
 
 const operations = specOperations('event-service');
 const routeKey = (method: string, path: string): string => `${method.toUpperCase()} ${path}`;

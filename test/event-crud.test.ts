@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ADMIN_TOKEN, adminAuth, assertSeatInvariant, originalEvent, serviceAuth, startEventApp } from './helpers/event-app.js';
-import { assertProblem, createHold, getEvent, holdAction, pointers, postEvent, type ApiEvent } from './helpers/event-extra.js';
+import { assertProblem, createHold, getEvent, holdAction, pointers, postEvent, type ApiEvent } from './helpers/event-api.js';
 
 t.test('an event is created, read, listed, updated and deleted', async (t) => {
   const app = await startEventApp(t);

@@ -15,7 +15,7 @@ import {
   requestHold,
   sleep,
   type ApiHold,
-} from './helpers/event-extra.js';
+} from './helpers/event-api.js';
 
 t.test('100 concurrent holds of one seat against 30 seats: exactly 30 get 201 and 70 get 409 sold-out', async (t) => {
   const app = await startEventApp(t);

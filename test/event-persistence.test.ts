@@ -6,7 +6,7 @@ import { assertSeatInvariant, originalEvent, serviceAuth, startEventApp, tempDir
 import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { loadSpec } from '../openapi/spec.js';
-import { createHold, getEvent, getHold, holdAction, postEvent, type ApiEvent } from './helpers/event-extra.js';
+import { createHold, getEvent, getHold, holdAction, postEvent, type ApiEvent } from './helpers/event-api.js';
 
 interface MigrationRow {
   name: string;

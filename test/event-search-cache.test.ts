@@ -7,7 +7,7 @@
 import t from 'tap';
 import { ReadCache } from '../platform/read-cache.js';
 import { serviceAuth, startEventApp, type TestEventApp } from './helpers/event-app.js';
-import { createHold, holdAction, postEvent, type ApiEvent } from './helpers/event-extra.js';
+import { createHold, holdAction, postEvent, type ApiEvent } from './helpers/event-api.js';
 
 const FAST = { SQLITE_SYNCHRONOUS: 'NORMAL' };
 

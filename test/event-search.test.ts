@@ -1,6 +1,6 @@
 import t from 'tap';
 import { assertSeatInvariant, serviceAuth, startEventApp, type TestEventApp } from './helpers/event-app.js';
-import { assertProblem, followNext, linkTarget, pointers, postEvent, postVenue, type ApiEvent } from './helpers/event-extra.js';
+import { assertProblem, followNext, linkTarget, pointers, postEvent, postVenue, type ApiEvent } from './helpers/event-api.js';
 
 const KINDS = ['Conference', 'Concert', 'Workshop', 'Meetup', 'Festival'];
 const ADJECTIVES = ['Annual', 'Summer', 'Winter', 'Open', 'Grand', 'Little'];

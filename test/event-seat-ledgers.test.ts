@@ -4,7 +4,7 @@
  */
 import t from 'tap';
 import { ADMIN_TOKEN, adminAuth, serviceAuth, startEventApp } from './helpers/event-app.js';
-import { assertProblem, createHold, followNext, holdAction, linkTarget, postEvent } from './helpers/event-extra.js';
+import { assertProblem, createHold, followNext, holdAction, linkTarget, postEvent } from './helpers/event-api.js';
 import type { components } from '../openapi/generated/event-service.js';
 import { seatLedgerProblems } from '../platform/audit.js';
 

@@ -1,7 +1,7 @@
 import t from 'tap';
 import type { Test } from 'tap';
 import { ADMIN_TOKEN, originalEvent, serviceAuth, startEventApp, type TestEventApp } from './helpers/event-app.js';
-import { assertNoInternals, assertProblem, pointers, postEvent, type ApiEvent, type Problem } from './helpers/event-extra.js';
+import { assertNoInternals, assertProblem, pointers, postEvent, type ApiEvent, type Problem } from './helpers/event-api.js';
 
 /** POST /events with `body` must be a 400 validation problem naming exactly `expected`. */
 async function rejectsCreate(t: Test, app: TestEventApp, body: Record<string, unknown>, expected: string[]): Promise<Problem> {

@@ -5,7 +5,7 @@
  */
 import t from 'tap';
 import { startEventApp, type TestEventApp } from './helpers/event-app.js';
-import { eventBody, postVenue, type ApiEvent, type ApiVenue, type Problem } from './helpers/event-extra.js';
+import { eventBody, postVenue, type ApiEvent, type ApiVenue, type Problem } from './helpers/event-api.js';
 
 const PAIRS = 100;
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { ADMIN_TOKEN, adminAuth, assertSeatInvariant, serviceAuth, startEventApp } from './helpers/event-app.js';
-import { assertProblem, getEvent, linkTarget, pointers, postEvent, postVenue, type ApiEvent, type ApiVenue } from './helpers/event-extra.js';
+import { assertProblem, getEvent, linkTarget, pointers, postEvent, postVenue, type ApiEvent, type ApiVenue } from './helpers/event-api.js';
 
 t.test('a venue is created (201 + Location), read, listed, partially updated and deleted (204, then 404)', async (t) => {
   const app = await startEventApp(t);

@@ -12,7 +12,7 @@ import { specOperations, type ServiceName, type SpecOperation } from '../openapi
 import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
 import { buildTicketApp } from '../ticket-service/app.js';
 import { serviceAuth, SERVICE_TOKEN, startEventApp, tempDir } from './helpers/event-app.js';
-import { assertProblem, pointers, postVenue } from './helpers/event-extra.js';
+import { assertProblem, pointers, postVenue } from './helpers/event-api.js';
 import { ContractChecker } from './helpers/contract.js';
 
 type Inject = (options: InjectOptions) => Promise<LightMyRequestResponse>;

@@ -8,7 +8,7 @@ import { prepareQuery } from '../platform/prepared.js';
 import { createKysely, openServiceDatabase, openSqlite } from '../platform/sqlite.js';
 import { WalSync } from '../platform/wal-sync.js';
 import { tempDir } from './helpers/event-app.js';
-import { sleep } from './helpers/event-extra.js';
+import { sleep } from './helpers/event-api.js';
 
 interface TestDatabase {
   items: { id: Generated<number>; name: string; size: number };

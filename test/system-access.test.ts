@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { eventServiceClient } from '../openapi/client.js';
 import { ADMIN_TOKEN, SERVICE_TOKEN, eventually, startSystem } from './helpers/system.js';
-import { asProblem, asTicket, createEvent, getEvent, logsOf, raw, ticketBody, uuid } from './helpers/system-extra.js';
+import { asProblem, asTicket, createEvent, getEvent, logsOf, raw, ticketBody, uuid } from './helpers/system-api.js';
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
 const service = { authorization: `Bearer ${SERVICE_TOKEN}` };

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Agent } from 'undici';
 import { startSystem } from './helpers/system.js';
-import { asProblem, asTicket, createEvent, getEvent, holdsOf, raw, ticketBody, ticketsOf } from './helpers/system-extra.js';
+import { asProblem, asTicket, createEvent, getEvent, holdsOf, raw, ticketBody, ticketsOf } from './helpers/system-api.js';
 
 t.test('200 concurrent purchases of one seat for an event with 50 seats: exactly 50 are reserved, 150 are sold out, nothing is oversold', async (t) => {
   // A generous event-service timeout: this test is about exact seat counts, not about a busy machine's 503s.

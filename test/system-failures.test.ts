@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Agent } from 'undici';
 import { eventually, startSystem } from './helpers/system.js';
-import { asProblem, asTicket, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-extra.js';
+import { asProblem, asTicket, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-api.js';
 
 const TIMEOUT_SECONDS = 1;
 

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { startDelayingProxy } from './helpers/delaying-proxy.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, getEvent, raw, reserve, sleep, stopWithin } from './helpers/system-extra.js';
+import { createEvent, getEvent, raw, reserve, sleep, stopWithin } from './helpers/system-api.js';
 
 t.test('with event-service hung, ticket reads answer without the event summary and at most one look-up is tried, not one per read', async (t) => {
   const proxy = await startDelayingProxy(t);

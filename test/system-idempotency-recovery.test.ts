@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import t, { type Test } from 'tap';
 import { startDelayingProxy, type DelayingProxy } from './helpers/delaying-proxy.js';
 import { startSystem, type TestSystem } from './helpers/system.js';
-import { asTicket, createEvent, getEvent, getHold, holdsOf, raw, ticketBody, uuid } from './helpers/system-extra.js';
+import { asTicket, createEvent, getEvent, getHold, holdsOf, raw, ticketBody, uuid } from './helpers/system-api.js';
 
 const TIMEOUT_SECONDS = 4;
 /** When the reconciler abandons a PENDING ticket (context.ts: abandonAfterMs). */

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startSystem, type TestSystem } from './helpers/system.js';
-import { asProblem, asTicket, createEvent, getEvent, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, uuid, whileFrozen } from './helpers/system-extra.js';
+import { asProblem, asTicket, createEvent, getEvent, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, uuid, whileFrozen } from './helpers/system-api.js';
 
 // A long event-service timeout keeps a failed attempt's PENDING ticket from being abandoned (after 2 × timeout + 1 s)
 // while event-service restarts, however slow the machine: the retry must complete that same attempt.

@@ -5,7 +5,7 @@
 import t from 'tap';
 import { startDelayingProxy } from './helpers/delaying-proxy.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { asTicket, createEvent, getEvent, getHold, holdsOf, raw, ticketBody, ticketsOf, uuid } from './helpers/system-extra.js';
+import { asTicket, createEvent, getEvent, getHold, holdsOf, raw, ticketBody, ticketsOf, uuid } from './helpers/system-api.js';
 
 const HOLD_ANSWER_DELAY_MS = 1500;
 

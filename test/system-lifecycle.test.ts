@@ -1,7 +1,7 @@
 import t from 'tap';
 import { nextCursor } from '../openapi/client.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { asProblem, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-extra.js';
+import { asProblem, createEvent, getEvent, getHold, holdsOf, raw, reserve, sleep, ticketBody, ticketsOf, whileFrozen } from './helpers/system-api.js';
 
 t.test('a RESERVED ticket past its TTL is cancelled by the sweeper with reason expired and its seats return', async (t) => {
   const system = await startSystem(t, { env: { RESERVATION_TTL_SECONDS: '1' } });

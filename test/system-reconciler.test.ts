@@ -1,6 +1,6 @@
 import t from 'tap';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, getEvent, getHold, holdsOf, logsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-extra.js';
+import { createEvent, getEvent, getHold, holdsOf, logsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-api.js';
 
 const SETTLE_SECONDS = 1;
 const TIMEOUT_SECONDS = 5;

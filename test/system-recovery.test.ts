@@ -1,7 +1,7 @@
 import t from 'tap';
 import { Agent } from 'undici';
 import { eventually, startSystem } from './helpers/system.js';
-import { asTicket, createEvent, getEvent, getHold, logsOf, raw, reserve, sleep, stopWithin, ticketBody, ticketsOf, uuid, whileFrozen, type ApiTicket } from './helpers/system-extra.js';
+import { asTicket, createEvent, getEvent, getHold, logsOf, raw, reserve, sleep, stopWithin, ticketBody, ticketsOf, uuid, whileFrozen, type ApiTicket } from './helpers/system-api.js';
 
 const TIMEOUT_SECONDS = 1;
 

@@ -4,7 +4,7 @@ import { specOperations } from '../openapi/spec.js';
 import { fastifyPath } from '../platform/openapi-routes.js';
 import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
 import { buildTicketApp } from '../ticket-service/app.js';
-import { servedRoutes } from './helpers/event-extra.js';
+import { servedRoutes } from './helpers/event-api.js';
 import { SERVICE_TOKEN, tempDir } from './helpers/event-app.js';
 import { startSystem } from './helpers/system.js';
 import { ContractChecker } from './helpers/contract.js';

@@ -1,4 +1,4 @@
-/** Small typed helpers shared by the event-service tests: API shapes, holds, paging and problem checks. */
+/** Typed calls to an in-process event-service and checks of its answers: events, venues, holds, paging and problems. */
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Test } from 'tap';
