@@ -4,7 +4,7 @@
  * the "storm" events with a million seats each, and the small event of the sell-out race.
  */
 import type Database from 'better-sqlite3';
-import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { insertEvent } from '../event-service/store/events.js';
 import type { EventDatabase, NewEventRow } from '../event-service/store/schema.js';
@@ -134,7 +134,7 @@ export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: A
   database.pragma(`cache_size = -${plan.cacheMebibytes * 1024}`);
   const db = createKysely<EventDatabase>(database);
   try {
-    await migrateToLatest(db, eventMigrations);
+    await migrateToLatest(db, eventMigrations('sqlite'));
     const setAside = setAsideEventIndexes(database);
     const next = random(20_250_615);
     const now = new Date().toISOString();

@@ -4,7 +4,7 @@ import type { EventServiceConfig } from '../platform/config.js';
 import { corsOrigins, localUrl } from '../platform/config.js';
 import { createServiceApp, stopOnLostDurability, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
-import { openServiceDatabase } from '../platform/sqlite.js';
+import { openServiceStore } from '../platform/store/open.js';
 import type { operations } from '../openapi/generated/event-service.js';
 import { eventMigrations } from './store/migrations/index.js';
 import type { EventDatabase } from './store/schema.js';
@@ -34,28 +34,33 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
-  const store = await openServiceDatabase<EventDatabase>({
-    path: config.EVENT_DB_PATH,
+  const store = await openServiceStore<EventDatabase>({
+    databaseUrl: config.EVENT_DATABASE_URL,
+    urlVariable: 'EVENT_DATABASE_URL',
+    sqlitePath: config.EVENT_DB_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
     migrations: eventMigrations,
     onFatal: (error) => stopOnLostDurability(app, error),
+    onIdleError: (error) => app.log.warn({ err: error }, 'a database connection failed while idle; the pool replaces it'),
   });
-  const { database, db } = store;
+  const { db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
-  // Pages of up to 100 events, 256 of them: a bounded amount of memory whatever searches come in.
-  const searchResults: EventServiceContext['searchResults'] = new ReadCache(256);
+  // In-process caches are exact only while this process sees every write: off on PostgreSQL, where
+  // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
+  const cached = store.dialect === 'sqlite';
+  const searchResults: EventServiceContext['searchResults'] = new ReadCache(cached ? 256 : 0);
   const context: EventServiceContext = {
     db,
     config,
     write: (work) => searchResults.change(() => store.write(work)),
-    searchPages: new ReadCache(),
+    searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,
   };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {
     service: 'event-service',
-    handlers: eventServiceHandlers(context, database),
+    handlers: eventServiceHandlers(context, store),
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     // ticket-service's reconciler polls these every few seconds.

@@ -27,6 +27,8 @@ const Common = {
 export const EventServiceConfigSchema = Type.Object({
   ...Common,
   EVENT_DB_PATH: Type.String({ minLength: 1, default: 'data/event_data.db' }),
+  /** postgres://… puts event-service on PostgreSQL; unset, it uses EVENT_DB_PATH. */
+  EVENT_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   HOLD_GRACE_SECONDS: Seconds(60),
   DEFAULT_TICKET_PRICE: Type.Integer({ minimum: 0, maximum: 100_000_000_000, default: 10_000 }),
   DEFAULT_CURRENCY: Type.String({ pattern: '^[A-Z]{3}$', default: 'USD' }),
@@ -36,6 +38,8 @@ export type EventServiceConfig = Static<typeof EventServiceConfigSchema>;
 export const TicketServiceConfigSchema = Type.Object({
   ...Common,
   TICKET_DB_PATH: Type.String({ minLength: 1, default: 'data/ticket_data.db' }),
+  /** postgres://… puts ticket-service on PostgreSQL; unset, it uses TICKET_DB_PATH. */
+  TICKET_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
   EVENT_SERVICE_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:5001' }),
   RESERVATION_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 31_536_000, default: 900 }),
   RECONCILE_SETTLE_SECONDS: Seconds(30),

@@ -25,8 +25,9 @@ export class ReadCache<V> {
     }
   }
 
-  /** The cached result for `key`, or `compute`'s (kept when no change overlapped it). */
+  /** The cached result for `key`, or `compute`'s (kept when no change overlapped it). A capacity of 0 keeps nothing. */
   async through(key: string, compute: () => Promise<V>): Promise<V> {
+    if (this.capacity === 0) return compute();
     const hit = this.entries.get(key);
     if (hit !== undefined) {
       this.entries.delete(key);

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type Database from 'better-sqlite3';
 import { Kysely, SqliteDialect, type SqliteDatabase } from 'kysely';
 import t, { type Test } from 'tap';
-import { GroupCommitter } from '../platform/group-commit.js';
+import { GroupCommitter } from '../platform/store/sqlite/group-commit.js';
 import { ReadCache } from '../platform/read-cache.js';
-import { migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import type { EventServiceContext } from '../event-service/domain/context.js';
 import * as eventsDomain from '../event-service/domain/events.js';
 import * as holdsDomain from '../event-service/domain/holds.js';
@@ -61,7 +61,7 @@ async function harness(t: Test): Promise<Harness> {
   };
   const db = new Kysely<EventDatabase>({ dialect: new SqliteDialect({ database: wrapped }) });
   t.teardown(() => db.destroy());
-  await migrateToLatest(db, eventMigrations);
+  await migrateToLatest(db, eventMigrations('sqlite'));
   const committer = new GroupCommitter(db);
   const context: EventServiceContext = { db, config, write: (work) => committer.run(work), searchPages: new ReadCache(), searchResults: new ReadCache() };
   return {

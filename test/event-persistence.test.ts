@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import t from 'tap';
 import { assertSeatInvariant, originalEvent, serviceAuth, startEventApp, tempDir } from './helpers/event-app.js';
-import { createKysely, migrateToLatest, openSqlite } from '../platform/sqlite.js';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { loadSpec } from '../openapi/spec.js';
 import { createHold, getEvent, getHold, holdAction, postEvent, type ApiEvent } from './helpers/event-api.js';
@@ -29,8 +29,8 @@ t.test('the migrations bring an empty file to the latest schema, and applying th
   const database = openSqlite({ path, synchronous: 'FULL' });
   const db = createKysely<unknown>(database);
   t.teardown(() => db.destroy());
-  t.same(await migrateToLatest(db, eventMigrations), Object.keys(eventMigrations), 'every migration runs on an empty file (its folder is created)');
-  t.same(await migrateToLatest(db, eventMigrations), [], 'none runs a second time');
+  t.same(await migrateToLatest(db, eventMigrations('sqlite')), Object.keys(eventMigrations('sqlite')), 'every migration runs on an empty file (its folder is created)');
+  t.same(await migrateToLatest(db, eventMigrations('sqlite')), [], 'none runs a second time');
   const tables = (database.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name);
   for (const table of ['venues', 'events', 'holds', 'manual_adjustments', 'events_fts']) t.ok(tables.includes(table), `table ${table} exists`);
 });
@@ -41,7 +41,7 @@ t.test('a second start over the same file applies no migration and keeps the eve
   const path = first.config.EVENT_DB_PATH;
   t.ok(existsSync(path), 'the first start created the database file');
   const migrationsAfterFirst = recordedMigrations(path);
-  t.same(migrationsAfterFirst.map((m) => m.name), Object.keys(eventMigrations), 'the first start applied every migration');
+  t.same(migrationsAfterFirst.map((m) => m.name), Object.keys(eventMigrations('sqlite')), 'the first start applied every migration');
 
   const event = await postEvent(first, { ...originalEvent, total_tickets: 50 });
   const held = await createHold(first, event.id, 3);

@@ -3,10 +3,10 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { Kysely, type Generated } from 'kysely';
-import { GroupCommitter } from '../platform/group-commit.js';
-import { prepareQuery } from '../platform/prepared.js';
-import { createKysely, openServiceDatabase, openSqlite } from '../platform/sqlite.js';
-import { WalSync } from '../platform/wal-sync.js';
+import { GroupCommitter } from '../platform/store/sqlite/group-commit.js';
+import { prepareQuery } from '../platform/store/prepared.js';
+import { createKysely, openSqliteStore, openSqlite } from '../platform/store/sqlite/store.js';
+import { WalSync } from '../platform/store/sqlite/wal-sync.js';
 import { tempDir } from './helpers/event-app.js';
 import { sleep } from './helpers/event-api.js';
 
@@ -62,7 +62,7 @@ function committerWithHeldFlushes(db: Kysely<TestDatabase>): { committer: GroupC
 
 t.test('at synchronous=FULL a service database runs its connection at NORMAL and flushes the WAL itself before answering', async (t) => {
   const dir = tempDir(t);
-  const store = await openServiceDatabase<TestDatabase>({ path: join(dir, 'full.db'), synchronous: 'FULL', migrations });
+  const store = await openSqliteStore<TestDatabase>({ path: join(dir, 'full.db'), synchronous: 'FULL', migrations });
   t.teardown(() => store.close());
   t.same(store.migrated, ['001'], 'the migrations ran');
   t.equal(synchronousLevel(store.database.pragma('synchronous')), 1, 'the connection itself is at NORMAL (1): COMMIT does not fsync on the event loop');
@@ -103,7 +103,7 @@ t.test('at synchronous=FULL a service database runs its connection at NORMAL and
 t.test('at NORMAL or EXTRA the connection keeps the level asked for', async (t) => {
   const dir = tempDir(t);
   for (const [level, expected] of [['NORMAL', 1], ['EXTRA', 3]] as const) {
-    const store = await openServiceDatabase<TestDatabase>({ path: join(dir, `${level}.db`), synchronous: level, migrations });
+    const store = await openSqliteStore<TestDatabase>({ path: join(dir, `${level}.db`), synchronous: level, migrations });
     t.equal(synchronousLevel(store.database.pragma('synchronous')), expected, `${level} stays ${level}`);
     await store.write((trx) => trx.insertInto('items').values({ name: 'x', size: 1 }).execute());
     await store.close();
@@ -252,7 +252,7 @@ t.test('a failed flush stops the committer: nobody is told a change is done, onF
 });
 
 t.test('after drain starts, new changes are refused and the ones under way finish', async (t) => {
-  const store = await openServiceDatabase<TestDatabase>({ path: join(tempDir(t), 'drain.db'), synchronous: 'FULL', migrations });
+  const store = await openSqliteStore<TestDatabase>({ path: join(tempDir(t), 'drain.db'), synchronous: 'FULL', migrations });
   const underWay = store.write((trx) => trx.insertInto('items').values({ name: 'under way', size: 1 }).execute());
   const closing = store.close();
   await t.rejects(store.write(async () => 'late'), /closing/, 'a change asked for while closing is refused with a clear error');

@@ -4,7 +4,7 @@ import type { TicketServiceConfig } from '../platform/config.js';
 import { corsOrigins } from '../platform/config.js';
 import { createServiceApp, stopOnLostDurability, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
-import { openServiceDatabase } from '../platform/sqlite.js';
+import { openServiceStore } from '../platform/store/open.js';
 import { eventServiceClient } from '../openapi/client.js';
 import type { operations } from '../openapi/generated/ticket-service.js';
 import { ticketMigrations } from './store/migrations/index.js';
@@ -32,13 +32,16 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'event-service', url: `${config.EVENT_SERVICE_URL.replace(/\/$/, '')}/openapi.json` }],
   });
-  const store = await openServiceDatabase<TicketDatabase>({
-    path: config.TICKET_DB_PATH,
+  const store = await openServiceStore<TicketDatabase>({
+    databaseUrl: config.TICKET_DATABASE_URL,
+    urlVariable: 'TICKET_DATABASE_URL',
+    sqlitePath: config.TICKET_DB_PATH,
     synchronous: config.SQLITE_SYNCHRONOUS,
     migrations: ticketMigrations,
     onFatal: (error) => stopOnLostDurability(app, error),
+    onIdleError: (error) => app.log.warn({ err: error }, 'a database connection failed while idle; the pool replaces it'),
   });
-  const { database, db } = store;
+  const { db } = store;
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {
     app.log.info(
       { settle: config.RECONCILE_SETTLE_SECONDS, timeout: config.EVENT_SERVICE_TIMEOUT_SECONDS },
@@ -63,7 +66,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   await app.after();
   registerOperations<operations>(app, {
     service: 'ticket-service',
-    handlers: ticketServiceHandlers(context, database),
+    handlers: ticketServiceHandlers(context, store),
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, paymentToken: config.PAYMENT_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     readBarrier: store.settled,

@@ -8,7 +8,7 @@ import type { ReadCache } from '../../platform/read-cache.js';
 export interface EventServiceContext {
   db: Kysely<EventDatabase>;
   config: EventServiceConfig;
-  /** Runs one atomic state change; changes arriving together share a commit (platform/group-commit.ts). */
+  /** Runs one atomic state change; changes arriving together share a commit (platform/store/sqlite/group-commit.ts). */
   write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>;
   /**
    * Text searches, cached in two layers by domain/events.ts `listEvents` only. This one: which

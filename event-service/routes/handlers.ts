@@ -1,11 +1,10 @@
 /** HTTP shape only: each spec operation parses its input, calls the domain and maps the result. */
 import type { FastifyRequest } from 'fastify';
 import type { operations } from '../../openapi/generated/event-service.js';
-import { databaseReachable } from '../../platform/sqlite.js';
 import { UnavailableError } from '../../platform/errors.js';
 import { linkHeader, type Page } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
-import type Database from 'better-sqlite3';
+import type { ServiceStore } from '../../platform/store/service-store.js';
 import type { EventServiceContext } from '../domain/context.js';
 import * as eventsDomain from '../domain/events.js';
 import * as holdsDomain from '../domain/holds.js';
@@ -21,11 +20,11 @@ function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<strin
   return headers;
 }
 
-export function eventServiceHandlers(context: EventServiceContext, database: Database.Database): OperationHandlers<operations> {
+export function eventServiceHandlers(context: EventServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'event-service' } }),
     getReady: async () => {
-      if (!databaseReachable(database)) throw new UnavailableError('The database is not reachable.');
+      if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');
       return { status: 200, body: { status: 'ok', service: 'event-service', checks: { database: 'ok' } } };
     },
 

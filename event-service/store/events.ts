@@ -3,7 +3,7 @@ import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder
 import type { EventDatabase, EventRow, NewEventRow } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import { matchesText } from './search.js';
-import { prepareQuery } from '../../platform/prepared.js';
+import { prepareQuery } from '../../platform/store/prepared.js';
 
 type Db = Kysely<EventDatabase>;
 

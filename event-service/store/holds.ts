@@ -2,7 +2,7 @@
 import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { EventDatabase, HoldRow, HoldState } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
-import { prepareQuery } from '../../platform/prepared.js';
+import { prepareQuery } from '../../platform/store/prepared.js';
 
 type Db = Kysely<EventDatabase>;
 

@@ -11,7 +11,7 @@ export type TicketTransaction = Transaction<TicketDatabase>;
 export interface TicketServiceContext {
   db: Kysely<TicketDatabase>;
   config: TicketServiceConfig;
-  /** Runs one atomic state change; changes arriving together share a commit (platform/group-commit.ts). */
+  /** Runs one atomic state change; changes arriving together share a commit (platform/store/sqlite/group-commit.ts). */
   write: <T>(work: (trx: Transaction<TicketDatabase>) => Promise<T>) => Promise<T>;
   events: ServiceClient<EventOperations>;
   summaries: EventSummaries;

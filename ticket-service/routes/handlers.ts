@@ -1,11 +1,10 @@
 /** HTTP shape only: each spec operation parses its input, calls the domain and maps the result. */
 import type { FastifyRequest } from 'fastify';
 import type { operations } from '../../openapi/generated/ticket-service.js';
-import { databaseReachable } from '../../platform/sqlite.js';
 import { UnavailableError } from '../../platform/errors.js';
 import { linkHeader } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
-import type Database from 'better-sqlite3';
+import type { ServiceStore } from '../../platform/store/service-store.js';
 import type { TicketServiceContext } from '../domain/context.js';
 import { purchaseTickets } from '../domain/purchase.js';
 import { changeTicketStatus, deleteTicket, listTickets, visibleTicket, type Access } from '../domain/tickets.js';
@@ -21,12 +20,12 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
   };
 }
 
-export function ticketServiceHandlers(context: TicketServiceContext, database: Database.Database): OperationHandlers<operations> {
+export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], requestId: string) => toApiTicket(row, await context.summaries.get(row.event_id, requestId));
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
     getReady: async (request) => {
-      if (!databaseReachable(database)) throw new UnavailableError('The database is not reachable.');
+      if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');
       try {
         const result = await context.events.call('getReady', {}, { requestId: request.id, timeoutMs: 2000 });
         if (!result.ok) throw new UnavailableError(`event-service is not ready (HTTP ${result.status}).`);

@@ -1,7 +1,7 @@
 /** Queries on tickets, idempotency keys and the release outbox. Status changes are conditional updates. */
 import type { Kysely, Updateable } from 'kysely';
 import type { Cursor } from '../../platform/pagination.js';
-import { prepareQuery } from '../../platform/prepared.js';
+import { prepareQuery } from '../../platform/store/prepared.js';
 import type { IdempotencyRow, NewTicketRow, OutboxRow, TicketDatabase, TicketRow, TicketStatus, TicketTable } from './schema.js';
 
 type Db = Kysely<TicketDatabase>;

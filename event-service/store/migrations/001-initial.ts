@@ -1,6 +1,9 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import type { StoreDialect } from '../../../platform/store/service-store.js';
 
-export async function up(db: Kysely<unknown>): Promise<void> {
+export const forDialect = (dialect: StoreDialect): Migration => ({ up: (db) => up(db, dialect), down });
+
+async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
   await db.schema
     .createTable('venues')
     .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
@@ -85,7 +88,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('manual_adjustments_event').on('manual_adjustments').column('event_id').execute();
 }
 
-export async function down(db: Kysely<unknown>): Promise<void> {
+async function down(db: Kysely<unknown>): Promise<void> {
   for (const table of ['manual_adjustments', 'holds', 'events_fts', 'events', 'venues']) {
     await sql`DROP TABLE IF EXISTS ${sql.ref(table)}`.execute(db);
   }

@@ -1,7 +1,8 @@
 import type { Migration } from 'kysely';
+import type { StoreDialect } from '../../../platform/store/service-store.js';
 import * as initial from './001-initial.js';
 
 /** Every migration of event_data.db, by name; names sort in the order they apply. */
-export const eventMigrations: Record<string, Migration> = {
-  '001-initial': initial,
-};
+export const eventMigrations = (dialect: StoreDialect): Record<string, Migration> => ({
+  '001-initial': initial.forDialect(dialect),
+});

@@ -1,6 +1,9 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Migration } from 'kysely';
+import type { StoreDialect } from '../../../platform/store/service-store.js';
 
-export async function up(db: Kysely<unknown>): Promise<void> {
+export const forDialect = (dialect: StoreDialect): Migration => ({ up: (db) => up(db, dialect), down });
+
+async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
   await db.schema
     .createTable('tickets')
     // AUTOINCREMENT: ticket ids are never reused.
@@ -51,6 +54,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('release_outbox_due').on('release_outbox').column('next_attempt_at').execute();
 }
 
-export async function down(db: Kysely<unknown>): Promise<void> {
+async function down(db: Kysely<unknown>): Promise<void> {
   for (const table of ['release_outbox', 'idempotency_keys', 'tickets']) await sql`DROP TABLE IF EXISTS ${sql.ref(table)}`.execute(db);
 }

@@ -1,8 +1,9 @@
-/** Embedded SQLite behind kysely: WAL, busy timeout, foreign keys, configurable durability, migrations. */
+/** Embedded SQLite behind kysely (the default store): WAL, busy timeout, foreign keys, configurable durability, migrations. */
 import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase, type Transaction } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
+import type { ServiceStore } from '../service-store.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 
@@ -60,26 +61,19 @@ export async function migrateToLatest<DB>(db: Kysely<DB>, migrations: Record<str
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }
 
-/** A service's database: the connection, kysely over it, and the one way to change it. */
-export interface ServiceDatabase<DB> {
+/** A service's SQLite database: the store, and the connection under it (for tests and tools). */
+export interface SqliteStore<DB> extends ServiceStore<DB> {
   database: Database.Database;
-  db: Kysely<DB>;
-  /** Runs one atomic change, group-committed with others; resolves once it is durable. */
-  write: <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
-  /** Resolves once everything committed so far is durable: a read answers after it. */
-  settled: () => Promise<void>;
-  /** Finishes the changes under way, then closes the database. */
-  close: () => Promise<void>;
 }
 
 /**
  * Opens (creating it if need be) and migrates a service's database. At `synchronous=FULL` on a file,
  * the connection runs at NORMAL and each group commit's WAL is flushed off the event loop before its
- * changes are answered (platform/wal-sync.ts): what is answered is on disk, as at FULL.
+ * changes are answered (platform/store/sqlite/wal-sync.ts): what is answered is on disk, as at FULL.
  */
-export async function openServiceDatabase<DB>(
+export async function openSqliteStore<DB>(
   options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void },
-): Promise<ServiceDatabase<DB> & { migrated: string[] }> {
+): Promise<SqliteStore<DB> & { migrated: string[] }> {
   const flushOffThread = options.synchronous === 'FULL' && options.path !== ':memory:';
   const database = openSqlite({ path: options.path, synchronous: flushOffThread ? 'NORMAL' : options.synchronous });
   const db = createKysely<DB>(database);
@@ -101,11 +95,13 @@ export async function openServiceDatabase<DB>(
   }
   const committer = new GroupCommitter(db, wal ? { durable: () => wal.flush(), ...(options.onFatal ? { onFatal: options.onFatal } : {}) } : {});
   return {
+    dialect: 'sqlite',
     database,
     db,
     migrated,
     write: (work) => committer.run(work),
     settled: () => committer.settled(),
+    reachable: async () => databaseReachable(database),
     close: async () => {
       // Changes asked for from now on are refused; those under way finish and are flushed.
       await committer.drain();
@@ -116,7 +112,7 @@ export async function openServiceDatabase<DB>(
 }
 
 /** True when the database answers a trivial query. */
-export function databaseReachable(database: Database.Database): boolean {
+function databaseReachable(database: Database.Database): boolean {
   try {
     database.prepare('SELECT 1').get();
     return true;

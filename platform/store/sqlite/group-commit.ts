@@ -5,7 +5,7 @@
  * commit costs an fsync, so under load this turns N fsyncs into one without weakening durability.
  *
  * `durable`, when given, is awaited after each COMMIT before its callers are answered (the WAL flush
- * of platform/wal-sync.ts). The next batch does not wait for it: it runs while the flush is under way,
+ * of platform/store/sqlite/wal-sync.ts). The next batch does not wait for it: it runs while the flush is under way,
  * and since the WAL is a log, a later batch is never on disk without the earlier ones. Refusals wait
  * too (they may rest on state committed a moment ago), and so do reads, through `settled`.
  */
@@ -40,7 +40,7 @@ interface Outcome {
 
 export interface GroupCommitOptions {
   maxBatch?: number;
-  /** Makes everything committed so far durable (the WAL flush of platform/wal-sync.ts). */
+  /** Makes everything committed so far durable (the WAL flush of platform/store/sqlite/wal-sync.ts). */
   durable?: () => Promise<void>;
   /**
    * Called once if `durable` fails. Committed data may then be lost, and on Linux a later flush can

@@ -11,7 +11,7 @@
  * connection closes), so one file handle serves the connection's lifetime. The first flush also
  * syncs the folder, so that a WAL file created at this start is itself on disk (SQLite at FULL does
  * the same). A failed flush is reported to every waiting change: their data may not be on disk, so
- * none of them is answered as done (and platform/group-commit.ts stops taking changes).
+ * none of them is answered as done (and platform/store/sqlite/group-commit.ts stops taking changes).
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';

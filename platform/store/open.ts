@@ -1,0 +1,30 @@
+/**
+ * Opens a service's store, choosing the engine once, at start-up: PostgreSQL when the service's
+ * `*_DATABASE_URL` is set, else its SQLite file. Migrations are given per engine (they differ only
+ * where they must: identity columns, the text-search index).
+ */
+import type { Migration } from 'kysely';
+import type { ServiceStore, StoreDialect } from './service-store.js';
+import { openSqliteStore } from './sqlite/store.js';
+import { openPostgresStore } from './postgres/store.js';
+
+export interface StoreOptions {
+  /** A postgres:// URL, or undefined for the SQLite file. */
+  databaseUrl: string | undefined;
+  /** The variable the URL comes from, for messages. */
+  urlVariable: string;
+  sqlitePath: string;
+  synchronous: 'FULL' | 'EXTRA' | 'NORMAL';
+  migrations: (dialect: StoreDialect) => Record<string, Migration>;
+  /** The store can no longer keep its promises (a failed fsync): the service must stop. */
+  onFatal: (error: unknown) => void;
+  /** A connection of the pool failed while idle: worth a log line, nothing more. */
+  onIdleError: (error: Error) => void;
+}
+
+export async function openServiceStore<DB>(options: StoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
+  if (options.databaseUrl !== undefined) {
+    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onIdleError: options.onIdleError });
+  }
+  return openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal });
+}
