@@ -41,7 +41,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     synchronous: config.SQLITE_SYNCHRONOUS,
     migrations: eventMigrations,
     onFatal: (error) => stopOnLostDurability(app, error),
-    onIdleError: (error) => app.log.warn({ err: error }, 'a database connection failed while idle; the pool replaces it'),
+    onConnectionError: (error) => app.log.warn({ err: error }, 'a database connection was lost; the pool replaces it'),
   });
   const { db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');

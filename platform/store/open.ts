@@ -18,13 +18,13 @@ export interface StoreOptions {
   migrations: (dialect: StoreDialect) => Record<string, Migration>;
   /** The store can no longer keep its promises (a failed fsync): the service must stop. */
   onFatal: (error: unknown) => void;
-  /** A connection of the pool failed while idle: worth a log line, nothing more. */
-  onIdleError: (error: Error) => void;
+  /** A connection of the pool was lost: worth a log line, nothing more (the pool replaces it). */
+  onConnectionError: (error: Error) => void;
 }
 
 export async function openServiceStore<DB>(options: StoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
   if (options.databaseUrl !== undefined) {
-    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onIdleError: options.onIdleError });
+    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onConnectionError: options.onConnectionError });
   }
   return openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal });
 }

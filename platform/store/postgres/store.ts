@@ -20,8 +20,8 @@ export interface PostgresStoreOptions {
   migrations: Record<string, Migration>;
   /** Connections in the pool. */
   poolSize?: number;
-  /** Errors of idle connections (a terminated backend): logged, never fatal. */
-  onIdleError?: (error: Error) => void;
+  /** Errors of connections the server ended (a terminated backend): logged, never fatal. */
+  onConnectionError?: (error: Error) => void;
 }
 
 const MAX_ATTEMPTS = 5;
@@ -60,7 +60,12 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     // Durability is not left to the server's configuration.
     options: '-c synchronous_commit=on',
   });
-  pool.on('error', (error) => options.onIdleError?.(error));
+  const connectionFailed = (error: Error) => options.onConnectionError?.(error);
+  pool.on('error', connectionFailed);
+  // A connection ended while checked out (pg_terminate_backend between two queries of a transaction)
+  // emits 'error' on its client; without a listener that would crash the process. The query in
+  // flight fails on its own, and the pool drops the broken client.
+  pool.on('connect', (client) => client.on('error', connectionFailed));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let migrated: string[];
   try {
