@@ -4,7 +4,7 @@
  * keep-alive pool (its `request` is several times cheaper than `fetch`). Used by ticket-service to
  * call event-service and by the CLI to call both.
  */
-import { Pool } from 'undici';
+import { BalancedPool, Pool } from 'undici';
 import { specOperations, type ServiceName } from './spec.js';
 import type { operations as EventOperations } from './generated/event-service.js';
 import type { operations as TicketOperations } from './generated/ticket-service.js';
@@ -75,7 +75,7 @@ export interface CallOptions {
 }
 
 export class ServiceClient<Ops> {
-  private readonly pool: Pool;
+  private readonly pool: Pool | BalancedPool;
   private readonly basePath: string;
   private readonly routes: Map<string, { method: string; path: string }>;
   private readonly timeoutMs: number;
@@ -84,16 +84,19 @@ export class ServiceClient<Ops> {
     readonly service: ServiceName,
     private readonly options: ClientOptions,
   ) {
-    const url = new URL(options.baseUrl);
-    this.basePath = url.pathname.replace(/\/$/, '');
+    // Several comma-separated URLs are replicas of one service (same path), balanced by undici.
+    const urls = options.baseUrl.split(',').map((url) => new URL(url.trim()));
+    const first = urls[0] as URL;
+    this.basePath = first.pathname.replace(/\/$/, '');
     this.timeoutMs = options.timeoutMs ?? 5000;
-    this.pool = new Pool(url.origin, {
+    const poolOptions = {
       connections: options.connections ?? 128,
       connectTimeout: options.connectTimeoutMs ?? Math.min(this.timeoutMs, 2000),
       keepAliveTimeout: 30_000,
       headersTimeout: this.timeoutMs,
       bodyTimeout: this.timeoutMs,
-    });
+    };
+    this.pool = urls.length > 1 ? new BalancedPool(urls.map((url) => url.origin), poolOptions) : new Pool(first.origin, poolOptions);
     this.routes = new Map(specOperations(service).map((o) => [o.operation.operationId, { method: o.method.toUpperCase(), path: o.path }]));
   }
 

@@ -20,6 +20,8 @@ const Common = {
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
     { default: 'info' },
   ),
+  /** Processes of the service on one port; more than 1 needs PostgreSQL. */
+  WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
   /** Largest accepted request body in bytes. */
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536 }),
 };
@@ -40,7 +42,8 @@ export const TicketServiceConfigSchema = Type.Object({
   TICKET_DB_PATH: Type.String({ minLength: 1, default: 'data/ticket_data.db' }),
   /** postgres://… puts ticket-service on PostgreSQL; unset, it uses TICKET_DB_PATH. */
   TICKET_DATABASE_URL: Type.Optional(Type.String({ minLength: 1 })),
-  EVENT_SERVICE_URL: Type.String({ pattern: '^https?://', default: 'http://127.0.0.1:5001' }),
+  /** One event-service URL, or several (comma-separated replicas) balanced by undici's BalancedPool. */
+  EVENT_SERVICE_URL: Type.String({ pattern: '^\\s*https?://[^,\\s]+(\\s*,\\s*https?://[^,\\s]+)*\\s*$', default: 'http://127.0.0.1:5001' }),
   RESERVATION_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 31_536_000, default: 900 }),
   RECONCILE_SETTLE_SECONDS: Seconds(30),
   MAX_TICKETS_PER_ORDER: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),

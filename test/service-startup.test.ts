@@ -30,3 +30,10 @@ t.test('a service started without SERVICE_TOKEN refuses to start, saying why', a
   t.match(stderr, /SERVICE_TOKEN is not set/, 'naming the variable');
   t.notMatch(stderr, /\n\s+at /, 'without a stack trace');
 });
+
+t.test('WORKERS above 1 without PostgreSQL is refused at start-up, saying why', async (t) => {
+  const { code, stderr } = await runService({ SERVICE_TOKEN, WORKERS: '2', EVENT_SERVICE_PORT: '0', EVENT_DB_PATH: join(tempDir(t), 'event_data.db'), LOG_LEVEL: 'silent' });
+  t.equal(code, 1, 'it exits 1');
+  t.match(stderr, /WORKERS = 2: more than one process needs PostgreSQL \(set EVENT_DATABASE_URL\)/, 'naming WORKERS and the variable that would allow it');
+  t.notMatch(stderr, /\n\s+at /, 'without a stack trace');
+});

@@ -30,7 +30,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     host: config.HOST,
     port: config.TICKET_SERVICE_PORT,
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
-    otherSpecs: [{ name: 'event-service', url: `${config.EVENT_SERVICE_URL.replace(/\/$/, '')}/openapi.json` }],
+    otherSpecs: [{ name: 'event-service', url: `${(config.EVENT_SERVICE_URL.split(',')[0] ?? '').trim().replace(/\/$/, '')}/openapi.json` }],
   });
   const store = await openServiceStore<TicketDatabase>({
     databaseUrl: config.TICKET_DATABASE_URL,
