@@ -40,7 +40,7 @@ t.test('eventsync against services that have an admin token', async (t) => {
     t.equal(parseJsonOutput<Ticket[]>(listFromEnv).length, 1, 'EVENTSYNC_ADMIN_TOKEN opens the list');
   });
 
-  t.test("tickets get and confirm work without the admin token when given the ticket's --reference", async (t) => {
+  t.test("tickets get and cancel work without the admin token when given the ticket's --reference; confirming (paid) needs the admin token", async (t) => {
     const event = await seedEvent(admin, { name: 'Reference Gala', total_tickets: 5 });
     const ticket = await seedTicket(system, event.id, 2);
     const refused = await cli('tickets', 'get', String(ticket.id));
@@ -49,9 +49,17 @@ t.test('eventsync against services that have an admin token', async (t) => {
     const shown = await cli('--json', 'tickets', 'get', String(ticket.id), '--reference', ticket.reference);
     t.equal(shown.code, 0, describeRun(shown));
     t.equal(parseJsonOutput<Ticket>(shown).id, ticket.id);
-    const confirmed = await cli('tickets', 'confirm', String(ticket.id), '--reference', ticket.reference, '--payment-reference', 'pay_ref_1');
+    const selfPaid = await cli('tickets', 'confirm', String(ticket.id), '--reference', ticket.reference, '--payment-reference', 'pay_ref_1');
+    t.equal(selfPaid.code, 1, `a confirm with only the reference is refused: ${describeRun(selfPaid)}`);
+    t.match(selfPaid.stderr, /needs the admin token or PAYMENT_TOKEN.*HTTP 403/);
+    t.match(await ticketOnService(system, ticket.id), { status: 'RESERVED', payment_reference: null });
+    const confirmed = await asAdmin('tickets', 'confirm', String(ticket.id), '--payment-reference', 'pay_ref_1');
     t.equal(confirmed.code, 0, describeRun(confirmed));
     t.match(await ticketOnService(system, ticket.id), { status: 'CONFIRMED', payment_reference: 'pay_ref_1' });
+    const other = await seedTicket(system, event.id, 1);
+    const cancelled = await cli('tickets', 'cancel', String(other.id), '--reference', other.reference);
+    t.equal(cancelled.code, 0, `the reference cancels: ${describeRun(cancelled)}`);
+    t.match(await ticketOnService(system, other.id), { status: 'CANCELLED', cancellation_reason: 'customer' });
   });
 
   t.test('events delete --cancel-tickets with the admin token cancels the tickets with reason event_deleted and deletes the event', async (t) => {

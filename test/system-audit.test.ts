@@ -30,7 +30,7 @@ t.test('eventsync audit at its default settle window', async (t) => {
   t.test('reports nothing on a consistent system with holds, tickets and manual adjustments', async (t) => {
     const result = await cli('audit');
     t.equal(result.code, 0, describeRun(result));
-    t.match(result.stdout, /✓ consistent: 1 events, 3 tickets/);
+    t.match(result.stdout, /✓ consistent: 1 event, 3 tickets/);
   });
 
   t.test('with no settle window, a hold without a ticket is reported even in the second it was made', async (t) => {
