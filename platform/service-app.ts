@@ -38,7 +38,7 @@ export function loggerOptions(service: ServiceName, level: string, pretty: boole
   if (level === 'silent') return false;
   return {
     level,
-    base: { service },
+    base: { service, pid: process.pid },
     redact: ['req.headers.authorization', 'req.headers["x-ticket-reference"]'],
     ...(pretty
       ? { transport: { target: 'pino-pretty', options: { messageFormat: `[${service}] {msg}`, ignore: 'pid,hostname,service', translateTime: 'HH:MM:ss.l' } } }

@@ -1,0 +1,62 @@
+/**
+ * Replicas on PostgreSQL (DESIGN.md, Store and scale-out): several processes of each service over one
+ * database stay exact, because nothing that correctness needs lives in one process.
+ */
+import t from 'tap';
+import { Agent } from 'undici';
+import { startSystem, type TestSystem } from './helpers/system.js';
+import { createEvent, getEvent, holdsOf, logsOf, raw, ticketBody, ticketsOf } from './helpers/system-api.js';
+import { createTestDatabase, testStores } from './helpers/postgres.js';
+
+/** The process ids that wrote request lines to a service's log: which workers served. */
+function servingPids(system: TestSystem, name: 'event-service' | 'ticket-service'): Set<number> {
+  const pids = new Set<number>();
+  for (const line of logsOf(system, name).split('\n')) {
+    const match = /"pid":(\d+).*"msg":"request completed"/.exec(line);
+    if (match) pids.add(Number(match[1]));
+  }
+  return pids;
+}
+
+if (!(await testStores()).includes('postgres')) {
+  t.pass('PostgreSQL is not reachable here: the replica tests are skipped (see the line above)');
+} else {
+  t.test('2,000 concurrent purchases for 500 seats over 2 ticket-service and 2 event-service workers on PostgreSQL: 500 sold, none oversold or leaked, the audit exact', async (t) => {
+    const system = await startSystem(t, {
+      env: {
+        EVENT_DATABASE_URL: await createTestDatabase(t, 'replicas_events'),
+        TICKET_DATABASE_URL: await createTestDatabase(t, 'replicas_tickets'),
+        WORKERS: '2',
+        // A busy 2-core machine answers slowly; this test is about exact counts, not 503s.
+        EVENT_SERVICE_TIMEOUT_SECONDS: '30',
+        // Keyless purchases rely on the settle window across replicas (it must exceed the call budget).
+        RECONCILE_SETTLE_SECONDS: '60',
+      },
+    });
+    const event = await createEvent(system, { total_tickets: 500 });
+    const agent = new Agent({ connections: 64 });
+    t.teardown(() => agent.close());
+
+    const started = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 2000 }, (_, i) =>
+        raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 1, { customer_email: `buyer${i}@example.com` }), dispatcher: agent, timeoutMs: 120_000 }),
+      ),
+    );
+    const elapsedMs = performance.now() - started;
+    t.comment(`2,000 purchases over 2 + 2 workers took ${elapsedMs.toFixed(0)} ms: ${(2000 / (elapsedMs / 1000)).toFixed(0)} purchases/s`);
+
+    const statuses = new Map<number, number>();
+    for (const answer of answers) statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+    t.same(Object.fromEntries(statuses), { 201: 500, 409: 1500 }, '500 purchases answer 201 and 1,500 are sold out, nothing else');
+    const current = await getEvent(system, event.id);
+    t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [0, 500, 0], 'no seat is oversold or leaked');
+    const { tickets } = await ticketsOf(system, event.id);
+    t.equal(tickets.filter((ticket) => ticket.status === 'RESERVED').length, 500, '500 tickets are reserved');
+    const held = await holdsOf(system, event.id, 'HELD');
+    t.same(new Set(held.map((hold) => hold.hold_id)), new Set(tickets.map((ticket) => ticket.reference)), 'each reserved ticket has its own live hold, and no hold is without one');
+    t.same(await system.audit(), [], 'the audit is exact');
+    t.equal(servingPids(system, 'event-service').size, 2, 'both event-service workers served requests');
+    t.equal(servingPids(system, 'ticket-service').size, 2, 'both ticket-service workers served requests');
+  });
+}
