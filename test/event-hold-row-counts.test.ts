@@ -17,6 +17,7 @@ import * as eventsDomain from '../event-service/domain/events.js';
 import * as holdsDomain from '../event-service/domain/holds.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import type { EventDatabase } from '../event-service/store/schema.js';
+import { textSearchFor } from '../event-service/store/search.js';
 import { eventTestConfig, tempDir } from './helpers/event-app.js';
 
 interface Harness {
@@ -63,7 +64,7 @@ async function harness(t: Test): Promise<Harness> {
   t.teardown(() => db.destroy());
   await migrateToLatest(db, eventMigrations('sqlite'));
   const committer = new GroupCommitter(db);
-  const context: EventServiceContext = { db, config, write: (work) => committer.run(work), searchPages: new ReadCache(), searchResults: new ReadCache() };
+  const context: EventServiceContext = { db, config, search: textSearchFor('sqlite'), write: (work) => committer.run(work), searchPages: new ReadCache(), searchResults: new ReadCache() };
   return {
     context,
     database,
