@@ -71,6 +71,10 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     types,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
+  // A session ended under a client in use (pg_terminate_backend, a server restart) is also emitted as
+  // an 'error' event on that client, which the pool listens for only while it is idle: unheard, it
+  // would end the process. The query it was running fails with the same error (a 503), so nothing more.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let migrated: string[];
   try {
