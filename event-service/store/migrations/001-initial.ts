@@ -116,8 +116,9 @@ async function createFts5Search(db: Kysely<unknown>): Promise<void> {
  * and digits (PostgreSQL's own text-search parser would keep `node.js`, `AC/DC` or `1.5` whole), in
  * lower case, and Latin letters lose their diacritics (é → e, ǖ → u) by decomposition, as in FTS5:
  * letters without a decomposition (ø, ł, ß) and other scripts keep theirs. No extension is needed
- * (the `unaccent` extension would also fold ø, ł and ß, which FTS5 does not); `normalize` needs a
- * UTF8 database.
+ * (the `unaccent` extension would also fold ø, ł and ß, which FTS5 does not). Needs a UTF8 database
+ * (`normalize`) whose LC_CTYPE knows Unicode (C.UTF-8, en_US.UTF-8, …: letters beyond ASCII are
+ * `[:alnum:]`), as PostgreSQL's own packages set up.
  */
 async function createTsvectorSearch(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE FUNCTION event_search_words(text) RETURNS text[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
