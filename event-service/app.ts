@@ -12,6 +12,7 @@ import { eventServiceHandlers } from './routes/handlers.js';
 import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
 import { ReadCache } from '../platform/read-cache.js';
+import { textSearchFor } from './store/search.js';
 
 const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
 
@@ -52,6 +53,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   const context: EventServiceContext = {
     db,
     config,
+    search: textSearchFor(store.dialect),
     write: (work) => searchResults.change(() => store.write(work)),
     searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,

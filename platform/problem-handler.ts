@@ -3,7 +3,8 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
-import { ProblemError, StoredProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
+import { ProblemError, StoredProblemError, UnavailableError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
+import { isConnectionLost } from './store/postgres/errors.js';
 import { fieldErrors } from './validation.js';
 
 const FASTIFY_CODES: Record<string, ProblemKind> = {
@@ -48,10 +49,18 @@ export function toProblem(error: FastifyError | Error): ProblemBody {
   return { type: problemType('internal'), title: PROBLEM_KINDS.internal.title, status: 500, detail: 'An unexpected error occurred; it has been logged.' };
 }
 
+/** A database connection lost mid-request (PostgreSQL ended or dropped it): a 503 to retry, never a 500. */
+function lostConnection(error: unknown): UnavailableError | undefined {
+  return !(error instanceof ProblemError) && isConnectionLost(error) ? new UnavailableError('The database connection was lost; try again.') : undefined;
+}
+
 export function registerProblemHandler(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler((raised, request, reply) => {
+    const lost = lostConnection(raised);
+    const error = lost ?? raised;
     const problem = toProblem(error as FastifyError);
-    if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
+    if (lost) request.log.warn({ err: raised }, 'the database connection was lost');
+    else if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
     else if (problem.status >= 500) request.log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
     if (error instanceof StoredProblemError) reply.headers(error.headers);
     const retryAfter = (error as ProblemError).extensions?.retry_after;

@@ -4,6 +4,7 @@ import { adminAuth, ADMIN_TOKEN, assertSeatInvariant, serviceAuth, startEventApp
 import { specOperations } from '../openapi/spec.js';
 import { fastifyPath } from '../platform/openapi-routes.js';
 import { servedRoutes, type ApiEvent, type ApiHold, type ApiVenue } from './helpers/event-api.js';
+import { testStores } from './helpers/postgres.js';
 
 const operations = specOperations('event-service');
 const routeKey = (method: string, path: string): string => `${method.toUpperCase()} ${path}`;
@@ -46,51 +47,55 @@ t.test('the app serves no route outside the spec except documentation, HEAD twin
   t.notOk(foreign.headers['access-control-allow-origin'], 'an unknown origin is not allowed');
 });
 
-t.test('every operation answers a valid request with a 2xx that conforms to the spec', async (t) => {
-  const app = await startEventApp(t, { ADMIN_TOKEN });
-  const { inject, checker } = app;
-  const ok = (status: number, expected: number, what: string) => t.equal(status, expected, what);
+for (const store of await testStores()) {
+  t.test(`on ${store}`, async (t) => {
+    t.test('every operation answers a valid request with a 2xx that conforms to the spec', async (t) => {
+      const app = await startEventApp(t, { ADMIN_TOKEN }, { store });
+      const { inject, checker } = app;
+      const ok = (status: number, expected: number, what: string) => t.equal(status, expected, what);
 
-  ok((await inject({ method: 'GET', url: '/health' })).statusCode, 200, 'getHealth');
-  ok((await inject({ method: 'GET', url: '/ready' })).statusCode, 200, 'getReady');
+      ok((await inject({ method: 'GET', url: '/health' })).statusCode, 200, 'getHealth');
+      ok((await inject({ method: 'GET', url: '/ready' })).statusCode, 200, 'getReady');
 
-  const venueAnswer = await inject({ method: 'POST', url: '/venues', headers: adminAuth, payload: { name: 'Convention Center', capacity: 500 } });
-  ok(venueAnswer.statusCode, 201, 'createVenue');
-  const venue = venueAnswer.json<ApiVenue>();
-  ok((await inject({ method: 'GET', url: '/venues' })).statusCode, 200, 'listVenues');
-  ok((await inject({ method: 'GET', url: `/venues/${venue.id}` })).statusCode, 200, 'getVenue');
-  ok((await inject({ method: 'PUT', url: `/venues/${venue.id}`, headers: adminAuth, payload: { capacity: 400 } })).statusCode, 200, 'updateVenue');
+      const venueAnswer = await inject({ method: 'POST', url: '/venues', headers: adminAuth, payload: { name: 'Convention Center', capacity: 500 } });
+      ok(venueAnswer.statusCode, 201, 'createVenue');
+      const venue = venueAnswer.json<ApiVenue>();
+      ok((await inject({ method: 'GET', url: '/venues' })).statusCode, 200, 'listVenues');
+      ok((await inject({ method: 'GET', url: `/venues/${venue.id}` })).statusCode, 200, 'getVenue');
+      ok((await inject({ method: 'PUT', url: `/venues/${venue.id}`, headers: adminAuth, payload: { capacity: 400 } })).statusCode, 200, 'updateVenue');
 
-  const eventAnswer = await inject({
-    method: 'POST',
-    url: '/events',
-    headers: adminAuth,
-    payload: { name: 'Jazz Night', description: 'An evening of jazz', event_date: '2027-03-20T19:30:00+01:00', venue_id: venue.id, total_tickets: 150, ticket_price: 4500, currency: 'EUR', timezone: 'Europe/Paris' },
+      const eventAnswer = await inject({
+        method: 'POST',
+        url: '/events',
+        headers: adminAuth,
+        payload: { name: 'Jazz Night', description: 'An evening of jazz', event_date: '2027-03-20T19:30:00+01:00', venue_id: venue.id, total_tickets: 150, ticket_price: 4500, currency: 'EUR', timezone: 'Europe/Paris' },
+      });
+      ok(eventAnswer.statusCode, 201, 'createEvent');
+      const event = eventAnswer.json<ApiEvent>();
+      ok((await inject({ method: 'GET', url: '/events?q=jazz&sort=name&limit=10' })).statusCode, 200, 'listEvents');
+      ok((await inject({ method: 'GET', url: `/events/${event.id}` })).statusCode, 200, 'getEvent');
+      ok((await inject({ method: 'PUT', url: `/events/${event.id}`, headers: adminAuth, payload: { total_tickets: 200 } })).statusCode, 200, 'updateEvent');
+      ok((await inject({ method: 'PUT', url: `/events/${event.id}/tickets`, headers: serviceAuth, payload: { operation: 'reserve', ticket_count: 2 } })).statusCode, 200, 'adjustEventTickets reserve');
+      ok((await inject({ method: 'PUT', url: `/events/${event.id}/tickets`, headers: serviceAuth, payload: { operation: 'release', ticket_count: 2 } })).statusCode, 200, 'adjustEventTickets release');
+
+      const holdId = randomUUID();
+      const holdAnswer = await inject({ method: 'POST', url: '/holds', headers: serviceAuth, payload: { hold_id: holdId, event_id: event.id, quantity: 2, expires_at: '2030-01-01T00:00:00Z' } });
+      ok(holdAnswer.statusCode, 201, 'createHold');
+      t.match(holdAnswer.json<ApiHold>(), { unit_price: 4500, currency: 'EUR' }, 'the hold fixes the price');
+      ok((await inject({ method: 'GET', url: '/holds', headers: adminAuth })).statusCode, 200, 'listHolds');
+      ok((await inject({ method: 'GET', url: `/holds/${holdId}`, headers: serviceAuth })).statusCode, 200, 'getHold');
+      ok((await inject({ method: 'POST', url: `/holds/${holdId}/commit`, headers: serviceAuth })).statusCode, 200, 'commitHold');
+      ok((await inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth })).statusCode, 200, 'releaseHold');
+      ok((await inject({ method: 'GET', url: `/seat-ledgers?event_id=${event.id}`, headers: adminAuth })).statusCode, 200, 'listSeatLedgers');
+      await assertSeatInvariant(t, app, event.id);
+
+      ok((await inject({ method: 'DELETE', url: `/events/${event.id}`, headers: adminAuth })).statusCode, 204, 'deleteEvent');
+      ok((await inject({ method: 'DELETE', url: `/venues/${venue.id}`, headers: adminAuth })).statusCode, 204, 'deleteVenue');
+
+      for (const { operation } of operations) {
+        const statuses = [...(checker.seen.get(operation.operationId) ?? [])];
+        t.ok(statuses.some((status) => status >= 200 && status < 300), `${operation.operationId} was seen with a 2xx answer (seen: ${statuses.join(', ') || 'none'})`);
+      }
+    });
   });
-  ok(eventAnswer.statusCode, 201, 'createEvent');
-  const event = eventAnswer.json<ApiEvent>();
-  ok((await inject({ method: 'GET', url: '/events?q=jazz&sort=name&limit=10' })).statusCode, 200, 'listEvents');
-  ok((await inject({ method: 'GET', url: `/events/${event.id}` })).statusCode, 200, 'getEvent');
-  ok((await inject({ method: 'PUT', url: `/events/${event.id}`, headers: adminAuth, payload: { total_tickets: 200 } })).statusCode, 200, 'updateEvent');
-  ok((await inject({ method: 'PUT', url: `/events/${event.id}/tickets`, headers: serviceAuth, payload: { operation: 'reserve', ticket_count: 2 } })).statusCode, 200, 'adjustEventTickets reserve');
-  ok((await inject({ method: 'PUT', url: `/events/${event.id}/tickets`, headers: serviceAuth, payload: { operation: 'release', ticket_count: 2 } })).statusCode, 200, 'adjustEventTickets release');
-
-  const holdId = randomUUID();
-  const holdAnswer = await inject({ method: 'POST', url: '/holds', headers: serviceAuth, payload: { hold_id: holdId, event_id: event.id, quantity: 2, expires_at: '2030-01-01T00:00:00Z' } });
-  ok(holdAnswer.statusCode, 201, 'createHold');
-  t.match(holdAnswer.json<ApiHold>(), { unit_price: 4500, currency: 'EUR' }, 'the hold fixes the price');
-  ok((await inject({ method: 'GET', url: '/holds', headers: adminAuth })).statusCode, 200, 'listHolds');
-  ok((await inject({ method: 'GET', url: `/holds/${holdId}`, headers: serviceAuth })).statusCode, 200, 'getHold');
-  ok((await inject({ method: 'POST', url: `/holds/${holdId}/commit`, headers: serviceAuth })).statusCode, 200, 'commitHold');
-  ok((await inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth })).statusCode, 200, 'releaseHold');
-  ok((await inject({ method: 'GET', url: `/seat-ledgers?event_id=${event.id}`, headers: adminAuth })).statusCode, 200, 'listSeatLedgers');
-  await assertSeatInvariant(t, app, event.id);
-
-  ok((await inject({ method: 'DELETE', url: `/events/${event.id}`, headers: adminAuth })).statusCode, 204, 'deleteEvent');
-  ok((await inject({ method: 'DELETE', url: `/venues/${venue.id}`, headers: adminAuth })).statusCode, 204, 'deleteVenue');
-
-  for (const { operation } of operations) {
-    const statuses = [...(checker.seen.get(operation.operationId) ?? [])];
-    t.ok(statuses.some((status) => status >= 200 && status < 300), `${operation.operationId} was seen with a 2xx answer (seen: ${statuses.join(', ') || 'none'})`);
-  }
-});
+}

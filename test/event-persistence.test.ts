@@ -37,7 +37,7 @@ t.test('the migrations bring an empty file to the latest schema, and applying th
 
 t.test('a second start over the same file applies no migration and keeps the event, its holds and its availability', async (t) => {
   const dir = tempDir(t);
-  const first = await startEventApp(t, {}, dir);
+  const first = await startEventApp(t, {}, { dir });
   const path = first.config.EVENT_DB_PATH;
   t.ok(existsSync(path), 'the first start created the database file');
   const migrationsAfterFirst = recordedMigrations(path);
@@ -55,7 +55,7 @@ t.test('a second start over the same file applies no migration and keeps the eve
   t.match(before, { total_tickets: 50, available_tickets: 41, held_tickets: 3, sold_tickets: 4, manual_reserved_tickets: 2 });
   await first.app.close();
 
-  const second = await startEventApp(t, {}, dir);
+  const second = await startEventApp(t, {}, { dir });
   t.same(recordedMigrations(path), migrationsAfterFirst, 'the second start applied no migration');
   t.same(await getEvent(second, event.id), before, 'the event and its availability survived');
   t.equal((await getHold(second, held.hold_id)).state, 'HELD');

@@ -2,6 +2,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { ADMIN_TOKEN, originalEvent, serviceAuth, startEventApp, type TestEventApp } from './helpers/event-app.js';
 import { assertNoInternals, assertProblem, pointers, postEvent, type ApiEvent, type Problem } from './helpers/event-api.js';
+import { testStores } from './helpers/postgres.js';
 
 /** POST /events with `body` must be a 400 validation problem naming exactly `expected`. */
 async function rejectsCreate(t: Test, app: TestEventApp, body: Record<string, unknown>, expected: string[]): Promise<Problem> {
@@ -173,17 +174,21 @@ t.test('an older_than beyond any representable date is 400 naming older_than, ne
   }
 });
 
-t.test('with an admin token configured, refused writes are 401 without stack traces and SQL in q is only text', async (t) => {
-  const app = await startEventApp(t, { ADMIN_TOKEN });
-  const answers = [
-    await app.inject({ method: 'POST', url: '/events', payload: { ...originalEvent, total_tickets: 'lots' } }),
-    await app.inject({ method: 'POST', url: '/events', headers: { authorization: 'Bearer wrong-token-0123456789' }, payload: originalEvent }),
-    await app.inject({ method: 'POST', url: '/events', headers: { authorization: 'Basic abc' }, payload: originalEvent }),
-    await app.inject({ method: 'GET', url: "/events?q=' OR 1=1; DROP TABLE events; --" }),
-    await app.inject({ method: 'GET', url: '/events/999999' }),
-    await app.inject({ method: 'GET', url: '/no/such/route' }),
-  ];
-  t.same(answers.map((a) => a.statusCode), [401, 401, 401, 200, 404, 404]);
-  for (const answer of answers) assertNoInternals(t, answer);
-  t.same((await app.inject({ method: 'GET', url: '/events' })).json<ApiEvent[]>(), [], 'nothing was written and the table is still there');
-});
+for (const store of await testStores()) {
+  t.test(`on ${store}`, async (t) => {
+    t.test('with an admin token configured, refused writes are 401 without stack traces and SQL in q is only text', async (t) => {
+      const app = await startEventApp(t, { ADMIN_TOKEN }, { store });
+      const answers = [
+        await app.inject({ method: 'POST', url: '/events', payload: { ...originalEvent, total_tickets: 'lots' } }),
+        await app.inject({ method: 'POST', url: '/events', headers: { authorization: 'Bearer wrong-token-0123456789' }, payload: originalEvent }),
+        await app.inject({ method: 'POST', url: '/events', headers: { authorization: 'Basic abc' }, payload: originalEvent }),
+        await app.inject({ method: 'GET', url: "/events?q=' OR 1=1; DROP TABLE events; --" }),
+        await app.inject({ method: 'GET', url: '/events/999999' }),
+        await app.inject({ method: 'GET', url: '/no/such/route' }),
+      ];
+      t.same(answers.map((a) => a.statusCode), [401, 401, 401, 200, 404, 404]);
+      for (const answer of answers) assertNoInternals(t, answer);
+      t.same((await app.inject({ method: 'GET', url: '/events' })).json<ApiEvent[]>(), [], 'nothing was written and the table is still there');
+    });
+  });
+}

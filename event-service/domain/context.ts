@@ -3,11 +3,14 @@ import type { EventServiceConfig } from '../../platform/config.js';
 import type { Page } from '../../platform/pagination.js';
 import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { ReadCache } from '../../platform/read-cache.js';
+import type { TextSearch } from '../store/search.js';
 
 /** What the domain functions of event-service work with. */
 export interface EventServiceContext {
   db: Kysely<EventDatabase>;
   config: EventServiceConfig;
+  /** Free-text search in the engine's own way (FTS5 or tsvector), chosen at start-up. */
+  search: TextSearch;
   /** Runs one atomic state change; changes arriving together share a commit (platform/store/sqlite/group-commit.ts). */
   write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>;
   /**

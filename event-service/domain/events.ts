@@ -5,7 +5,7 @@ import { ConflictError, NotFoundError, ProblemError, ValidationError, type Field
 import { decodeCursor, pageFromRows, type Cursor, type Page } from '../../platform/pagination.js';
 import { nowIso, parseDateField } from '../../platform/time.js';
 import * as events from '../store/events.js';
-import { findVenue } from '../store/venues.js';
+import { findVenue, findVenueForShare } from '../store/venues.js';
 import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
 import { isKnownCurrency, majorToMinor } from './money.js';
@@ -42,9 +42,10 @@ function normaliseCommonFields(input: Priced, current: Pick<EventRow, 'currency'
   return { currency, ticketPrice, eventDate, salesStart, salesEnd };
 }
 
-async function linkedVenue(context: EventServiceContext, venueId: number | null | undefined, errors: FieldError[]) {
+/** The venue an event links to; `find` may lock it (inside a change) so its capacity holds until the commit. */
+async function linkedVenue(context: EventServiceContext, venueId: number | null | undefined, errors: FieldError[], find = findVenue) {
   if (venueId === null || venueId === undefined) return undefined;
-  const venue = await findVenue(context.db, venueId);
+  const venue = await find(context.db, venueId);
   if (!venue) {
     errors.push({ pointer: '#/venue_id', detail: `no venue has id ${venueId}` });
     return undefined;
@@ -72,9 +73,9 @@ async function venueRefusal(context: EventServiceContext, venueId: number, total
  * Creates an event. A linked venue is checked by the insert itself (one conditional statement
  * inside the write), so a venue deleted or shrunk at the same moment either comes first, and the
  * create is refused, or comes after and sees the event. On SQLite the write transaction makes that
- * atomic; on PostgreSQL at READ COMMITTED the statement's venue select must also take FOR SHARE, so
- * that a shrink (which writes the venue row before it counts the events) and this insert wait for
- * each other instead of missing each other.
+ * atomic; on PostgreSQL at READ COMMITTED the statement's venue select takes FOR SHARE, so that a
+ * shrink (which writes the venue row before it counts the events) or a delete (which locks it first)
+ * and this insert wait for each other instead of missing each other.
  */
 export async function createEvent(context: EventServiceContext, input: EventCreate): Promise<EventRow> {
   const errors: FieldError[] = [];
@@ -122,12 +123,15 @@ export async function getEvent(context: EventServiceContext, id: number): Promis
 
 /**
  * Partial update. Read-only fields in the body are ignored (GET-modify-PUT). A new `total_tickets`
- * moves `available_tickets` by the same amount in one conditional update, never below zero.
+ * moves `available_tickets` by the same amount in one conditional update, never below zero. The
+ * If-Match and venue checks decide on what was read, so the event row is read FOR UPDATE and its
+ * venue FOR SHARE (events, then venues): on PostgreSQL no other change can slip in before the commit.
  */
 export async function updateEvent(context: EventServiceContext, id: number, input: EventUpdate, ifMatch: string | undefined): Promise<EventRow> {
   return changeCatalogue(context, async (trx) => {
     const scoped = { ...context, db: trx };
-    const current = await getEvent(scoped, id);
+    const current = await events.findEventForUpdate(trx, id);
+    if (!current) throw new NotFoundError(`Event ${id} does not exist.`);
     if (ifMatch !== undefined && !etagMatches(ifMatch, current.version)) {
       throw new ProblemError('precondition-failed', `Event ${id} is at version "${current.version}", not ${ifMatch}.`);
     }
@@ -135,7 +139,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     const common = normaliseCommonFields(input, current, context.config.DEFAULT_CURRENCY, errors);
     const totalTickets = input.total_tickets ?? current.total_tickets;
     const venueId = input.venue_id === undefined ? current.venue_id : input.venue_id;
-    const venue = await linkedVenue(scoped, venueId, errors);
+    const venue = await linkedVenue(scoped, venueId, errors, findVenueForShare);
     if (errors.length > 0) throw new ValidationError(errors);
     assertWithinCapacity(venue, totalTickets);
     const changes: Parameters<typeof events.updateEventFields>[2] = { updated_at: nowIso(), total_tickets: totalTickets };
@@ -237,8 +241,8 @@ async function searchOrList(
   cacheKey: string | undefined,
 ): Promise<{ rows: EventRow[]; total: number }> {
   const compute = async () => {
-    const rows = await events.selectEventPage(context.db, filter, sort, limit, position);
-    return { rows, total: await events.countEvents(context.db, filter) };
+    const rows = await events.selectEventPage(context.db, context.search, filter, sort, limit, position);
+    return { rows, total: await events.countEvents(context.db, context.search, filter) };
   };
   if (cacheKey === undefined) return compute();
   let computed: { rows: EventRow[]; total: number } | undefined;

@@ -18,9 +18,6 @@ function stateConflict(hold: HoldRow, action: string): ConflictError {
   return new ConflictError('hold-state', `Hold ${hold.hold_id} is ${hold.state}; it cannot be ${action}.`, { hold_state: hold.state });
 }
 
-/** Thrown inside the write to roll back the seats just taken when the hold id turns out to exist. */
-class HoldExists extends Error {}
-
 /** What a create with an id that already exists answers: the same hold for the same request, else 409. */
 function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldRow; created: boolean } {
   const sameRequest = existing.event_id === input.event_id && existing.quantity === input.quantity;
@@ -33,44 +30,28 @@ function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldR
 
 /**
  * Takes the seats for a new hold in one transaction, or returns the existing hold when the same
- * request is retried. The usual case is two statements: a conditional decrement that also checks the
- * sales window and returns the price, then an insert that does nothing if the id exists (then the
- * decrement is rolled back and the existing hold answers). Only when no seats were taken is the event
- * read, to say why.
+ * request is retried. The usual case is two statements, in the one lock order (holds, then events):
+ * an insert of the hold that does nothing if its id exists or the event cannot sell the seats (it
+ * takes the price from the event), then the conditional decrement, which has the last word: if
+ * another request took the seats in between, the insert is rolled back. Only when no hold was
+ * inserted is anything read, to say why.
  */
 export async function createHold(context: EventServiceContext, input: HoldCreate): Promise<{ hold: HoldRow; created: boolean }> {
   const errors: FieldError[] = [];
   const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
   if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
-  try {
-    return await context.write(async (trx) => {
-      const now = nowIso();
-      const price = await events.takeSeatsForHold(trx, input.event_id, input.quantity, now);
-      if (!price) {
-        const existing = await holds.findHold(trx, input.hold_id);
-        if (existing) return existingHoldAnswer(existing, input);
-        throw await noSeatsReason(trx, input, now);
-      }
-      const hold: HoldRow = {
-        hold_id: input.hold_id,
-        event_id: input.event_id,
-        quantity: input.quantity,
-        state: 'HELD',
-        expires_at: expiresAt,
-        unit_price: price.ticket_price,
-        currency: price.currency,
-        created_at: now,
-        updated_at: now,
-      };
-      if (!(await holds.insertHoldIfNew(trx, hold))) throw new HoldExists();
+  return context.write(async (trx) => {
+    const now = nowIso();
+    const hold = await holds.insertHeldHold(trx, { hold_id: input.hold_id, event_id: input.event_id, quantity: input.quantity, expires_at: expiresAt, now });
+    if (hold) {
+      // Thrown inside the write: the hold just inserted is rolled back with it.
+      if (!(await events.takeSeatsForHold(trx, input.event_id, input.quantity, now))) throw await noSeatsReason(trx, input, now);
       return { hold, created: true };
-    });
-  } catch (error) {
-    if (!(error instanceof HoldExists)) throw error;
-    const existing = await holds.findHold(context.db, input.hold_id);
-    if (!existing) throw new Error(`hold ${input.hold_id} conflicted on insert but cannot be read`);
-    return existingHoldAnswer(existing, input);
-  }
+    }
+    const existing = await holds.findHold(trx, input.hold_id);
+    if (existing) return existingHoldAnswer(existing, input);
+    throw await noSeatsReason(trx, input, now);
+  });
 }
 
 /** Why a hold could not take seats: no such event, sales closed, or not enough seats. */
@@ -177,7 +158,8 @@ export async function expireLapsedHolds(context: EventServiceContext, now = new 
       const rows = await holds.expireHeldBefore(trx, graceCutoff(context, now), at, 500);
       const seatsByEvent = new Map<number, number>();
       for (const row of rows) if (row.event_id !== null) seatsByEvent.set(row.event_id, (seatsByEvent.get(row.event_id) ?? 0) + row.quantity);
-      for (const [eventId, seats] of seatsByEvent) seatsMoved(await events.returnSeats(trx, eventId, seats, 'held_tickets', at), `event ${eventId}`);
+      // Events by id: the one lock order, so two sweeps never wait on each other in a circle.
+      for (const [eventId, seats] of [...seatsByEvent].sort(([a], [b]) => a - b)) seatsMoved(await events.returnSeats(trx, eventId, seats, 'held_tickets', at), `event ${eventId}`);
       return rows.length;
     });
     expired += batch;

@@ -17,6 +17,6 @@ export async function listSeatLedgers(context: EventServiceContext, query: ListQ
   }
   const rows = await events.selectSeatLedgerPage(context.db, query.event_id, limit, position);
   const page = pageFromRows(rows, { limit, cursor, offset: 0, position: (row) => ({ k: null, id: row.id }) });
-  page.total = await events.countEvents(context.db, query.event_id === undefined ? {} : { ids: [query.event_id] });
+  page.total = await events.countEvents(context.db, context.search, query.event_id === undefined ? {} : { ids: [query.event_id] });
   return page;
 }

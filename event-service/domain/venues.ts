@@ -57,11 +57,15 @@ export async function updateVenue(context: EventServiceContext, id: number, inpu
   });
 }
 
-/** Deletes a venue no event links to, in one conditional statement; else 404 or 409 in-use. */
+/**
+ * Deletes a venue no event links to; else 404 or 409 in-use. The venue row is locked first, so an
+ * event insert that read it FOR SHARE a moment ago has committed, and is seen, before the delete
+ * checks for linked events (on PostgreSQL the delete would otherwise miss it and fail on the key).
+ */
 export async function deleteVenue(context: EventServiceContext, id: number): Promise<void> {
   await context.write(async (trx) => {
+    if (!(await venues.lockVenue(trx, id))) throw new NotFoundError(`Venue ${id} does not exist.`);
     if (await venues.deleteUnlinkedVenue(trx, id)) return;
-    await getVenue({ ...context, db: trx }, id);
     const linked = await venues.countLinkedEvents(trx, id);
     throw new ConflictError('in-use', `Venue ${id} is linked to ${linked} event(s); unlink or delete them first.`);
   });

@@ -2,7 +2,7 @@
 import { sql, type Kysely, type SqlBool, type Expression, type ExpressionBuilder } from 'kysely';
 import type { EventDatabase, EventRow, NewEventRow } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
-import { matchesText } from './search.js';
+import type { TextSearch } from './search.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
 
 type Db = Kysely<EventDatabase>;
@@ -16,8 +16,10 @@ type EventAtVenue = Omit<NewEventRow, 'venue' | 'venue_id'> & { venue: string | 
 /**
  * Inserts the event linked to venue `venueId` only if that venue exists and holds its
  * `total_tickets`: the check is the insert's own condition (INSERT … SELECT … FROM venues WHERE
- * capacity >= total), so no earlier read of the venue can go stale before the write. `venue`
- * undefined takes the venue's name. Undefined when nothing was inserted.
+ * capacity >= total), so no earlier read of the venue can go stale before the write. The venue row
+ * is read FOR SHARE: on PostgreSQL a shrink or delete of it under way is waited for and seen, and
+ * one that comes later waits for this insert to commit. `venue` undefined takes the venue's name.
+ * Undefined when nothing was inserted.
  */
 export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: number): Promise<EventRow | undefined> {
   const { venue, ...fields } = row;
@@ -30,7 +32,8 @@ export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: num
         .selectFrom('venues')
         .select((v) => [...columns.map((column) => v.val(fields[column]).as(column)), venue === undefined ? v.ref('venues.name').as('venue') : v.val(venue).as('venue'), 'venues.id as venue_id'])
         .where('venues.id', '=', venueId)
-        .where('venues.capacity', '>=', row.total_tickets),
+        .where('venues.capacity', '>=', row.total_tickets)
+        .forShare(),
     )
     .returningAll()
     .executeTakeFirst();
@@ -40,6 +43,11 @@ const eventById = prepareQuery<EventDatabase, { id: number }, EventRow>((db, par
 
 export async function findEvent(db: Db, id: number): Promise<EventRow | undefined> {
   return eventById.takeFirst(db, { id });
+}
+
+/** The event, its row locked until the change that reads it commits (a change that decides on what it read). */
+export async function findEventForUpdate(db: Db, id: number): Promise<EventRow | undefined> {
+  return db.selectFrom('events').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
 }
 
 /**
@@ -88,19 +96,16 @@ const seatTaking = (db: Db, param: <K extends keyof SeatChange>(name: K) => Seat
     .where('id', '=', param('id'))
     .where('available_tickets', '>=', param('seats'));
 
-const seatsForHold = prepareQuery<EventDatabase, SeatChange, Pick<EventRow, 'ticket_price' | 'currency'>>((db, param) =>
+const seatsForHold = prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
   seatTaking(db, param, 'held_tickets')
     .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
-    .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))]))
-    .returning(['ticket_price', 'currency']),
+    .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))])),
 );
 
-/**
- * Holds `seats` if the event exists, its sales are open at `now` and that many are available: the
- * price to charge, or undefined when nothing was taken (the caller reads the event to say why).
- */
-export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string): Promise<Pick<EventRow, 'ticket_price' | 'currency'> | undefined> {
-  return seatsForHold.takeFirst(db, { id, seats, now });
+/** Holds `seats` if the event exists, its sales are open at `now` and that many are available; false when nothing was taken. */
+export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string): Promise<boolean> {
+  const result = await seatsForHold.execute(db, { id, seats, now });
+  return (result.numAffectedRows ?? 0n) > 0n;
 }
 
 const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, param) => seatTaking(db, param, 'manual_reserved_tickets'));
@@ -229,10 +234,11 @@ const SORT_COLUMNS: Record<EventSort, { column: 'event_date' | 'name' | 'created
 
 export const sortKey = (sort: EventSort, row: EventRow): string => row[SORT_COLUMNS[sort].column];
 
-function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, filter: EventFilter): Expression<SqlBool> {
+function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, search: TextSearch, filter: EventFilter): Expression<SqlBool> {
   const conditions: Expression<SqlBool>[] = [];
-  if (filter.q !== undefined) conditions.push(matchesText(filter.q));
-  if (filter.venue !== undefined) conditions.push(sql<SqlBool>`events.venue = ${filter.venue} COLLATE NOCASE`);
+  if (filter.q !== undefined) conditions.push(search.matches(filter.q));
+  // Over the lower(venue) index (migration 002).
+  if (filter.venue !== undefined) conditions.push(eb(eb.fn('lower', ['venue']), '=', eb.fn('lower', [eb.val(filter.venue)])));
   if (filter.venueId !== undefined) conditions.push(eb('venue_id', '=', filter.venueId));
   if (filter.ids !== undefined) conditions.push(eb('id', 'in', filter.ids));
   if (filter.from !== undefined) conditions.push(eb('event_date', '>=', filter.from));
@@ -250,11 +256,11 @@ export async function selectEventsInOrder(db: Db, ids: number[]): Promise<EventR
   return ordered.every((row) => row !== undefined) ? (ordered as EventRow[]) : undefined;
 }
 
-export async function countEvents(db: Db, filter: EventFilter): Promise<number> {
+export async function countEvents(db: Db, search: TextSearch, filter: EventFilter): Promise<number> {
   const row = await db
     .selectFrom('events')
     .select((eb) => eb.fn.countAll<number>().as('count'))
-    .where((eb) => filterConditions(eb, filter))
+    .where((eb) => filterConditions(eb, search, filter))
     .executeTakeFirstOrThrow();
   return Number(row.count);
 }
@@ -265,6 +271,7 @@ export async function countEvents(db: Db, filter: EventFilter): Promise<number> 
  */
 export async function selectEventPage(
   db: Db,
+  search: TextSearch,
   filter: EventFilter,
   sort: EventSort,
   limit: number,
@@ -276,7 +283,7 @@ export async function selectEventPage(
   let query = db
     .selectFrom('events')
     .selectAll()
-    .where((eb) => filterConditions(eb, filter));
+    .where((eb) => filterConditions(eb, search, filter));
   const cursor = position.cursor;
   if (cursor) {
     const after = ascending ? sql.raw('>') : sql.raw('<');

@@ -37,6 +37,44 @@ export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
   return (result.numAffectedRows ?? 0n) > 0n;
 }
 
+type NewHold = Pick<HoldRow, 'hold_id' | 'quantity' | 'expires_at'> & { event_id: number; now: string };
+
+const heldHoldInsert = prepareQuery<EventDatabase, NewHold, HoldRow>((db, param) =>
+  db
+    .insertInto('holds')
+    .columns(['hold_id', 'event_id', 'quantity', 'state', 'expires_at', 'unit_price', 'currency', 'created_at', 'updated_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('events')
+        .select((e) => [
+          e.val(param('hold_id')).as('hold_id'),
+          'events.id as event_id',
+          e.val(param('quantity')).as('quantity'),
+          e.val('HELD').as('state'),
+          e.val(param('expires_at')).as('expires_at'),
+          'events.ticket_price as unit_price',
+          'events.currency',
+          e.val(param('now')).as('created_at'),
+          e.val(param('now')).as('updated_at'),
+        ])
+        .where('events.id', '=', param('event_id'))
+        .where('events.available_tickets', '>=', param('quantity'))
+        .where((e) => e.or([e('events.sales_start', 'is', null), e('events.sales_start', '<=', param('now'))]))
+        .where((e) => e.or([e('events.sales_end', 'is', null), e('events.sales_end', '>=', param('now'))])),
+    )
+    .onConflict((oc) => oc.column('hold_id').doNothing())
+    .returningAll(),
+);
+
+/**
+ * Inserts a HELD hold at the event's current price if no hold has its id and the event exists, is on
+ * sale at `now` and has the seats; the new hold, or undefined. The seats are taken after it (holds
+ * first, then events: the one lock order), by a conditional update that has the last word.
+ */
+export async function insertHeldHold(db: Db, hold: NewHold): Promise<HoldRow | undefined> {
+  return heldHoldInsert.takeFirst(db, hold);
+}
+
 type Transition = { hold_id: string; from: HoldState; to: HoldState; now: string };
 
 const holdTransition = prepareQuery<EventDatabase, Transition, HoldRow>((db, param) =>
@@ -74,7 +112,8 @@ export async function expireHeldBefore(db: Db, cutoff: string, now: string, batc
     .updateTable('holds')
     .set({ state: 'EXPIRED', updated_at: now })
     .where('hold_id', 'in', (eb) =>
-      eb.selectFrom('holds').select('hold_id').where('state', '=', 'HELD').where('expires_at', '<', cutoff).orderBy('expires_at').limit(batch),
+      // Holds another replica's sweep (or a release) has in hand are left to it.
+      eb.selectFrom('holds').select('hold_id').where('state', '=', 'HELD').where('expires_at', '<', cutoff).orderBy('expires_at').limit(batch).forUpdate().skipLocked(),
     )
     .where('state', '=', 'HELD')
     .returning(['hold_id', 'event_id', 'quantity'])

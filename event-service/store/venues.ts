@@ -12,6 +12,16 @@ export async function findVenue(db: Db, id: number): Promise<VenueRow | undefine
   return db.selectFrom('venues').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/** The venue, its row locked against changes and deletion until the change that reads it commits. */
+export async function findVenueForShare(db: Db, id: number): Promise<VenueRow | undefined> {
+  return db.selectFrom('venues').selectAll().where('id', '=', id).forShare().executeTakeFirst();
+}
+
+/** Locks the venue row for a change of its own; false when there is no such venue. */
+export async function lockVenue(db: Db, id: number): Promise<boolean> {
+  return (await db.selectFrom('venues').select('id').where('id', '=', id).forUpdate().executeTakeFirst()) !== undefined;
+}
+
 export async function updateVenueRow(db: Db, id: number, changes: Updateable<VenueTable>): Promise<VenueRow | undefined> {
   return db.updateTable('venues').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
 }

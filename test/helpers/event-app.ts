@@ -1,4 +1,4 @@
-/** Builds event-service in-process over a fresh SQLite file, with every answer checked against the spec. */
+/** Builds event-service in-process over a fresh SQLite file or PostgreSQL database, with every answer checked against the spec. */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,9 @@ import type { Test } from 'tap';
 import { EventServiceConfigSchema, loadConfig, type EventServiceConfig } from '../../platform/config.js';
 import { buildEventApp } from '../../event-service/app.js';
 import { ContractChecker } from './contract.js';
+import { createTestDatabase } from './postgres.js';
+
+export type TestStore = 'sqlite' | 'postgres';
 
 export const SERVICE_TOKEN = 'test-service-token-0123456789';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
@@ -33,6 +36,9 @@ export interface TestEventApp {
   app: FastifyInstance;
   config: EventServiceConfig;
   dir: string;
+  store: TestStore;
+  /** The PostgreSQL database the app runs on (undefined on SQLite). */
+  databaseUrl: string | undefined;
   /** `app.inject` that also fails the test when the answer breaks the contract. */
   inject: (options: InjectOptions) => Promise<LightMyRequestResponse>;
   checker: ContractChecker;
@@ -40,8 +46,18 @@ export interface TestEventApp {
 
 const checker = new ContractChecker('event-service');
 
-export async function startEventApp(t: Test, env: Record<string, string> = {}, dir = tempDir(t)): Promise<TestEventApp> {
-  const config = eventTestConfig(dir, env);
+export interface EventAppOptions {
+  /** The folder of the SQLite file (a new temporary one by default). */
+  dir?: string;
+  /** 'postgres': a database of its own on the test server (test/helpers/postgres.ts), dropped when the test ends. */
+  store?: TestStore;
+}
+
+export async function startEventApp(t: Test, env: Record<string, string> = {}, options: EventAppOptions = {}): Promise<TestEventApp> {
+  const dir = options.dir ?? tempDir(t);
+  const store = options.store ?? 'sqlite';
+  const databaseUrl = store === 'postgres' ? (env.EVENT_DATABASE_URL ?? (await createTestDatabase(t, 'event'))) : undefined;
+  const config = eventTestConfig(dir, databaseUrl === undefined ? env : { ...env, EVENT_DATABASE_URL: databaseUrl });
   const app = await buildEventApp(config, { sweeper: env.SWEEP_INTERVAL_SECONDS !== undefined });
   t.teardown(() => app.close());
   const inject = async (options: InjectOptions) => {
@@ -51,7 +67,7 @@ export async function startEventApp(t: Test, env: Record<string, string> = {}, d
     if (response.statusCode >= 500) t.fail(`${options.method} ${options.url} answered ${response.statusCode}: ${response.body}`);
     return response;
   };
-  return { app, config, dir, inject, checker };
+  return { app, config, dir, store, databaseUrl, inject, checker };
 }
 
 /** The original API's example event. */

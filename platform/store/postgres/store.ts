@@ -48,6 +48,15 @@ function parseUrl(options: PostgresStoreOptions): URL {
   return url;
 }
 
+/**
+ * bigint columns (ids, which the API allows up to 2^53 − 1, and money in minor units) and COUNT come
+ * back as JS numbers, as they do from SQLite, instead of pg's default strings: every such value of
+ * EventSync stays within Number.MAX_SAFE_INTEGER.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
+};
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function openPostgresStore<DB>(options: PostgresStoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
@@ -59,6 +68,7 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     idleTimeoutMillis: 30_000,
     // Durability is not left to the server's configuration.
     options: '-c synchronous_commit=on',
+    types,
   });
   const connectionFailed = (error: Error) => options.onConnectionError?.(error);
   pool.on('error', connectionFailed);

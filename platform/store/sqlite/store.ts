@@ -6,6 +6,7 @@ import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } 
 import type { ServiceStore } from '../service-store.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
+import { WithoutRowLocks } from './row-locks.js';
 
 export interface SqliteOptions {
   path: string;
@@ -49,7 +50,7 @@ export function statementCachingDatabase(database: Database.Database, capacity =
 }
 
 export function createKysely<DB>(database: Database.Database): Kysely<DB> {
-  return new Kysely<DB>({ dialect: new SqliteDialect({ database: statementCachingDatabase(database) }) });
+  return new Kysely<DB>({ dialect: new SqliteDialect({ database: statementCachingDatabase(database) }), plugins: [new WithoutRowLocks()] });
 }
 
 /** Brings the schema up to date with kysely's Migrator; migrations are modules imported by the service. */
