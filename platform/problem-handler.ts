@@ -3,8 +3,9 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
-import { ProblemError, StoredProblemError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
+import { ProblemError, StoredProblemError, UnavailableError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
 import { fieldErrors } from './validation.js';
+import { isConnectionLost } from './store/postgres/errors.js';
 
 const FASTIFY_CODES: Record<string, ProblemKind> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
@@ -45,6 +46,8 @@ export function toProblem(error: FastifyError | Error): ProblemBody {
     const byStatus = STATUS_KINDS[status] ?? 'malformed-body';
     return { type: problemType(byStatus), title: PROBLEM_KINDS[byStatus].title, status, detail: error.message };
   }
+  // The database went away under the request: nothing wrong with it, and a retry may succeed.
+  if (isConnectionLost(error)) return new UnavailableError('The database connection was lost; retry the request.').toBody();
   return { type: problemType('internal'), title: PROBLEM_KINDS.internal.title, status: 500, detail: 'An unexpected error occurred; it has been logged.' };
 }
 

@@ -59,8 +59,13 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     idleTimeoutMillis: 30_000,
     // Durability is not left to the server's configuration.
     options: '-c synchronous_commit=on',
+    // int8 (COUNT, bigint money columns) as a number, as SQLite gives it: every such value here is a safe integer.
+    types: { getTypeParser: (oid, format) => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format)) },
   });
   pool.on('error', (error) => options.onIdleError?.(error));
+  // A connection lost while checked out between two queries emits 'error' with no pool listener on it,
+  // which would end the process; its next query fails instead (a 503) and the pool drops it on release.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let migrated: string[];
   try {
