@@ -4,8 +4,8 @@ import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { ProblemError, StoredProblemError, UnavailableError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
-import { fieldErrors } from './validation.js';
 import { isConnectionLost } from './store/postgres/errors.js';
+import { fieldErrors } from './validation.js';
 
 const FASTIFY_CODES: Record<string, ProblemKind> = {
   FST_ERR_CTP_BODY_TOO_LARGE: 'payload-too-large',
@@ -46,15 +46,21 @@ export function toProblem(error: FastifyError | Error): ProblemBody {
     const byStatus = STATUS_KINDS[status] ?? 'malformed-body';
     return { type: problemType(byStatus), title: PROBLEM_KINDS[byStatus].title, status, detail: error.message };
   }
-  // The database went away under the request: nothing wrong with it, and a retry may succeed.
-  if (isConnectionLost(error)) return new UnavailableError('The database connection was lost; retry the request.').toBody();
   return { type: problemType('internal'), title: PROBLEM_KINDS.internal.title, status: 500, detail: 'An unexpected error occurred; it has been logged.' };
 }
 
+/** A database connection lost mid-request (PostgreSQL ended or dropped it): a 503 to retry, never a 500. */
+function lostConnection(error: unknown): UnavailableError | undefined {
+  return !(error instanceof ProblemError) && isConnectionLost(error) ? new UnavailableError('The database connection was lost; try again.') : undefined;
+}
+
 export function registerProblemHandler(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
+  app.setErrorHandler((raised, request, reply) => {
+    const lost = lostConnection(raised);
+    const error = lost ?? raised;
     const problem = toProblem(error as FastifyError);
-    if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
+    if (lost) request.log.warn({ err: raised }, 'the database connection was lost');
+    else if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
     else if (problem.status >= 500) request.log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
     if (error instanceof StoredProblemError) reply.headers(error.headers);
     const retryAfter = (error as ProblemError).extensions?.retry_after;

@@ -48,6 +48,15 @@ function parseUrl(options: PostgresStoreOptions): URL {
   return url;
 }
 
+/**
+ * bigint columns (ids, which the API allows up to 2^53 − 1, and money in minor units) and COUNT come
+ * back as JS numbers, as they do from SQLite, instead of pg's default strings: every such value of
+ * EventSync stays within Number.MAX_SAFE_INTEGER.
+ */
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser,
+};
+
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function openPostgresStore<DB>(options: PostgresStoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
@@ -59,12 +68,12 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     idleTimeoutMillis: 30_000,
     // Durability is not left to the server's configuration.
     options: '-c synchronous_commit=on',
-    // int8 (COUNT, bigint money columns) as a number, as SQLite gives it: every such value here is a safe integer.
-    types: { getTypeParser: (oid, format) => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format)) },
+    types,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
-  // A connection lost while checked out between two queries emits 'error' with no pool listener on it,
-  // which would end the process; its next query fails instead (a 503) and the pool drops it on release.
+  // A session ended under a client in use (pg_terminate_backend, a server restart) is also emitted as
+  // an 'error' event on that client, which the pool listens for only while it is idle: unheard, it
+  // would end the process. The query it was running fails with the same error (a 503), so nothing more.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
   let migrated: string[];
