@@ -42,7 +42,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     synchronous: config.SQLITE_SYNCHRONOUS,
     migrations: eventMigrations,
     onFatal: (error) => stopOnLostDurability(app, error),
-    onConnectionError: (error) => app.log.warn({ err: error }, 'a database connection was lost; the pool replaces it'),
+    // The message only: pg attaches the whole client to the error.
+    onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
   });
   const { db } = store;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');

@@ -1,97 +1,104 @@
 import t from 'tap';
+import { testStores } from './helpers/postgres.js';
 import { eventually, startSystem } from './helpers/system.js';
 import { createEvent, getEvent, getHold, holdsOf, logsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-api.js';
 
 const SETTLE_SECONDS = 1;
 const TIMEOUT_SECONDS = 5;
-const system = await startSystem(t, { env: { RECONCILE_SETTLE_SECONDS: String(SETTLE_SECONDS), EVENT_SERVICE_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) } });
 
-t.test('a hold with no ticket behind it is released by the reconciler once older than the settle window, and not before', async (t) => {
-  const event = await createEvent(system, { total_tickets: 10 });
-  const holdId = uuid();
-  const created = await system.events.call('createHold', {
-    body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
+for (const store of await testStores()) {
+  t.test(`the reconciler on ${store}`, async (t) => {
+    const system = await startSystem(t, { store, env: { RECONCILE_SETTLE_SECONDS: String(SETTLE_SECONDS), EVENT_SERVICE_TIMEOUT_SECONDS: String(TIMEOUT_SECONDS) } });
+
+    t.test('a hold with no ticket behind it is released by the reconciler once older than the settle window, and not before', async (t) => {
+      const event = await createEvent(system, { total_tickets: 10 });
+      const holdId = uuid();
+      const created = await system.events.call('createHold', {
+        body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
+      });
+      t.equal(created.status, 201, 'the hold is created directly on event-service');
+      const fresh = await getHold(system, holdId);
+      t.equal(fresh?.state, 'HELD', 'right after creation it is still HELD');
+      t.equal((await getEvent(system, event.id)).held_tickets, 3, 'its seats are held');
+
+      const released = await eventually(async () => (await getHold(system, holdId))?.state === 'RELEASED', 10_000);
+      t.ok(released, 'the reconciler releases it');
+      const hold = await getHold(system, holdId);
+      const ageAtRelease = Date.parse(hold?.updated_at ?? '') - Date.parse(hold?.created_at ?? '');
+      t.ok(ageAtRelease >= SETTLE_SECONDS * 1000, `not before the settle window (released ${ageAtRelease} ms after creation)`);
+      const current = await getEvent(system, event.id);
+      t.same([current.available_tickets, current.held_tickets], [10, 0], 'its seats come back');
+      const again = await system.events.call('createHold', {
+        body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
+      });
+      t.equal(again.status, 409, 'a released hold never comes back');
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
+
+    t.test('the reconciler leaves the holds of RESERVED and CONFIRMED tickets alone', async (t) => {
+      const event = await createEvent(system, { total_tickets: 10 });
+      const reserved = await reserve(system, event.id, 2);
+      const confirmed = await reserve(system, event.id, 3);
+      t.equal((await system.tickets.call('updateTicketStatus', { path: { id: confirmed.id }, body: { status: 'CONFIRMED' } })).status, 200);
+      await sleep((SETTLE_SECONDS + 2 * TIMEOUT_SECONDS + 1) * 1000 + 500);
+      t.equal((await getHold(system, reserved.reference))?.state, 'HELD', 'the RESERVED ticket keeps its HELD hold');
+      t.equal((await getHold(system, confirmed.reference))?.state, 'COMMITTED', 'the CONFIRMED ticket keeps its COMMITTED hold');
+      const current = await getEvent(system, event.id);
+      t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [5, 2, 3]);
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
+
+    t.test('confirms racing the reconciler never lose a sold seat', async (t) => {
+      const event = await createEvent(system, { total_tickets: 150 });
+      const tickets = [];
+      for (let batch = 0; batch < 3; batch += 1) tickets.push(...(await Promise.all(Array.from({ length: 50 }, () => reserve(system, event.id, 1)))));
+      // Older than the settle window, so the reconciler lists all these holds on every round while they are confirmed.
+      await sleep(SETTLE_SECONDS * 1000 + 200);
+      const answers = await Promise.all(tickets.map((ticket) => system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } })));
+      t.same(
+        answers.filter((a) => a.status !== 200).map((a) => a.status),
+        [],
+        'every confirm answers 200',
+      );
+      await sleep(1000);
+      const current = await getEvent(system, event.id);
+      t.equal(current.sold_tickets, 150, 'all 150 seats are sold');
+      t.equal(current.available_tickets, 0, 'none is back on sale');
+      const committed = await holdsOf(system, event.id, 'COMMITTED');
+      t.equal(committed.length, 150, 'every confirmed ticket has a COMMITTED hold');
+      const { tickets: listed } = await ticketsOf(system, event.id);
+      t.equal(listed.filter((x) => x.status === 'CONFIRMED').length, 150, 'all 150 tickets are CONFIRMED');
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
+
+    t.test('a confirm that committed the hold but crashed before recording it is completed by the reconciler', async (t) => {
+      const event = await createEvent(system, { total_tickets: 10 });
+      const ticket = await reserve(system, event.id, 2);
+      await whileFrozen(system, 'event-service', async () => {
+        // The confirm marks the ticket and sends the commit, which waits in event-service's socket; then ticket-service dies.
+        const confirm = system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED', payment_reference: 'pay_crash' } }).catch((error: unknown) => error);
+        await sleep(500);
+        await system.stop('ticket-service', 'SIGKILL');
+        await confirm;
+      });
+      const committed = await eventually(async () => (await getHold(system, ticket.reference))?.state === 'COMMITTED', 5_000);
+      t.ok(committed, 'the commit reached event-service after ticket-service died');
+      await system.restart('ticket-service');
+      const completed = await eventually(async () => {
+        const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+        return read.ok && read.body.status === 'CONFIRMED';
+      }, 15_000);
+      t.ok(completed, 'after the restart the reconciler completes the ticket as CONFIRMED');
+      const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+      t.equal(read.ok && read.body.payment_reference, 'pay_crash', 'with the payment reference the confirm carried');
+      const current = await getEvent(system, event.id);
+      t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [8, 0, 2], 'its seats are sold');
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
   });
-  t.equal(created.status, 201, 'the hold is created directly on event-service');
-  const fresh = await getHold(system, holdId);
-  t.equal(fresh?.state, 'HELD', 'right after creation it is still HELD');
-  t.equal((await getEvent(system, event.id)).held_tickets, 3, 'its seats are held');
+}
 
-  const released = await eventually(async () => (await getHold(system, holdId))?.state === 'RELEASED', 10_000);
-  t.ok(released, 'the reconciler releases it');
-  const hold = await getHold(system, holdId);
-  const ageAtRelease = Date.parse(hold?.updated_at ?? '') - Date.parse(hold?.created_at ?? '');
-  t.ok(ageAtRelease >= SETTLE_SECONDS * 1000, `not before the settle window (released ${ageAtRelease} ms after creation)`);
-  const current = await getEvent(system, event.id);
-  t.same([current.available_tickets, current.held_tickets], [10, 0], 'its seats come back');
-  const again = await system.events.call('createHold', {
-    body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
-  });
-  t.equal(again.status, 409, 'a released hold never comes back');
-  t.same(await system.audit(), [], 'the invariant holds across both services');
-});
-
-t.test('the reconciler leaves the holds of RESERVED and CONFIRMED tickets alone', async (t) => {
-  const event = await createEvent(system, { total_tickets: 10 });
-  const reserved = await reserve(system, event.id, 2);
-  const confirmed = await reserve(system, event.id, 3);
-  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: confirmed.id }, body: { status: 'CONFIRMED' } })).status, 200);
-  await sleep((SETTLE_SECONDS + 2 * TIMEOUT_SECONDS + 1) * 1000 + 500);
-  t.equal((await getHold(system, reserved.reference))?.state, 'HELD', 'the RESERVED ticket keeps its HELD hold');
-  t.equal((await getHold(system, confirmed.reference))?.state, 'COMMITTED', 'the CONFIRMED ticket keeps its COMMITTED hold');
-  const current = await getEvent(system, event.id);
-  t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [5, 2, 3]);
-  t.same(await system.audit(), [], 'the invariant holds across both services');
-});
-
-t.test('confirms racing the reconciler never lose a sold seat', async (t) => {
-  const event = await createEvent(system, { total_tickets: 150 });
-  const tickets = [];
-  for (let batch = 0; batch < 3; batch += 1) tickets.push(...(await Promise.all(Array.from({ length: 50 }, () => reserve(system, event.id, 1)))));
-  // Older than the settle window, so the reconciler lists all these holds on every round while they are confirmed.
-  await sleep(SETTLE_SECONDS * 1000 + 200);
-  const answers = await Promise.all(tickets.map((ticket) => system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } })));
-  t.same(
-    answers.filter((a) => a.status !== 200).map((a) => a.status),
-    [],
-    'every confirm answers 200',
-  );
-  await sleep(1000);
-  const current = await getEvent(system, event.id);
-  t.equal(current.sold_tickets, 150, 'all 150 seats are sold');
-  t.equal(current.available_tickets, 0, 'none is back on sale');
-  const committed = await holdsOf(system, event.id, 'COMMITTED');
-  t.equal(committed.length, 150, 'every confirmed ticket has a COMMITTED hold');
-  const { tickets: listed } = await ticketsOf(system, event.id);
-  t.equal(listed.filter((x) => x.status === 'CONFIRMED').length, 150, 'all 150 tickets are CONFIRMED');
-  t.same(await system.audit(), [], 'the invariant holds across both services');
-});
-
-t.test('a confirm that committed the hold but crashed before recording it is completed by the reconciler', async (t) => {
-  const event = await createEvent(system, { total_tickets: 10 });
-  const ticket = await reserve(system, event.id, 2);
-  await whileFrozen(system, 'event-service', async () => {
-    // The confirm marks the ticket and sends the commit, which waits in event-service's socket; then ticket-service dies.
-    const confirm = system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED', payment_reference: 'pay_crash' } }).catch((error: unknown) => error);
-    await sleep(500);
-    await system.stop('ticket-service', 'SIGKILL');
-    await confirm;
-  });
-  const committed = await eventually(async () => (await getHold(system, ticket.reference))?.state === 'COMMITTED', 5_000);
-  t.ok(committed, 'the commit reached event-service after ticket-service died');
-  await system.restart('ticket-service');
-  const completed = await eventually(async () => {
-    const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
-    return read.ok && read.body.status === 'CONFIRMED';
-  }, 15_000);
-  t.ok(completed, 'after the restart the reconciler completes the ticket as CONFIRMED');
-  const read = await system.tickets.call('getTicket', { path: { id: ticket.id } });
-  t.equal(read.ok && read.body.payment_reference, 'pay_crash', 'with the payment reference the confirm carried');
-  const current = await getEvent(system, event.id);
-  t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [8, 0, 2], 'its seats are sold');
-  t.same(await system.audit(), [], 'the invariant holds across both services');
-});
-
+// Log levels are the same whatever the store: SQLite only.
 t.test('routine polling logs at debug: idle reconciler rounds add no info line to either service\'s log, while an action does', async (t) => {
   const system = await startSystem(t, { env: { SWEEP_INTERVAL_SECONDS: '0.1', RECONCILE_SETTLE_SECONDS: '0' } });
   const event = await createEvent(system, { total_tickets: 10 });

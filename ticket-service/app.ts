@@ -39,7 +39,8 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     synchronous: config.SQLITE_SYNCHRONOUS,
     migrations: ticketMigrations,
     onFatal: (error) => stopOnLostDurability(app, error),
-    onConnectionError: (error) => app.log.warn({ err: error }, 'a database connection was lost; the pool replaces it'),
+    // The message only: pg attaches the whole client to the error.
+    onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
   });
   const { db } = store;
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {

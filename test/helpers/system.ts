@@ -1,20 +1,34 @@
 /**
  * Both services as real processes (the compiled JavaScript in dist/) on ephemeral ports over fresh
- * SQLite files, for the inter-service tests. Run `npm run build` first (`npm test` does).
+ * SQLite files, or fresh PostgreSQL databases, for the inter-service tests. Run `npm run build`
+ * first (`npm test` does).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
 import type { Test } from 'tap';
 import { eventServiceClient, ticketServiceClient, type EventOperations, type ServiceClient, type TicketOperations } from '../../openapi/client.js';
 import { repoRoot } from '../../openapi/spec.js';
 import { auditSystem } from '../../platform/audit.js';
 import { ADMIN_TOKEN, SERVICE_TOKEN, tempDir } from './event-app.js';
 import { ContractChecker } from './contract.js';
+import { createTestDatabase, terminateBackends } from './postgres.js';
 
 export { ADMIN_TOKEN, SERVICE_TOKEN };
 
-type ServiceName = 'event-service' | 'ticket-service';
+export type ServiceName = 'event-service' | 'ticket-service';
+
+export type StoreName = 'sqlite' | 'postgres';
+
+/** The store each service runs on. */
+export interface StorePlacement {
+  event: StoreName;
+  ticket: StoreName;
+}
+
+const placementOf = (store: StoreName | StorePlacement): StorePlacement => (typeof store === 'object' ? store : { event: store, ticket: store });
 
 export interface RunningService {
   process: ChildProcess;
@@ -36,6 +50,13 @@ export interface TestSystem {
   restart(name: ServiceName): Promise<void>;
   /** Cross-service audit (settle 0); an empty list means the invariant holds. */
   audit(): Promise<string[]>;
+  /**
+   * Runs one statement straight on a service's database, behind the service's back (to age or
+   * corrupt rows), whichever store it is on; `?` marks each parameter. The number of rows changed.
+   */
+  sql(name: ServiceName, statement: string, ...parameters: Array<string | number>): Promise<number>;
+  /** Ends every connection the service has to its PostgreSQL database: a lost connection, as it sees it. */
+  terminateBackends(name: ServiceName): Promise<number>;
 }
 
 function serverPath(name: ServiceName): string {
@@ -86,15 +107,53 @@ export interface SystemOptions {
   ticketToken?: string;
   /** Where ticket-service is told event-service is, given where it runs (a proxy, say). */
   eventServiceUrlForTickets?: (eventServiceUrl: string) => string;
+  /**
+   * The store: one for both services, or each its own (SQLite by default). On PostgreSQL a service
+   * gets a database of its own, created for this test and dropped after it.
+   */
+  store?: StoreName | StorePlacement;
+  /** Where a service on PostgreSQL is told its database is, given its URL (a proxy, say). */
+  databaseUrlFor?: (service: ServiceName, databaseUrl: string) => string;
+}
+
+/** Runs one statement on a SQLite file or a PostgreSQL database; `?` marks each parameter. */
+async function runStatement(target: { path: string } | { url: string }, statement: string, parameters: Array<string | number>): Promise<number> {
+  if ('path' in target) {
+    const database = new Database(target.path, { timeout: 5000 });
+    try {
+      return database.prepare(statement).run(...parameters).changes;
+    } finally {
+      database.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: target.url });
+  await client.connect();
+  try {
+    let position = 0;
+    const result = await client.query(statement.replace(/\?/g, () => `$${(position += 1)}`), parameters);
+    return result.rowCount ?? 0;
+  } finally {
+    await client.end();
+  }
 }
 
 export async function startSystem(t: Test, options: SystemOptions = {}): Promise<TestSystem> {
   const dir = tempDir(t);
+  const store = placementOf(options.store ?? 'sqlite');
+  // Created before the services start, so that they are dropped only after the services stopped.
+  const databaseUrls: Record<ServiceName, string | undefined> = {
+    'event-service': store.event === 'postgres' ? await createTestDatabase(t, 'events') : undefined,
+    'ticket-service': store.ticket === 'postgres' ? await createTestDatabase(t, 'tickets') : undefined,
+  };
+  const told = (service: ServiceName, url: string) => options.databaseUrlFor?.(service, url) ?? url;
+  const sqlitePaths: Record<ServiceName, string> = { 'event-service': join(dir, 'event_data.db'), 'ticket-service': join(dir, 'ticket_data.db') };
   const env: Record<string, string> = {
     SERVICE_TOKEN,
     LOG_LEVEL: 'info',
-    EVENT_DB_PATH: join(dir, 'event_data.db'),
-    TICKET_DB_PATH: join(dir, 'ticket_data.db'),
+    EVENT_DB_PATH: sqlitePaths['event-service'],
+    TICKET_DB_PATH: sqlitePaths['ticket-service'],
+    ...(databaseUrls['event-service'] ? { EVENT_DATABASE_URL: told('event-service', databaseUrls['event-service']) } : {}),
+    ...(databaseUrls['ticket-service'] ? { TICKET_DATABASE_URL: told('ticket-service', databaseUrls['ticket-service']) } : {}),
     EVENT_SERVICE_PORT: '0',
     TICKET_SERVICE_PORT: '0',
     SWEEP_INTERVAL_SECONDS: '0.2',
@@ -145,6 +204,15 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
       } finally {
         await eventsForAudit.close();
       }
+    },
+    sql(name, statement, ...parameters) {
+      const url = databaseUrls[name];
+      return runStatement(url ? { url } : { path: sqlitePaths[name] }, statement, parameters);
+    },
+    terminateBackends(name) {
+      const url = databaseUrls[name];
+      if (!url) throw new Error(`${name} runs on SQLite: it has no backends to end`);
+      return terminateBackends(url);
     },
   };
   t.teardown(async () => {

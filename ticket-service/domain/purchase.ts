@@ -65,47 +65,46 @@ function expiryFrom(now: Date, context: TicketServiceContext): string {
   return new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
 }
 
-/** Writes a new PENDING ticket for this order and points the key at it (inside a transaction). */
-async function insertPendingTicket(trx: TicketTransaction, body: TicketCreate, key: string, hash: string, now: Date, context: TicketServiceContext): Promise<TicketRow> {
-  const at = now.toISOString();
-  const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: at }));
-  await tickets.upsertIdempotencyKey(trx, {
-    key,
-    body_hash: hash,
-    ticket_id: ticket.id,
-    status_code: null,
-    response_body: null,
-    locked_until: lockUntil(now, context),
-    created_at: at,
-    expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString(),
-  });
+/** Writes a new PENDING ticket for this order and points the key, held by this request, at it (inside a transaction). */
+async function insertPendingTicket(trx: TicketTransaction, body: TicketCreate, key: string, now: Date, context: TicketServiceContext): Promise<TicketRow> {
+  const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: now.toISOString() }));
+  await tickets.updateIdempotencyKey(trx, key, { ticket_id: ticket.id, locked_until: lockUntil(now, context) });
   return ticket;
 }
 
 const lockUntil = (now: Date, context: TicketServiceContext): string => new Date(now.getTime() + abandonAfterMs(context.config)).toISOString();
 
-/** One transaction: look up the key, then write (or claim again) the PENDING ticket and lock the key. */
+/** The key belongs to another request: its stored answer, or why this one cannot go on. */
+function answerForTakenKey(existing: IdempotencyRow | undefined, key: string, hash: string): Start {
+  if (existing !== undefined && existing.body_hash !== hash) {
+    throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
+  }
+  if (existing !== undefined && existing.status_code !== null) return { replay: existing };
+  throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
+}
+
+/**
+ * One transaction: claim the key (an insert against its primary key), or take it again for a retry
+ * of an attempt that got no stored answer (a conditional update); then write, or claim again, the
+ * PENDING ticket. Neither step reads before it writes, so two requests with one key at once cannot
+ * both go on, whatever isolation the store gives.
+ */
 async function startPurchase(context: TicketServiceContext, body: TicketCreate, key: string): Promise<Start> {
   const now = new Date();
   const at = now.toISOString();
   const hash = canonicalHash(body);
+  const lockedUntil = lockUntil(now, context);
   return context.write(async (trx) => {
-    const existing = await tickets.findIdempotencyKey(trx, key, at);
-    if (existing) {
-      if (existing.body_hash !== hash) throw new ProblemError('idempotency-key-reused', `Idempotency-Key ${key} was used with another body; use a new key for a new purchase.`);
-      if (existing.status_code !== null) return { replay: existing };
-      if (existing.locked_until > at) throw new ProblemError('idempotency-in-flight', `A request with Idempotency-Key ${key} is still in progress; retry in a few seconds.`);
-      // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again,
-      // claimed anew so that the reconciler cannot abandon it under this retry.
-      const earlier = existing.ticket_id === null ? undefined : await tickets.findTicket(trx, existing.ticket_id);
-      const again =
-        earlier?.status === 'PENDING' ? await tickets.reclaimPendingTicket(trx, earlier.id, at, expiryFrom(now, context)) : earlier?.status === 'RESERVED' ? earlier : undefined;
-      if (again) {
-        await tickets.updateIdempotencyKey(trx, key, { locked_until: lockUntil(now, context) });
-        return { ticket: again };
-      }
-    }
-    return { ticket: await insertPendingTicket(trx, body, key, hash, now, context) };
+    const claim = { key, body_hash: hash, ticket_id: null, status_code: null, response_body: null, locked_until: lockedUntil, created_at: at, expires_at: new Date(now.getTime() + KEY_LIFETIME_MS).toISOString() };
+    if (await tickets.claimIdempotencyKey(trx, claim, at)) return { ticket: await insertPendingTicket(trx, body, key, now, context) };
+    const retry = await tickets.relockIdempotencyKey(trx, key, hash, at, lockedUntil);
+    if (!retry) return answerForTakenKey(await tickets.findIdempotencyKey(trx, key, at), key, hash);
+    // An earlier attempt ended in a 5xx or a crash: drive the same ticket (and so the same hold) again,
+    // claimed anew so that the reconciler cannot abandon it under this retry.
+    const earlier = retry.ticket_id === null ? undefined : await tickets.findTicket(trx, retry.ticket_id);
+    const again =
+      earlier?.status === 'PENDING' ? await tickets.reclaimPendingTicket(trx, earlier.id, at, expiryFrom(now, context)) : earlier?.status === 'RESERVED' ? earlier : undefined;
+    return { ticket: again ?? (await insertPendingTicket(trx, body, key, now, context)) };
   });
 }
 
@@ -118,7 +117,7 @@ async function startOver(context: TicketServiceContext, body: TicketCreate, key:
   const now = new Date();
   return context.write(async (trx) => {
     await tickets.updateTicketIf(trx, stale.id, 'PENDING', { status: 'ABANDONED', updated_at: now.toISOString() });
-    return insertPendingTicket(trx, body, key, canonicalHash(body), now, context);
+    return insertPendingTicket(trx, body, key, now, context);
   });
 }
 

@@ -34,7 +34,7 @@ const ticketInsert = prepareQuery<TicketDatabase, TicketValues, { id: number }>(
     .returning('id'),
 );
 
-/** The row as stored: every value is the one given, but the id SQLite assigned. */
+/** The row as stored: every value is the one given, but the id the database assigned. */
 export async function insertTicket(db: Db, row: TicketValues): Promise<TicketRow> {
   const inserted = await ticketInsert.takeFirst(db, row);
   if (!inserted) throw new Error('the ticket insert returned no id');
@@ -130,12 +130,36 @@ export async function findIdempotencyKey(db: Db, key: string, now: string): Prom
   return db.selectFrom('idempotency_keys').selectAll().where('key', '=', key).where('expires_at', '>', now).executeTakeFirst();
 }
 
-export async function upsertIdempotencyKey(db: Db, row: IdempotencyRow): Promise<void> {
-  await db
+/**
+ * Claims a key for a new purchase: an insert against the key's primary key, which also takes over
+ * a row whose lifetime is over. True when this request won the key; false when a live row has it
+ * (another request's, in flight or answered), which the caller reads to decide what to answer.
+ */
+export async function claimIdempotencyKey(db: Db, row: IdempotencyRow, now: string): Promise<boolean> {
+  const claimed = await db
     .insertInto('idempotency_keys')
     .values(row)
-    .onConflict((oc) => oc.column('key').doUpdateSet(row))
-    .execute();
+    .onConflict((oc) => oc.column('key').doUpdateSet(row).where('idempotency_keys.expires_at', '<=', now))
+    .returning('key')
+    .executeTakeFirst();
+  return claimed !== undefined;
+}
+
+/**
+ * A retry takes the key of an attempt that ended without a stored answer (a 5xx or a crash) once its
+ * lock has run out: one conditional update, so of two retries at once only one drives the purchase.
+ */
+export async function relockIdempotencyKey(db: Db, key: string, bodyHash: string, now: string, lockedUntil: string): Promise<IdempotencyRow | undefined> {
+  return db
+    .updateTable('idempotency_keys')
+    .set({ locked_until: lockedUntil })
+    .where('key', '=', key)
+    .where('body_hash', '=', bodyHash)
+    .where('status_code', 'is', null)
+    .where('locked_until', '<=', now)
+    .where('expires_at', '>', now)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 export async function updateIdempotencyKey(db: Db, key: string, changes: Updateable<TicketDatabase['idempotency_keys']>): Promise<void> {

@@ -1,19 +1,24 @@
-import { sql, type Kysely, type Migration } from 'kysely';
+import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration } from 'kysely';
 import type { StoreDialect } from '../../../platform/store/service-store.js';
 
 export const forDialect = (dialect: StoreDialect): Migration => ({ up: (db) => up(db, dialect), down });
 
+/** An id that is never reused: AUTOINCREMENT on SQLite, an identity column on PostgreSQL. */
+const neverReusedId = (dialect: StoreDialect) => (c: ColumnDefinitionBuilder) =>
+  dialect === 'postgres' ? c.primaryKey().generatedByDefaultAsIdentity() : c.primaryKey().autoIncrement();
+
 async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
+  // Money goes up to 10^11 minor units: SQLite's integer is 64-bit, PostgreSQL's is not.
+  const money = dialect === 'postgres' ? 'bigint' : 'integer';
   await db.schema
     .createTable('tickets')
-    // AUTOINCREMENT: ticket ids are never reused.
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', neverReusedId(dialect))
     .addColumn('event_id', 'integer', (c) => c.notNull())
     .addColumn('customer_name', 'text', (c) => c.notNull())
     .addColumn('customer_email', 'text', (c) => c.notNull())
     .addColumn('quantity', 'integer', (c) => c.notNull().check(sql`quantity > 0`))
-    .addColumn('unit_price', 'integer')
-    .addColumn('total_price', 'integer')
+    .addColumn('unit_price', money)
+    .addColumn('total_price', money)
     .addColumn('currency', 'text')
     .addColumn('status', 'text', (c) => c.notNull().check(sql`status IN ('PENDING', 'RESERVED', 'CONFIRMED', 'CANCELLED', 'ABANDONED')`))
     .addColumn('reference', 'text', (c) => c.notNull().unique())
@@ -44,7 +49,7 @@ async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
 
   await db.schema
     .createTable('release_outbox')
-    .addColumn('id', 'integer', (c) => c.primaryKey().autoIncrement())
+    .addColumn('id', 'integer', neverReusedId(dialect))
     .addColumn('hold_id', 'text', (c) => c.notNull())
     .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
     .addColumn('next_attempt_at', 'text', (c) => c.notNull())
