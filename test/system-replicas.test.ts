@@ -6,7 +6,7 @@ import t from 'tap';
 import { Agent } from 'undici';
 import { startSystem, type TestSystem } from './helpers/system.js';
 import { createEvent, getEvent, holdsOf, logsOf, raw, ticketBody, ticketsOf } from './helpers/system-api.js';
-import { createTestDatabase, testStores } from './helpers/postgres.js';
+import { testStores } from './helpers/postgres.js';
 
 /** The process ids that wrote request lines to a service's log: which workers served. */
 function servingPids(system: TestSystem, name: 'event-service' | 'ticket-service'): Set<number> {
@@ -23,9 +23,8 @@ if (!(await testStores()).includes('postgres')) {
 } else {
   t.test('2,000 concurrent purchases for 500 seats over 2 ticket-service and 2 event-service workers on PostgreSQL: 500 sold, none oversold or leaked, the audit exact', async (t) => {
     const system = await startSystem(t, {
+      store: 'postgres',
       env: {
-        EVENT_DATABASE_URL: await createTestDatabase(t, 'replicas_events'),
-        TICKET_DATABASE_URL: await createTestDatabase(t, 'replicas_tickets'),
         WORKERS: '2',
         // A busy 2-core machine answers slowly; this test is about exact counts, not 503s.
         EVENT_SERVICE_TIMEOUT_SECONDS: '30',

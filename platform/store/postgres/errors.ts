@@ -1,7 +1,7 @@
 /** PostgreSQL errors by what a service should do about them. */
 
-/** SQLSTATEs of a connection the server ended or lost (pg_terminate_backend, a restart, the network). */
-const CONNECTION_LOST = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08004', '08006', '08007']);
+/** SQLSTATEs of a connection the server ended or lost (pg_terminate_backend, a restart, the network) or a database that went away. */
+const CONNECTION_LOST = new Set(['57P01', '57P02', '57P03', '57P04', '08000', '08001', '08003', '08004', '08006', '08007', '3D000']);
 
 /** The node errors and pg messages of a connection that is gone or never came. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);
@@ -20,5 +20,5 @@ export function isConnectionLost(error: unknown): boolean {
   const code = codeOf(error);
   if (code !== undefined && (CONNECTION_LOST.has(code) || NETWORK_CODES.has(code))) return true;
   const message = error instanceof Error ? error.message : '';
-  return /Connection terminated|connection timeout|Client has encountered a connection error|terminating connection/i.test(message);
+  return /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|terminating connection/i.test(message);
 }
