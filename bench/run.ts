@@ -15,14 +15,18 @@ import { eventServiceClient, ticketServiceClient } from '../openapi/client.js';
 import { repoRoot } from '../openapi/spec.js';
 import type { BurstResult, BurstSpec, CannonResult, CannonSpec, RequestPlan } from './load-worker.js';
 import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
-import { SEARCH_WORD, seedEventDatabase, type SeededEvents } from './seed.js';
+import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
+import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { summariseProfiles } from './profile-summary.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 
 const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
+const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
+  --store sqlite|postgres  the services' store (default sqlite); postgres creates two fresh databases on the server
+                        at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) and drops them at the end
+  --workers N           processes per service (WORKERS=N; above 1 only with --store postgres)
   --quick               a smoke run of the harness itself (short runs, small catalogue), written to quick.json
   --only LIST           run only these scenarios (comma-separated); the storm's ratio needs the reference
   --profile             run the services under --cpu-prof; profiles and their top costs go to bench/results/profiles/
@@ -34,6 +38,8 @@ function options() {
   try {
     const { values } = parseArgs({
       options: {
+        store: { type: 'string', default: 'sqlite' },
+        workers: { type: 'string', default: '1' },
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
         profile: { type: 'boolean', default: false },
@@ -50,6 +56,13 @@ function options() {
     const only = values.only?.split(',').map((name) => name.trim());
     const unknown = only?.filter((name) => !(SCENARIOS as readonly string[]).includes(name)) ?? [];
     if (unknown.length > 0) throw new Error(`unknown scenario ${unknown.join(', ')}`);
+    const store = values.store;
+    if (store !== 'sqlite' && store !== 'postgres') throw new Error(`--store takes sqlite or postgres, not ${store}`);
+    const storeName: Results['store'] = store;
+    const workers = Number(values.workers);
+    if (!/^[1-9][0-9]*$/.test(values.workers) || workers > 64) throw new Error(`--workers takes a whole number from 1 to 64, not ${values.workers}`);
+    if (workers > 1 && store !== 'postgres') throw new Error(`--workers ${workers} needs --store postgres: a SQLite service runs as one process`);
+    if (workers > 1 && values.profile) throw new Error('--profile profiles one process per service: leave out --workers');
     const env: Record<string, string> = {};
     for (const pair of values.env ?? []) {
       const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
@@ -57,6 +70,8 @@ function options() {
       env[match[1]] = match[2];
     }
     return {
+      store: storeName,
+      workers,
       quick: values.quick,
       env,
       scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS),
@@ -112,6 +127,9 @@ interface Target {
 
 interface Results {
   timestamp: string;
+  /** The services' store, and processes per service (WORKERS). */
+  store: 'sqlite' | 'postgres';
+  workers: number;
   quick: boolean;
   /** Scenarios run, and where the services came from when not from this tree. */
   scenarios: ScenarioName[];
@@ -211,8 +229,10 @@ function report(results: Results): string {
     ['by-id', cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, results.readById, (r) => r.okPerSecond, ['', ...mark('GET /events/{id}')])],
     ['search', cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')])],
   ];
+  const workers = `${results.workers} ${results.workers === 1 ? 'process' : 'processes'} per service (WORKERS=${results.workers})`;
+  const title = `store: ${results.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, ${workers}`;
   const head = ['scenario', 'req/s', 'p50', 'p90', 'p99', 'errors', 'vs ref', 'target', 'result'];
-  const lines = [table([head, ...rows.filter(([name]) => results.scenarios.includes(name)).map(([, row]) => row)])];
+  const lines = [title, table([head, ...rows.filter(([name]) => results.scenarios.includes(name)).map(([, row]) => row)])];
   if (sellOut) {
     lines.push(
       '',
@@ -239,6 +259,8 @@ async function main(): Promise<number> {
   const machine = machineFacts();
   const results: Results = {
     timestamp: new Date().toISOString(),
+    store: OPTIONS.store,
+    workers: OPTIONS.workers,
     quick: QUICK,
     scenarios: [...OPTIONS.scenarios],
     ...(OPTIONS.servicesFrom === undefined ? {} : { servicesFrom: OPTIONS.servicesFrom }),
@@ -263,6 +285,14 @@ async function main(): Promise<number> {
   log(`machine: ${machine.cpus} × ${machine.cpuModel}, Node ${machine.node}, ${(machine.totalMemoryBytes / 2 ** 30).toFixed(1)} GiB, ${machine.platform}, load ${machine.loadAverageAtStart.map((l) => l.toFixed(2)).join(' ')}`);
 
   const dir = mkdtempSync(join(os.tmpdir(), 'eventsync-bench-'));
+  let databases: BenchDatabases | undefined;
+  const dropDatabases = async () => {
+    try {
+      await databases?.drop();
+    } catch (error) {
+      process.stderr.write(`bench: could not drop the bench databases: ${error instanceof Error ? error.message : String(error)}\n`);
+    }
+  };
   let cleanedUp = false;
   const cleanUp = async () => {
     if (cleanedUp) return;
@@ -270,11 +300,15 @@ async function main(): Promise<number> {
     // A profiled service writes its profile on the way out, which takes a moment.
     await stopAllChildren(OPTIONS.profile ? 20_000 : 3000);
     rmSync(dir, { recursive: true, force: true });
+    await dropDatabases();
   };
   const forceExit = () => {
     killAllChildrenNow();
     rmSync(dir, { recursive: true, force: true });
-    process.exit(1);
+    // The databases still go (their services are gone), within a few seconds at most.
+    const exit = () => process.exit(1);
+    setTimeout(exit, 5000).unref();
+    void dropDatabases().then(exit);
   };
   // Stopping early (over budget, or Ctrl-C): the children are stopped, so whatever runs fails fast,
   // and the scenarios not started yet are skipped.
@@ -289,7 +323,7 @@ async function main(): Promise<number> {
   const onSigint = () => {
     if (interrupted) forceExit();
     interrupted = true;
-    stopEarly('interrupted: stopping the services and removing the temporary files');
+    stopEarly(`interrupted: stopping the services and removing the temporary files${OPTIONS.store === 'postgres' ? ' and databases' : ''}`);
     setTimeout(forceExit, 10_000).unref();
   };
   process.on('SIGINT', onSigint);
@@ -322,8 +356,16 @@ async function main(): Promise<number> {
   };
 
   const runServices = async (eventDbPath: string) => {
-    const seeded = await scenario(`seeding ${number(CATALOGUE_EVENTS)} events through the store`, () =>
-      seedEventDatabase(eventDbPath, { catalogueEvents: CATALOGUE_EVENTS, stormEvents: STORM_EVENTS, stormSeats: STORM_SEATS, raceSeats: RACE_SEATS, batch: 25_000, cacheMebibytes: 256 }, halt.signal),
+    if (OPTIONS.store === 'postgres') {
+      databases = await scenario(`creating two databases on ${new URL(SERVER_URL).host}`, createBenchDatabases);
+      if (!databases) {
+        results.crashed.push({ scenario: 'service scenarios', error: 'not run: no databases' });
+        return;
+      }
+    }
+    const target: SeedTarget = databases ? { store: 'postgres', url: databases.eventUrl } : { store: 'sqlite', path: eventDbPath };
+    const seeded = await scenario(`seeding ${number(CATALOGUE_EVENTS)} events through the store (${OPTIONS.store})`, () =>
+      seedEventDatabase(target, { catalogueEvents: CATALOGUE_EVENTS, stormEvents: STORM_EVENTS, stormSeats: STORM_SEATS, raceSeats: RACE_SEATS, batch: 25_000, cacheMebibytes: 256 }, halt.signal),
     );
     results.seeding = seeded;
     if (seeded) log(`  ${number(seeded.catalogue.count)} events (${number(seeded.catalogue.zephyr)} mention "${SEARCH_WORD}") + ${seeded.stormEventIds.length} storm + 1 race in ${seeded.seconds.toFixed(1)} s`);
@@ -341,6 +383,8 @@ async function main(): Promise<number> {
             EVENT_SERVICE_PORT: '0',
             TICKET_SERVICE_PORT: '0',
             RESERVATION_TTL_SECONDS: '3600',
+            WORKERS: String(OPTIONS.workers),
+            ...(databases ? { EVENT_DATABASE_URL: databases.eventUrl, TICKET_DATABASE_URL: databases.ticketUrl } : {}),
             ...OPTIONS.env,
           };
           const launch = (name: string) => ({

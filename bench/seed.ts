@@ -1,13 +1,15 @@
 /**
- * Seeds event-service's database through its own store code (migrations, then `insertEvent` in a few
- * transactions) before the service starts: a catalogue of events of which about 1% mention "zephyr",
+ * Seeds event-service's database, SQLite or PostgreSQL, through its own store code (the dialect's
+ * migrations, then inserts in a few transactions) before the service starts: a catalogue of events of which about 1% mention "zephyr",
  * the "storm" events with a million seats each, and the small event of the sell-out race.
  */
 import type Database from 'better-sqlite3';
+import { sql } from 'kysely';
+import { openServiceStore } from '../platform/store/open.js';
 import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { insertEvent } from '../event-service/store/events.js';
-import type { EventDatabase, NewEventRow } from '../event-service/store/schema.js';
+import type { EventDatabase, EventRow, NewEventRow } from '../event-service/store/schema.js';
 
 export interface SeedPlan {
   catalogueEvents: number;
@@ -126,8 +128,16 @@ function restoreEventIndexes(database: Database.Database, objects: SchemaObject[
   })();
 }
 
-export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: AbortSignal): Promise<SeededEvents> {
-  const started = performance.now();
+/** Where the rows go: one transaction per call of `insert`. */
+interface Loader {
+  insert: (rows: NewEventRow[]) => Promise<Array<Pick<EventRow, 'id' | 'name' | 'description'>>>;
+  /** After the last row: what the bulk load put off (indexes, statistics). */
+  finish: () => Promise<void>;
+  close: () => Promise<void>;
+}
+
+/** SQLite: the migrations, then `insertEvent` row by row with the indexes set aside. */
+async function sqliteLoader(path: string, plan: SeedPlan): Promise<Loader> {
   // The service's own default durability; seeding commits only a few transactions anyway.
   const database = openSqlite({ path, synchronous: 'FULL' });
   // A page cache big enough for the whole seeded file (this connection only).
@@ -135,7 +145,63 @@ export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: A
   const db = createKysely<EventDatabase>(database);
   try {
     await migrateToLatest(db, eventMigrations('sqlite'));
-    const setAside = setAsideEventIndexes(database);
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+  const setAside = setAsideEventIndexes(database);
+  return {
+    insert: (rows) =>
+      db.transaction().execute(async (trx) => {
+        const inserted: EventRow[] = [];
+        for (const row of rows) inserted.push(await insertEvent(trx, row));
+        return inserted;
+      }),
+    finish: async () => restoreEventIndexes(database, setAside),
+    close: () => db.destroy(),
+  };
+}
+
+/** Rows per INSERT on PostgreSQL: 15 columns each, well under its 65,535 parameters per statement. */
+const POSTGRES_ROWS_PER_INSERT = 2000;
+
+/**
+ * PostgreSQL: the store as event-service opens it (its migrations under the advisory lock), then
+ * multi-row inserts, and ANALYZE so the service's first queries are planned on the loaded table.
+ */
+async function postgresLoader(url: string): Promise<Loader> {
+  const store = await openServiceStore<EventDatabase>({
+    databaseUrl: url,
+    urlVariable: 'EVENT_DATABASE_URL',
+    sqlitePath: '',
+    synchronous: 'FULL',
+    migrations: eventMigrations,
+    onFatal: () => undefined,
+    onConnectionError: () => undefined,
+  });
+  return {
+    insert: (rows) =>
+      store.write(async (trx) => {
+        const inserted: Array<Pick<EventRow, 'id' | 'name' | 'description'>> = [];
+        for (let start = 0; start < rows.length; start += POSTGRES_ROWS_PER_INSERT) {
+          const chunk = rows.slice(start, start + POSTGRES_ROWS_PER_INSERT);
+          inserted.push(...(await trx.insertInto('events').values(chunk).returning(['id', 'name', 'description']).execute()));
+        }
+        return inserted;
+      }),
+    finish: async () => {
+      await sql`ANALYZE events`.execute(store.db);
+    },
+    close: () => store.close(),
+  };
+}
+
+export type SeedTarget = { store: 'sqlite'; path: string } | { store: 'postgres'; url: string };
+
+export async function seedEventDatabase(target: SeedTarget, plan: SeedPlan, signal?: AbortSignal): Promise<SeededEvents> {
+  const started = performance.now();
+  const loader = target.store === 'sqlite' ? await sqliteLoader(target.path, plan) : await postgresLoader(target.url);
+  try {
     const next = random(20_250_615);
     const now = new Date().toISOString();
     let firstId = Number.POSITIVE_INFINITY;
@@ -144,33 +210,28 @@ export async function seedEventDatabase(path: string, plan: SeedPlan, signal?: A
     for (let start = 0; start < plan.catalogueEvents; start += plan.batch) {
       signal?.throwIfAborted();
       const end = Math.min(plan.catalogueEvents, start + plan.batch);
-      await db.transaction().execute(async (trx) => {
-        for (let index = start; index < end; index += 1) {
-          if (index % 1000 === 0) signal?.throwIfAborted();
-          const row = await insertEvent(trx, catalogueEvent(index, next, now));
-          firstId = Math.min(firstId, row.id);
-          lastId = Math.max(lastId, row.id);
-          if (`${row.name} ${row.description}`.toLowerCase().includes(SEARCH_WORD)) zephyr += 1;
-        }
-      });
+      const rows: NewEventRow[] = [];
+      for (let index = start; index < end; index += 1) rows.push(catalogueEvent(index, next, now));
+      for (const row of await loader.insert(rows)) {
+        firstId = Math.min(firstId, row.id);
+        lastId = Math.max(lastId, row.id);
+        if (`${row.name} ${row.description}`.toLowerCase().includes(SEARCH_WORD)) zephyr += 1;
+      }
     }
     if (lastId - firstId + 1 !== plan.catalogueEvents) throw new Error(`catalogue ids are not contiguous (${firstId}..${lastId})`);
-    const { stormEventIds, raceEventId } = await db.transaction().execute(async (trx) => {
-      const storm: number[] = [];
-      for (let index = 0; index < plan.stormEvents; index += 1) {
-        storm.push((await insertEvent(trx, bigEvent(`Storm Stadium Night ${index + 1}`, plan.stormSeats, now))).id);
-      }
-      const race = await insertEvent(trx, bigEvent('Sell-out Race', plan.raceSeats, now));
-      return { stormEventIds: storm, raceEventId: race.id };
-    });
-    restoreEventIndexes(database, setAside);
+    signal?.throwIfAborted();
+    const storm = Array.from({ length: plan.stormEvents }, (_, index) => bigEvent(`Storm Stadium Night ${index + 1}`, plan.stormSeats, now));
+    const inserted = await loader.insert([...storm, bigEvent('Sell-out Race', plan.raceSeats, now)]);
+    const raceEventId = inserted.at(-1)?.id;
+    if (raceEventId === undefined) throw new Error('the storm and race events were not inserted');
+    await loader.finish();
     return {
       catalogue: { firstId, lastId, count: plan.catalogueEvents, zephyr },
-      stormEventIds,
+      stormEventIds: inserted.slice(0, -1).map((row) => row.id),
       raceEventId,
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
-    await db.destroy();
+    await loader.close();
   }
 }
