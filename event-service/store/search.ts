@@ -34,7 +34,7 @@ const tsvectorSearch: TextSearch = {
   matches(text) {
     const words = searchWords(text);
     if (words.length === 0) return nothing;
-    return sql<SqlBool>`event_search_document(events.name, events.description, events.venue) @@ event_search_query(${words.join(' ')})`;
+    return sql<SqlBool>`events.id IN (SELECT event_id FROM event_search WHERE document @@ event_search_query(${words.join(' ')}))`;
   },
 };
 
