@@ -4,8 +4,9 @@
  */
 import t from 'tap';
 import { Agent } from 'undici';
-import { startSystem, type TestSystem } from './helpers/system.js';
-import { createEvent, getEvent, holdsOf, logsOf, raw, ticketBody, ticketsOf } from './helpers/system-api.js';
+import { eventually, startSystem, type TestSystem } from './helpers/system.js';
+import { randomUUID } from 'node:crypto';
+import { asProblem, asTicket, createEvent, getEvent, holdsOf, logsOf, raw, ticketBody, ticketsOf } from './helpers/system-api.js';
 import { testStores } from './helpers/postgres.js';
 
 /** The process ids that wrote request lines to a service's log: which workers served. */
@@ -58,4 +59,57 @@ if (!(await testStores()).includes('postgres')) {
     t.equal(servingPids(system, 'event-service').size, 2, 'both event-service workers served requests');
     t.equal(servingPids(system, 'ticket-service').size, 2, 'both ticket-service workers served requests');
   });
+
+  t.test('one Idempotency-Key sent to both ticket-service workers at once makes one ticket and one hold', async (t) => {
+    const system = await startSystem(t, { store: 'postgres', env: { WORKERS: '2', EVENT_SERVICE_TIMEOUT_SECONDS: '30', RECONCILE_SETTLE_SECONDS: '60' } });
+    const event = await createEvent(system, { total_tickets: 10 });
+    // One connection per request, so the primary hands them to both workers.
+    const agent = new Agent({ connections: 40, pipelining: 0 });
+    t.teardown(() => agent.close());
+    const key = randomUUID();
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 2), headers: { 'idempotency-key': key, connection: 'close' }, dispatcher: agent, timeoutMs: 60_000 }),
+      ),
+    );
+    const created = answers.filter((answer) => answer.status === 201);
+    t.ok(created.length >= 1, `at least one answers 201 (${created.length})`);
+    t.same(
+      answers.filter((answer) => answer.status !== 201).map((answer) => [answer.status, asProblem(answer.json).type]),
+      answers.filter((answer) => answer.status !== 201).map(() => [409, 'urn:eventsync:problem:idempotency-in-flight']),
+      'the others are 409 idempotency-in-flight',
+    );
+    t.equal(new Set(created.map((answer) => asTicket(answer.json).id)).size, 1, 'every 201 is the same ticket');
+    t.equal((await ticketsOf(system, event.id)).total, 1, 'one ticket exists');
+    t.equal((await holdsOf(system, event.id)).length, 1, 'one hold exists');
+    t.same([(await getEvent(system, event.id)).available_tickets], [8], 'its seats are held once');
+    t.equal(servingPids(system, 'ticket-service').size, 2, 'both ticket-service workers took requests');
+    t.same(await system.audit(), [], 'the audit is exact');
+  });
+
+  t.test("both workers' sweepers and outboxes expire the same reservations together: every release is applied once and the counters are exact", async (t) => {
+    const system = await startSystem(t, {
+      store: 'postgres',
+      env: { WORKERS: '2', RESERVATION_TTL_SECONDS: '2', SWEEP_INTERVAL_SECONDS: '0.1', EVENT_SERVICE_TIMEOUT_SECONDS: '30', RECONCILE_SETTLE_SECONDS: '60' },
+    });
+    const event = await createEvent(system, { total_tickets: 60 });
+    const agent = new Agent({ connections: 16 });
+    t.teardown(() => agent.close());
+    const bought = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 1, { customer_email: `late${i}@example.com` }), dispatcher: agent })),
+    );
+    t.same(new Set(bought.map((answer) => answer.status)), new Set([201]), 'all 60 seats are reserved');
+    const settled = await eventually(async () => {
+      const current = await getEvent(system, event.id);
+      return current.available_tickets === 60 && current.held_tickets === 0;
+    }, 30_000);
+    t.ok(settled, 'once the reservations expire every seat is back');
+    const current = await getEvent(system, event.id);
+    t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [60, 0, 0], 'each release counted once: no seat returned twice');
+    const { tickets } = await ticketsOf(system, event.id);
+    t.same(new Set(tickets.map((ticket) => `${ticket.status}/${ticket.cancellation_reason}`)), new Set(['CANCELLED/expired']), 'every ticket is cancelled as expired');
+    t.equal((await holdsOf(system, event.id, 'HELD')).length, 0, 'no hold is left held');
+    t.same(await system.audit(), [], 'the audit is exact');
+  });
 }
+
