@@ -19,6 +19,7 @@ import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } fr
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { summariseProfiles } from './profile-summary.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
+import { count } from '../platform/words.js';
 
 const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
@@ -229,7 +230,7 @@ function report(results: Results): string {
     ['by-id', cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, results.readById, (r) => r.okPerSecond, ['', ...mark('GET /events/{id}')])],
     ['search', cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')])],
   ];
-  const workers = `${results.workers} ${results.workers === 1 ? 'process' : 'processes'} per service (WORKERS=${results.workers})`;
+  const workers = `${count(results.workers, 'process', 'processes')} per service (WORKERS=${results.workers})`;
   const title = `store: ${results.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, ${workers}`;
   const head = ['scenario', 'req/s', 'p50', 'p90', 'p99', 'errors', 'vs ref', 'target', 'result'];
   const lines = [title, table([head, ...rows.filter(([name]) => results.scenarios.includes(name)).map(([, row]) => row)])];

@@ -37,7 +37,7 @@ export function printRecord(record: Array<[string, string | number | null | unde
 }
 
 /** `1 seat`, `2 seats`: a count with its noun, singular for exactly one. */
-export const count = (n: number, singular: string, plural = `${singular}s`): string => `${n} ${n === 1 ? singular : plural}`;
+export { count } from '../platform/words.js';
 
 /** `███████░░░ 70%`: the share of seats taken (held + sold; DESIGN.md: "taken", not "sold"). */
 export function availabilityBar(taken: number, total: number, width = 12): string {

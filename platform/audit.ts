@@ -12,8 +12,9 @@
 import { nextCursor, type EventOperations, type Problem, type ServiceClient, type TicketOperations } from '../openapi/client.js';
 import type { components as EventComponents } from '../openapi/generated/event-service.js';
 import type { components as TicketComponents } from '../openapi/generated/ticket-service.js';
+import { count } from './words.js';
 
-const seats = (n: number): string => `${n} ${n === 1 ? 'seat' : 'seats'}`;
+const seats = (n: number): string => count(n, 'seat');
 
 type Hold = EventComponents['schemas']['Hold'];
 type SeatLedger = EventComponents['schemas']['SeatLedger'];

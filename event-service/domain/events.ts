@@ -9,6 +9,7 @@ import { findVenue, findVenueForShare } from '../store/venues.js';
 import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
 import { isKnownCurrency, majorToMinor } from './money.js';
+import { count as plural, were } from '../../platform/words.js';
 
 type EventCreate = components['schemas']['EventCreate'];
 type EventUpdate = components['schemas']['EventUpdate'];
@@ -189,8 +190,8 @@ export async function adjustTickets(context: EventServiceContext, id: number, op
     const row = await getEvent({ ...context, db: trx }, id);
     if (!changed) {
       throw operation === 'reserve'
-        ? new ConflictError('sold-out', `Event ${id} has ${row.available_tickets} ${row.available_tickets === 1 ? 'seat' : 'seats'} available; ${count} ${count === 1 ? 'was' : 'were'} asked for.`)
-        : new ConflictError('conflict', `Only ${row.manual_reserved_tickets} manually reserved ${row.manual_reserved_tickets === 1 ? 'seat' : 'seats'} of event ${id} can be released; ${count} ${count === 1 ? 'was' : 'were'} asked for.`);
+        ? new ConflictError('sold-out', `Event ${id} has ${plural(row.available_tickets, 'seat')} available; ${were(count)} asked for.`)
+        : new ConflictError('conflict', `Only ${plural(row.manual_reserved_tickets, 'manually reserved seat')} of event ${id} can be released; ${were(count)} asked for.`);
     }
     await events.recordManualAdjustment(trx, id, operation === 'reserve' ? count : -count, now);
     return row;

@@ -10,6 +10,7 @@ import * as events from '../store/events.js';
 import * as holds from '../store/holds.js';
 import type { HoldRow, HoldState } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
+import { count, were } from '../../platform/words.js';
 
 type HoldCreate = components['schemas']['HoldCreate'];
 type ListQuery = NonNullable<operations['listHolds']['parameters']['query']>;
@@ -61,7 +62,7 @@ async function noSeatsReason(trx: EventServiceContext['db'], input: HoldCreate, 
   if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
     return new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
   }
-  return new ConflictError('sold-out', `Event ${event.id} has ${event.available_tickets} ${event.available_tickets === 1 ? 'seat' : 'seats'} left; ${input.quantity} ${input.quantity === 1 ? 'was' : 'were'} asked for.`, {
+  return new ConflictError('sold-out', `Event ${event.id} has ${count(event.available_tickets, 'seat')} left; ${were(input.quantity)} asked for.`, {
     available_tickets: event.available_tickets,
   });
 }
