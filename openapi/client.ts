@@ -66,9 +66,17 @@ export interface ClientOptions {
   observe?: (answer: { operationId: string; method: string; path: string; status: number; contentType: string | undefined; text: string }) => void;
 }
 
-export interface CallOptions {
-  /** Forwarded as `x-request-id` so that both services' logs share it. */
+/** On whose behalf a call is made: forwarded so that both services' logs share the request id and the trace. */
+export interface CallOrigin {
+  /** Forwarded as `x-request-id`. */
   requestId?: string | undefined;
+  /** W3C `traceparent`, the caller's span as the parent. */
+  traceparent?: string | undefined;
+  /** W3C `tracestate`, as the caller received it. */
+  tracestate?: string | undefined;
+}
+
+export interface CallOptions extends CallOrigin {
   timeoutMs?: number;
   /** Aborts the call early (a service shutting down stops its background calls). */
   signal?: AbortSignal | undefined;
@@ -115,6 +123,8 @@ export class ServiceClient<Ops> {
     const headers: Record<string, string> = { accept: 'application/json, application/problem+json', ...parts.headers };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (options.requestId) headers['x-request-id'] = options.requestId;
+    if (options.traceparent) headers.traceparent = options.traceparent;
+    if (options.tracestate) headers.tracestate = options.tracestate;
     let payload: string | undefined;
     if (parts.body !== undefined) {
       payload = JSON.stringify(parts.body);

@@ -16,6 +16,7 @@ import { registerProblemHandler, writeClientError } from './problem-handler.js';
 import { ProblemError } from './errors.js';
 import { accessRule } from './auth.js';
 import { localUrl } from './config.js';
+import { registerTraceContext } from './trace-context.js';
 
 export interface ServiceAppOptions {
   service: ServiceName;
@@ -62,6 +63,7 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
     return503OnClosing: true,
     clientErrorHandler: writeClientError,
   });
+  registerTraceContext(app);
   app.setValidatorCompiler(createValidatorCompiler());
   // Only JSON bodies: anything else is 415, never parsed into a string.
   app.removeContentTypeParser('text/plain');
@@ -90,7 +92,7 @@ export function createServiceApp(options: ServiceAppOptions): FastifyInstance {
   app.register(cors, {
     origin: options.corsOrigins,
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    exposedHeaders: ['Link', 'X-Total-Count', 'ETag', 'Location', 'X-Request-Id', 'Idempotent-Replayed'],
+    exposedHeaders: ['Link', 'X-Total-Count', 'ETag', 'Location', 'X-Request-Id', 'Traceresponse', 'Idempotent-Replayed'],
   });
   app.register(rateLimit, {
     global: false,
