@@ -5,7 +5,7 @@
  * one look-up per event, and after a failed look-up reads skip it for a few seconds instead of each
  * waiting for a dependency that is down.
  */
-import type { ServiceClient, EventOperations } from '../../openapi/client.js';
+import type { CallOrigin, ServiceClient, EventOperations } from '../../openapi/client.js';
 import type { components } from '../../openapi/generated/ticket-service.js';
 
 export type EventSummary = components['schemas']['EventSummary'];
@@ -23,11 +23,11 @@ export class EventSummaries {
 
   constructor(private readonly events: ServiceClient<EventOperations>) {}
 
-  async get(eventId: number, requestId?: string): Promise<EventSummary | undefined> {
-    return (await this.getMany([eventId], requestId)).get(eventId);
+  async get(eventId: number, origin?: CallOrigin): Promise<EventSummary | undefined> {
+    return (await this.getMany([eventId], origin)).get(eventId);
   }
 
-  async getMany(eventIds: number[], requestId?: string): Promise<Map<number, EventSummary>> {
+  async getMany(eventIds: number[], origin?: CallOrigin): Promise<Map<number, EventSummary>> {
     const now = Date.now();
     const unique = [...new Set(eventIds)];
     if (now >= this.skipUntil) {
@@ -37,7 +37,7 @@ export class EventSummaries {
       });
       for (let start = 0; start < missing.length; start += CHUNK) {
         const chunk = missing.slice(start, start + CHUNK);
-        const lookup = this.lookUp(chunk, requestId, now).finally(() => {
+        const lookup = this.lookUp(chunk, origin, now).finally(() => {
           for (const id of chunk) if (this.lookups.get(id) === lookup) this.lookups.delete(id);
         });
         for (const id of chunk) this.lookups.set(id, lookup);
@@ -54,9 +54,9 @@ export class EventSummaries {
   }
 
   /** Looks up one chunk of events; a failure only makes later reads skip look-ups for a while. */
-  private async lookUp(ids: number[], requestId: string | undefined, now: number): Promise<void> {
+  private async lookUp(ids: number[], origin: CallOrigin | undefined, now: number): Promise<void> {
     try {
-      const result = await this.events.call('listEvents', { query: { ids: ids.join(','), limit: CHUNK } }, { requestId, timeoutMs: LOOKUP_TIMEOUT_MS });
+      const result = await this.events.call('listEvents', { query: { ids: ids.join(','), limit: CHUNK } }, { ...origin, timeoutMs: LOOKUP_TIMEOUT_MS });
       if (result.ok) {
         const found = new Map(result.body.map((event) => [event.id, { name: event.name, event_date: event.event_date, venue: event.venue }]));
         for (const id of ids) this.cache.set(id, { summary: found.get(id), at: now });

@@ -1,5 +1,5 @@
 /** The outbox of pending seat releases: written in the same transaction as a cancel or delete, retried until acknowledged. */
-import { ServiceUnreachableError } from '../../openapi/client.js';
+import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import { forEachBounded } from '../../platform/bounded.js';
 import * as tickets from '../store/tickets.js';
 import { BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
@@ -11,7 +11,8 @@ const MAX_BACKOFF_MS = 60_000;
 export type ReleaseOutcome = 'released' | 'refused' | 'unreachable';
 
 export interface ReleaseOptions {
-  requestId?: string | undefined;
+  /** The request the release is made for, if any (its request id and trace are forwarded). */
+  origin?: CallOrigin | undefined;
   /** Failed attempts so far (sets the backoff). */
   attempts?: number;
   /** Background calls stop when the service shuts down; the release then stays due. */
@@ -23,7 +24,7 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
   let failure: string;
   let outcome: ReleaseOutcome;
   try {
-    const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { requestId: options.requestId, signal: options.signal });
+    const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { ...options.origin, signal: options.signal });
     if (result.ok) {
       await context.write((trx) => tickets.completeRelease(trx, outboxId));
       return 'released';

@@ -6,6 +6,7 @@
  * RESERVED: one commit instead of two (see `purchaseWithoutKey`).
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { CallOrigin } from '../../openapi/client.js';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import type { components as EventComponents } from '../../openapi/generated/event-service.js';
 import { StoredProblemError, UnavailableError, ValidationError, ProblemError, problemType, type ProblemBody } from '../../platform/errors.js';
@@ -131,20 +132,20 @@ async function unlockKey(context: TicketServiceContext, key: string): Promise<vo
   await context.write((trx) => tickets.updateIdempotencyKey(trx, key, { locked_until: UNLOCKED }));
 }
 
-export async function purchaseTickets(context: TicketServiceContext, body: TicketCreate, key: string | undefined, requestId: string): Promise<PurchaseResult> {
+export async function purchaseTickets(context: TicketServiceContext, body: TicketCreate, key: string | undefined, origin: CallOrigin): Promise<PurchaseResult> {
   if (body.quantity > context.config.MAX_TICKETS_PER_ORDER) {
     throw new ValidationError([{ pointer: '#/quantity', detail: `must be <= ${context.config.MAX_TICKETS_PER_ORDER} (MAX_TICKETS_PER_ORDER)` }]);
   }
-  if (key === undefined) return { ticket: await purchaseWithoutKey(context, body, requestId), replayed: false };
+  if (key === undefined) return { ticket: await purchaseWithoutKey(context, body, origin), replayed: false };
   const start = await startPurchase(context, body, key);
   if ('replay' in start) return replayStored(start.replay);
   let pending = start.ticket;
 
-  let asked = await askForHold(context, holdRequest(pending), requestId);
+  let asked = await askForHold(context, holdRequest(pending), origin);
   if (asked.outcome === 'released') {
     context.log.info({ ticket: pending.id, reference: pending.reference }, 'the retried purchase found its hold released by recovery; starting over with a new reference');
     pending = await startOver(context, body, key, pending);
-    asked = await askForHold(context, holdRequest(pending), requestId);
+    asked = await askForHold(context, holdRequest(pending), origin);
   }
   if (asked.outcome === 'refused') {
     // Refused for good (no such event, sold out, sales closed): discard the pending ticket, keep the answer.
@@ -209,10 +210,10 @@ type HoldOutcome =
   | { outcome: 'failed'; error?: unknown; status?: number; problem?: unknown };
 
 /** Asks event-service for the hold, and for the event's summary meanwhile (cached). */
-async function askForHold(context: TicketServiceContext, hold: HoldCreate, requestId: string): Promise<HoldOutcome> {
+async function askForHold(context: TicketServiceContext, hold: HoldCreate, origin: CallOrigin): Promise<HoldOutcome> {
   const [answer, summary] = await Promise.all([
-    context.events.call('createHold', { body: hold }, { requestId }).catch((error: unknown) => ({ error })),
-    context.summaries.get(hold.event_id, requestId),
+    context.events.call('createHold', { body: hold }, origin).catch((error: unknown) => ({ error })),
+    context.summaries.get(hold.event_id, origin),
   ]);
   if ('error' in answer) return { outcome: 'failed', error: answer.error };
   if (answer.ok) return { outcome: 'held', hold: answer.body, summary };
@@ -244,18 +245,18 @@ function logFailedHold(context: TicketServiceContext, failed: NotHeld, about: Re
  * must exceed the hold call's timeout.) When the hold call fails, the hold (if any) is released
  * through the outbox at once.
  */
-async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCreate, requestId: string): Promise<ApiTicket> {
+async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCreate, origin: CallOrigin): Promise<ApiTicket> {
   const now = new Date();
   const reference = randomUUID();
   const expiresAt = expiryFrom(now, context);
   context.purchasesInFlight.add(reference);
   try {
-    const asked = await askForHold(context, { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt }, requestId);
+    const asked = await askForHold(context, { hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt }, origin);
     // Refused for good (no such event, sold out, sales closed): nothing was written.
     if (asked.outcome === 'refused') throw new StoredProblemError(asked.problem);
     if (asked.outcome !== 'held') {
       logFailedHold(context, asked, { reference }, 'releasing whatever hold it may have left');
-      await releaseAbandonedHold(context, reference, requestId);
+      await releaseAbandonedHold(context, reference, origin);
       throw new UnavailableError(`${failureText(asked)}; retry the purchase (send an Idempotency-Key to make retries safe).`);
     }
     // Null only on a release tombstone, never on a hold just created.
@@ -272,8 +273,8 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
 }
 
 /** The hold call failed or was refused unexpectedly: a hold may exist (or appear late); release it through the outbox. */
-async function releaseAbandonedHold(context: TicketServiceContext, reference: string, requestId: string): Promise<void> {
+async function releaseAbandonedHold(context: TicketServiceContext, reference: string, origin: CallOrigin): Promise<void> {
   const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString()));
   // Tried in the background: event-service may be the one that is down, and the outbox retries.
-  void releaseNow(context, outboxId, reference, { requestId }).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
+  void releaseNow(context, outboxId, reference, { origin }).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
 }

@@ -4,7 +4,7 @@
  * and deletion (release, then remove).
  */
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
-import { ServiceUnreachableError } from '../../openapi/client.js';
+import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ForbiddenError } from '../../platform/errors.js';
 import { sameSecret, type Principal } from '../../platform/auth.js';
 import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
@@ -93,7 +93,7 @@ function cancellationReason(update: StatusUpdate, access: Access): CancellationR
   return asked ?? (access.principal === 'admin' ? 'admin' : 'customer');
 }
 
-export async function changeTicketStatus(context: TicketServiceContext, id: number, update: StatusUpdate, access: Access, requestId: string): Promise<TicketRow> {
+export async function changeTicketStatus(context: TicketServiceContext, id: number, update: StatusUpdate, access: Access, origin: CallOrigin): Promise<TicketRow> {
   const row = await visibleTicket(context, id, access);
   const paymentRight = access.developmentMode || access.principal === 'admin' || access.principal === 'payment';
   if (update.status === 'CONFIRMED' && !paymentRight) {
@@ -109,21 +109,21 @@ export async function changeTicketStatus(context: TicketServiceContext, id: numb
     });
   }
   if (update.status === 'CANCELLED') {
-    const cancelled = await cancelTicket(context, row, cancellationReason(update, access), { requestId });
+    const cancelled = await cancelTicket(context, row, cancellationReason(update, access), { origin });
     // The ticket moved on meanwhile (a confirm or the sweeper): answer from its new state.
-    return cancelled?.ticket ?? changeTicketStatus(context, id, update, access, requestId);
+    return cancelled?.ticket ?? changeTicketStatus(context, id, update, access, origin);
   }
-  return confirmTicket(context, row, update.payment_reference, requestId);
+  return confirmTicket(context, row, update.payment_reference, origin);
 }
 
 /**
  * Confirms a RESERVED ticket before its expiry: commit the hold first, then RESERVED → CONFIRMED. A
  * hold that lapsed cancels the ticket (reason `expired`); a timeout leaves it RESERVED for a retry.
  */
-export async function confirmTicket(context: TicketServiceContext, row: TicketRow, paymentReference: string | undefined, requestId?: string): Promise<TicketRow> {
+export async function confirmTicket(context: TicketServiceContext, row: TicketRow, paymentReference: string | undefined, origin?: CallOrigin): Promise<TicketRow> {
   // A confirm that already started (and may have committed the hold) is retried by committing again.
   if (row.confirming_at === null && row.expires_at !== null && row.expires_at <= new Date().toISOString()) {
-    await cancelTicket(context, row, 'expired', { requestId });
+    await cancelTicket(context, row, 'expired', { origin });
     throw new ProblemError('reservation-expired', `Reservation ${row.id} expired at ${row.expires_at.replace(/\.000Z$/, 'Z')}; its seats were released.`);
   }
   const marked = await context.write((trx) =>
@@ -141,14 +141,14 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
   }
   let commit;
   try {
-    commit = await context.events.call('commitHold', { path: { hold_id: row.reference } }, { requestId });
+    commit = await context.events.call('commitHold', { path: { hold_id: row.reference } }, origin);
   } catch (error) {
     if (error instanceof ServiceUnreachableError) throw new UnavailableError(`${unreachableText(error)}; the ticket is still RESERVED, retry the confirmation.`);
     throw error;
   }
   if (!commit.ok) {
     if (commit.status === 409 || commit.status === 404) {
-      await cancelTicket(context, marked, 'expired', { requestId });
+      await cancelTicket(context, marked, 'expired', { origin });
       throw new ProblemError('reservation-expired', `Reservation ${row.id} expired; its seats were released.`);
     }
     context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
@@ -168,11 +168,11 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
 }
 
 /** Releases the ticket's seats (through the outbox) and removes it. */
-export async function deleteTicket(context: TicketServiceContext, id: number, access: Access, requestId: string): Promise<void> {
+export async function deleteTicket(context: TicketServiceContext, id: number, access: Access, origin: CallOrigin): Promise<void> {
   const row = await visibleTicket(context, id, access);
   const outboxId = await context.write(async (trx) => {
     await tickets.deleteTicketRow(trx, row.id);
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString());
   });
-  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, { requestId });
+  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, { origin });
 }

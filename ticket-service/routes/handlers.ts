@@ -1,9 +1,11 @@
 /** HTTP shape only: each spec operation parses its input, calls the domain and maps the result. */
 import type { FastifyRequest } from 'fastify';
+import type { CallOrigin } from '../../openapi/client.js';
 import type { operations } from '../../openapi/generated/ticket-service.js';
 import { UnavailableError } from '../../platform/errors.js';
 import { linkHeader } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
+import { callOrigin } from '../../platform/trace-context.js';
 import type { ServiceStore } from '../../platform/store/service-store.js';
 import type { TicketServiceContext } from '../domain/context.js';
 import { purchaseTickets } from '../domain/purchase.js';
@@ -21,13 +23,13 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
 }
 
 export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
-  const withEvent = async (row: Parameters<typeof toApiTicket>[0], requestId: string) => toApiTicket(row, await context.summaries.get(row.event_id, requestId));
+  const withEvent = async (row: Parameters<typeof toApiTicket>[0], origin: CallOrigin) => toApiTicket(row, await context.summaries.get(row.event_id, origin));
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
     getReady: async (request) => {
       if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');
       try {
-        const result = await context.events.call('getReady', {}, { requestId: request.id, timeoutMs: 2000 });
+        const result = await context.events.call('getReady', {}, { ...callOrigin(request), timeoutMs: 2000 });
         if (!result.ok) throw new UnavailableError(`event-service is not ready (HTTP ${result.status}).`);
       } catch (error) {
         if (error instanceof UnavailableError) throw error;
@@ -38,28 +40,28 @@ export function ticketServiceHandlers(context: TicketServiceContext, store: Pick
 
     listTickets: async (request) => {
       const page = await listTickets(context, request.query);
-      const summaries = await context.summaries.getMany(page.items.map((row) => row.event_id), request.id);
+      const summaries = await context.summaries.getMany(page.items.map((row) => row.event_id), callOrigin(request));
       const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
       const link = linkHeader(request, page.links);
       if (link) headers.link = link;
       return { status: 200, body: page.items.map((row) => toApiTicket(row, summaries.get(row.event_id))), headers };
     },
     createTicket: async (request) => {
-      const { ticket, replayed } = await purchaseTickets(context, request.body, request.headers['idempotency-key'], request.id);
+      const { ticket, replayed } = await purchaseTickets(context, request.body, request.headers['idempotency-key'], callOrigin(request));
       const headers: Record<string, string> = { location: `/tickets/${ticket.id}` };
       if (replayed) headers['idempotent-replayed'] = 'true';
       return { status: 201, body: ticket, headers };
     },
     getTicket: async (request) => {
       const row = await visibleTicket(context, request.params.id, access(context, request));
-      return { status: 200, body: await withEvent(row, request.id) };
+      return { status: 200, body: await withEvent(row, callOrigin(request)) };
     },
     updateTicketStatus: async (request) => {
-      const row = await changeTicketStatus(context, request.params.id, request.body, access(context, request), request.id);
-      return { status: 200, body: await withEvent(row, request.id) };
+      const row = await changeTicketStatus(context, request.params.id, request.body, access(context, request), callOrigin(request));
+      return { status: 200, body: await withEvent(row, callOrigin(request)) };
     },
     deleteTicket: async (request) => {
-      await deleteTicket(context, request.params.id, access(context, request), request.id);
+      await deleteTicket(context, request.params.id, access(context, request), callOrigin(request));
       return { status: 204, body: undefined };
     },
   };
