@@ -20,7 +20,8 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
   };
 }
 
-export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
+/** Every operation but `getMetrics`, which the app serves from its metrics (platform/metrics.ts). */
+export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): Omit<OperationHandlers<operations>, 'getMetrics'> {
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], requestId: string) => toApiTicket(row, await context.summaries.get(row.event_id, requestId));
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
