@@ -8,6 +8,7 @@ import { venuesCommand } from './commands/venues.js';
 import { eventsCommand } from './commands/events.js';
 import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
+import { statusCommand } from './commands/status.js';
 import { EXIT, printError, reportError } from './output.js';
 import { closeClients } from './context.js';
 import { runSystem } from './system.js';
@@ -30,7 +31,8 @@ Examples:
   eventsync up
   eventsync events create --name "Tech Conference 2025" --date 2025-06-15T09:00:00 --venue "Convention Center" --tickets 200
   eventsync tickets buy --event 1 --name "John Doe" --email john@example.com --quantity 2
-  eventsync audit`,
+  eventsync audit
+  eventsync status`,
   );
 
 program
@@ -44,6 +46,7 @@ program.addCommand(venuesCommand());
 program.addCommand(eventsCommand());
 program.addCommand(ticketsCommand());
 program.addCommand(auditCommand());
+program.addCommand(statusCommand());
 
 // Every command gets --version, usage errors exit 2 instead of commander's 1, and are printed as all errors are.
 let commanderPrinted = false;

@@ -13,6 +13,9 @@ import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
 import { ReadCache } from '../platform/read-cache.js';
 import { textSearchFor } from './store/search.js';
+import { readEventFigures } from './store/figures.js';
+import { EventMetrics, eventChanges } from './metrics.js';
+import { metricsHandler } from '../platform/metrics.js';
 
 const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
 
@@ -35,6 +38,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
+  const metrics = new EventMetrics();
+  metrics.service.instrument(app);
   const store = await openServiceStore<EventDatabase>({
     databaseUrl: config.EVENT_DATABASE_URL,
     urlVariable: 'EVENT_DATABASE_URL',
@@ -44,8 +49,12 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
+    instruments: metrics.service.storeInstruments(),
   });
   const { db } = store;
+  // Read once before anything is served; from here on each committed change moves them.
+  metrics.service.startFrom(await readEventFigures(db), Date.now());
+  const write = eventChanges.track(store.write, metrics);
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   // In-process caches are exact only while this process sees every write: off on PostgreSQL, where
   // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
@@ -55,7 +64,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     db,
     config,
     search: textSearchFor(store.dialect),
-    write: (work) => searchResults.change(() => store.write(work)),
+    write: (work) => searchResults.change(() => write(work)),
     searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,
   };
@@ -63,8 +72,8 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   await app.after();
   registerOperations<operations>(app, {
     service: 'event-service',
-    handlers: eventServiceHandlers(context, store),
-    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN },
+    handlers: { ...eventServiceHandlers(context, store), getMetrics: metricsHandler(metrics.service) },
+    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, metricsToken: config.METRICS_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     // ticket-service's reconciler polls these every few seconds.
     routine: ROUTINE_POLLS,

@@ -2,12 +2,13 @@
 import { EventServiceConfigSchema, loadConfig, type EventServiceConfig } from '../platform/config.js';
 import { exitOnStartupError, listenUntilSignalled, warnAboutExposure } from '../platform/server.js';
 import { checkWorkers, superviseWorkers } from '../platform/workers.js';
+import { eventFigureGauges } from './metrics.js';
 import { buildEventApp } from './app.js';
 
 try {
   const config = loadConfig(EventServiceConfigSchema, process.env);
   checkWorkers(config.WORKERS, config.EVENT_DATABASE_URL, 'EVENT_DATABASE_URL');
-  if (!superviseWorkers('event-service', config.WORKERS, config.LOG_LEVEL)) await serve(config);
+  if (!superviseWorkers('event-service', config.WORKERS, config.LOG_LEVEL, eventFigureGauges)) await serve(config);
 } catch (error) {
   exitOnStartupError('event-service', error);
 }

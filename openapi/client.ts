@@ -11,7 +11,7 @@ import type { operations as TicketOperations } from './generated/ticket-service.
 
 export type { EventOperations, TicketOperations };
 
-type Json<T> = T extends { content: { 'application/json': infer B } } ? B : undefined;
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : T extends { content: { 'text/plain': infer B } } ? B : undefined;
 type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
 type SuccessCode = 200 | 201 | 202 | 204;
 type ParamsOf<Op, In extends 'path' | 'query' | 'header'> = Op extends { parameters: { [K in In]?: infer P } } ? ([NonNullable<P>] extends [never] ? never : P) : never;
@@ -120,7 +120,7 @@ export class ServiceClient<Ops> {
     const search = new URLSearchParams();
     for (const [name, value] of Object.entries(parts.query ?? {})) if (value !== undefined) search.set(name, String(value));
     if (search.size > 0) path += `?${search.toString()}`;
-    const headers: Record<string, string> = { accept: 'application/json, application/problem+json', ...parts.headers };
+    const headers: Record<string, string> = { accept: 'application/json, application/problem+json, text/plain;q=0.5', ...parts.headers };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     if (options.requestId) headers['x-request-id'] = options.requestId;
     if (options.traceparent) headers.traceparent = options.traceparent;
@@ -160,7 +160,9 @@ export class ServiceClient<Ops> {
     const responseHeaders = response.headers as Record<string, string | string[] | undefined>;
     this.options.observe?.({ operationId, method: route.method, path, status: response.statusCode, contentType: responseHeaders['content-type'] as string | undefined, text });
     let body: unknown = undefined;
-    if (text.length > 0) {
+    const plainText = String(responseHeaders['content-type'] ?? '').startsWith('text/plain');
+    if (plainText && response.statusCode >= 200 && response.statusCode < 300) body = text;
+    else if (text.length > 0) {
       try {
         body = JSON.parse(text);
       } catch {

@@ -10,6 +10,8 @@ const Common = {
   HOST: Type.String({ minLength: 1, default: '127.0.0.1' }),
   SERVICE_TOKEN: Token,
   ADMIN_TOKEN: Type.Optional(Token),
+  /** A token that may read /metrics (besides the admin token) when ADMIN_TOKEN is set. */
+  METRICS_TOKEN: Type.Optional(Token),
   EVENT_SERVICE_PORT: Port(5001),
   TICKET_SERVICE_PORT: Port(5002),
   SWEEP_INTERVAL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 5 }),

@@ -21,7 +21,7 @@ declare module 'fastify' {
 }
 
 type SuccessCode = 200 | 201 | 202 | 204;
-type Json<T> = T extends { content: { 'application/json': infer B } } ? B : undefined;
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : T extends { content: { 'text/plain': infer B } } ? B : undefined;
 type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
 
 /** What a handler answers: one of the operation's success responses, typed from the generated spec types. */

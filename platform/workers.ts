@@ -9,6 +9,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { pino } from 'pino';
 import { ConfigError } from './config.js';
+import { aggregateWorkerMetrics } from './metrics-cluster.js';
+import type { FigureGauge } from './metrics-figures.js';
 
 /** Refuses WORKERS above 1 without PostgreSQL, saying why. */
 export function checkWorkers(workers: number, databaseUrl: string | undefined, urlVariable: string): void {
@@ -22,10 +24,14 @@ export function checkWorkers(workers: number, databaseUrl: string | undefined, u
 /** A little longer than a worker's own shutdown deadline (platform/server.ts). */
 const STOP_DEADLINE_MS = 12_000;
 
-/** True in the primary of a multi-process service: it has forked the workers and must not build an app. */
-export function superviseWorkers(service: string, workers: number, logLevel: string): boolean {
+/**
+ * True in the primary of a multi-process service: it has forked the workers and must not build an
+ * app. It also answers the workers' metrics scrapes for all of them (platform/metrics-cluster.ts).
+ */
+export function superviseWorkers(service: string, workers: number, logLevel: string, figureGauges: FigureGauge[] = []): boolean {
   if (workers <= 1 || !cluster.isPrimary) return false;
   const log = pino({ level: logLevel, base: { service, role: 'primary' } });
+  aggregateWorkerMetrics(figureGauges);
   let stopping = false;
   const listening = new WeakSet<Worker>();
   const start = () => {

@@ -56,6 +56,7 @@ for (const store of await testStores()) {
 
       ok((await inject({ method: 'GET', url: '/health' })).statusCode, 200, 'getHealth');
       ok((await inject({ method: 'GET', url: '/ready' })).statusCode, 200, 'getReady');
+      ok((await inject({ method: 'GET', url: '/metrics', headers: adminAuth })).statusCode, 200, 'getMetrics');
 
       const venueAnswer = await inject({ method: 'POST', url: '/venues', headers: adminAuth, payload: { name: 'Convention Center', capacity: 500 } });
       ok(venueAnswer.statusCode, 201, 'createVenue');

@@ -48,6 +48,7 @@ t.test('every ticket-service operation answers a valid request with a 2xx that c
   if (!event.ok) throw new Error('could not create the event');
   t.equal((await client.call('getHealth', {})).status, 200);
   t.equal((await client.call('getReady', {})).status, 200);
+  t.equal((await client.call('getMetrics', {})).status, 200);
   const bought = await client.call('createTicket', { body: { event_id: event.body.id, customer_name: 'Ada', customer_email: 'ada@example.com', quantity: 2 }, headers: { 'Idempotency-Key': 'contract-1' } });
   t.equal(bought.status, 201);
   if (!bought.ok) throw new Error('purchase failed');

@@ -13,6 +13,9 @@ import { ticketServiceHandlers } from './routes/handlers.js';
 import { EventSummaries } from './domain/event-summaries.js';
 import { holdCallTimeoutMs, type TicketServiceContext } from './domain/context.js';
 import { runMaintenance } from './domain/maintenance.js';
+import { readTicketFigures } from './store/figures.js';
+import { TicketMetrics, ticketChanges } from './metrics.js';
+import { metricsHandler } from '../platform/metrics.js';
 
 export interface BuildOptions {
   prettyLogs?: boolean;
@@ -32,6 +35,9 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'event-service', url: `${(config.EVENT_SERVICE_URL.split(',')[0] ?? '').trim().replace(/\/$/, '')}/openapi.json` }],
   });
+  const metrics = new TicketMetrics();
+  metrics.service.instrument(app);
+  metrics.countPurchases(app);
   const store = await openServiceStore<TicketDatabase>({
     databaseUrl: config.TICKET_DATABASE_URL,
     urlVariable: 'TICKET_DATABASE_URL',
@@ -41,8 +47,11 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
+    instruments: metrics.service.storeInstruments(),
   });
   const { db } = store;
+  // Read once before anything is served; from here on each committed change moves them.
+  metrics.service.startFrom(await readTicketFigures(db), Date.now());
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {
     app.log.info(
       { settle: config.RECONCILE_SETTLE_SECONDS, timeout: config.EVENT_SERVICE_TIMEOUT_SECONDS },
@@ -55,20 +64,21 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   const context: TicketServiceContext = {
     db,
     config,
-    write: store.write,
+    write: ticketChanges.track(store.write, metrics),
     events,
     summaries: new EventSummaries(events),
     purchasesInFlight: new Set(),
     orphanScan: {},
     stopping: stopping.signal,
     log: app.log,
+    metrics,
   };
   // Plugins whose onRoute hooks shape routes (rate limits) must be loaded before the routes exist.
   await app.after();
   registerOperations<operations>(app, {
     service: 'ticket-service',
-    handlers: ticketServiceHandlers(context, store),
-    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, paymentToken: config.PAYMENT_TOKEN },
+    handlers: { ...ticketServiceHandlers(context, store), getMetrics: metricsHandler(metrics.service) },
+    tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, paymentToken: config.PAYMENT_TOKEN, metricsToken: config.METRICS_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     readBarrier: store.settled,
   });

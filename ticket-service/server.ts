@@ -2,12 +2,13 @@
 import { TicketServiceConfigSchema, loadConfig, type TicketServiceConfig } from '../platform/config.js';
 import { exitOnStartupError, listenUntilSignalled, warnAboutExposure } from '../platform/server.js';
 import { checkWorkers, superviseWorkers } from '../platform/workers.js';
+import { ticketFigureGauges } from './metrics.js';
 import { buildTicketApp } from './app.js';
 
 try {
   const config = loadConfig(TicketServiceConfigSchema, process.env);
   checkWorkers(config.WORKERS, config.TICKET_DATABASE_URL, 'TICKET_DATABASE_URL');
-  if (!superviseWorkers('ticket-service', config.WORKERS, config.LOG_LEVEL)) await serve(config);
+  if (!superviseWorkers('ticket-service', config.WORKERS, config.LOG_LEVEL, ticketFigureGauges)) await serve(config);
 } catch (error) {
   exitOnStartupError('ticket-service', error);
 }

@@ -10,6 +10,7 @@ import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
 import { isKnownCurrency, majorToMinor } from './money.js';
 import { count as plural, were } from '../../platform/words.js';
+import { SEATS, eventChanges } from '../metrics.js';
 
 type EventCreate = components['schemas']['EventCreate'];
 type EventUpdate = components['schemas']['EventUpdate'];
@@ -161,6 +162,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
       const taken = current.total_tickets - current.available_tickets;
       throw new ConflictError('conflict', `total_tickets cannot go below the ${taken} seats already held, sold or reserved (asked for ${totalTickets}).`);
     }
+    eventChanges.record(trx, ({ figures }) => figures.add(SEATS.total, updated.total_tickets - current.total_tickets));
     return updated;
   });
 }

@@ -20,7 +20,8 @@ function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<strin
   return headers;
 }
 
-export function eventServiceHandlers(context: EventServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
+/** Every operation but `getMetrics`, which the app serves from its metrics (platform/metrics.ts). */
+export function eventServiceHandlers(context: EventServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): Omit<OperationHandlers<operations>, 'getMetrics'> {
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'event-service' } }),
     getReady: async () => {

@@ -4,11 +4,22 @@ import type { EventDatabase, EventRow, NewEventRow } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import type { TextSearch } from './search.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
+import { EVENTS, SEATS, eventChanges } from '../metrics.js';
 
 type Db = Kysely<EventDatabase>;
 
 export async function insertEvent(db: Db, row: NewEventRow): Promise<EventRow> {
-  return db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
+  const inserted = await db.insertInto('events').values(row).returningAll().executeTakeFirstOrThrow();
+  recordNewEvent(db, inserted);
+  return inserted;
+}
+
+/** A new event adds its seats to the catalogue's figures (applied once committed). */
+function recordNewEvent(db: Db, event: Pick<EventRow, 'total_tickets'>): void {
+  eventChanges.record(db, ({ figures }) => {
+    figures.add(EVENTS, 1);
+    figures.add(SEATS.total, event.total_tickets);
+  });
 }
 
 type EventAtVenue = Omit<NewEventRow, 'venue' | 'venue_id'> & { venue: string | undefined };
@@ -24,7 +35,7 @@ type EventAtVenue = Omit<NewEventRow, 'venue' | 'venue_id'> & { venue: string | 
 export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: number): Promise<EventRow | undefined> {
   const { venue, ...fields } = row;
   const columns = Object.keys(fields) as Array<keyof typeof fields>;
-  return db
+  const inserted = await db
     .insertInto('events')
     .columns([...columns, 'venue', 'venue_id'])
     .expression((eb) =>
@@ -37,6 +48,8 @@ export async function insertEventAtVenue(db: Db, row: EventAtVenue, venueId: num
     )
     .returningAll()
     .executeTakeFirst();
+  if (inserted) recordNewEvent(db, inserted);
+  return inserted;
 }
 
 const eventById = prepareQuery<EventDatabase, { id: number }, EventRow>((db, param) => db.selectFrom('events').selectAll().where('id', '=', param('id')));
@@ -76,8 +89,16 @@ export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<b
     .where('id', '=', id)
     .where('held_tickets', '=', 0)
     .where('sold_tickets', '=', 0)
+    .returning(['total_tickets', 'manual_reserved_tickets'])
     .executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  if (result) {
+    eventChanges.record(db, ({ figures }) => {
+      figures.add(EVENTS, -1);
+      figures.add(SEATS.total, -result.total_tickets);
+      figures.add(SEATS.manual, -result.manual_reserved_tickets);
+    });
+  }
+  return result !== undefined;
 }
 
 type SeatChange = { id: number; seats: number; now: string };
@@ -105,7 +126,9 @@ const seatsForHold = prepareQuery<EventDatabase, SeatChange, never>((db, param) 
 /** Holds `seats` if the event exists, its sales are open at `now` and that many are available; false when nothing was taken. */
 export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string): Promise<boolean> {
   const result = await seatsForHold.execute(db, { id, seats, now });
-  return (result.numAffectedRows ?? 0n) > 0n;
+  const taken = (result.numAffectedRows ?? 0n) > 0n;
+  if (taken) eventChanges.record(db, ({ figures }) => figures.add(SEATS.held, seats));
+  return taken;
 }
 
 const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, param) => seatTaking(db, param, 'manual_reserved_tickets'));
@@ -113,7 +136,9 @@ const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, p
 /** Moves `seats` from available to the manually reserved ones (the original seat adjustment), only if that many are available. */
 export async function takeSeatsManually(db: Db, id: number, seats: number, now: string): Promise<boolean> {
   const result = await seatsForAdjustment.execute(db, { id, seats, now });
-  return (result.numAffectedRows ?? 0n) > 0n;
+  const taken = (result.numAffectedRows ?? 0n) > 0n;
+  if (taken) eventChanges.record(db, ({ figures }) => figures.add(SEATS.manual, seats));
+  return taken;
 }
 
 /** Gives seats back from a taken counter, only if that counter holds at least that many. */
@@ -130,8 +155,12 @@ export async function returnSeats(
     .where('id', '=', id)
     .where(counter, '>=', seats)
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  const returned = result.numUpdatedRows > 0n;
+  if (returned) eventChanges.record(db, ({ figures }) => figures.add(SEAT_COUNTERS[counter], -seats));
+  return returned;
 }
+
+const SEAT_COUNTERS = { held_tickets: SEATS.held, sold_tickets: SEATS.sold, manual_reserved_tickets: SEATS.manual } as const;
 
 /** A held seat becomes a sold one. */
 export async function moveHeldToSold(db: Db, id: number, seats: number, now: string): Promise<boolean> {
@@ -141,11 +170,19 @@ export async function moveHeldToSold(db: Db, id: number, seats: number, now: str
     .where('id', '=', id)
     .where('held_tickets', '>=', seats)
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  const moved = result.numUpdatedRows > 0n;
+  if (moved) {
+    eventChanges.record(db, ({ figures }) => {
+      figures.add(SEATS.held, -seats);
+      figures.add(SEATS.sold, seats);
+    });
+  }
+  return moved;
 }
 
 export async function recordManualAdjustment(db: Db, eventId: number, delta: number, now: string): Promise<void> {
   await db.insertInto('manual_adjustments').values({ event_id: eventId, delta, created_at: now }).execute();
+  eventChanges.record(db, (metrics) => metrics.manualAdjustments.inc({ operation: delta >= 0 ? 'reserve' : 'release' }));
 }
 
 /** An event's seat counters beside the sums of its hold and adjustment rows. */

@@ -3,8 +3,14 @@ import { sql, type Kysely, type SqlBool } from 'kysely';
 import type { EventDatabase, HoldRow, HoldState } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
+import { eventChanges } from '../metrics.js';
 
 type Db = Kysely<EventDatabase>;
+
+/** Counts hold state changes (`none` for a hold written new), once the change is committed. */
+function recordTransition(db: Db, from: HoldState | 'none', to: HoldState, holds = 1): void {
+  if (holds > 0) eventChanges.record(db, (metrics) => metrics.holdTransitions.inc({ from, to }, holds));
+}
 
 const holdById = prepareQuery<EventDatabase, { hold_id: string }, HoldRow>((db, param) =>
   db.selectFrom('holds').selectAll().where('hold_id', '=', param('hold_id')),
@@ -34,7 +40,9 @@ const holdInsertIfNew = prepareQuery<EventDatabase, HoldRow, unknown>((db, param
 /** Inserts the hold unless one with its id exists; true when inserted. */
 export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
   const result = await holdInsertIfNew.execute(db, row);
-  return (result.numAffectedRows ?? 0n) > 0n;
+  const inserted = (result.numAffectedRows ?? 0n) > 0n;
+  if (inserted) recordTransition(db, 'none', row.state);
+  return inserted;
 }
 
 type NewHold = Pick<HoldRow, 'hold_id' | 'quantity' | 'expires_at'> & { event_id: number; now: string };
@@ -72,7 +80,9 @@ const heldHoldInsert = prepareQuery<EventDatabase, NewHold, HoldRow>((db, param)
  * first, then events: the one lock order), by a conditional update that has the last word.
  */
 export async function insertHeldHold(db: Db, hold: NewHold): Promise<HoldRow | undefined> {
-  return heldHoldInsert.takeFirst(db, hold);
+  const inserted = await heldHoldInsert.takeFirst(db, hold);
+  if (inserted) recordTransition(db, 'none', 'HELD');
+  return inserted;
 }
 
 type Transition = { hold_id: string; from: HoldState; to: HoldState; now: string };
@@ -88,7 +98,9 @@ const holdTransition = prepareQuery<EventDatabase, Transition, HoldRow>((db, par
 
 /** Moves a hold from `from` to `to` in one conditional update; the changed row, or undefined if the hold was not in `from`. */
 export async function transitionHold(db: Db, holdId: string, from: HoldState, to: HoldState, now: string): Promise<HoldRow | undefined> {
-  return holdTransition.takeFirst(db, { hold_id: holdId, from, to, now });
+  const changed = await holdTransition.takeFirst(db, { hold_id: holdId, from, to, now });
+  if (changed) recordTransition(db, from, to);
+  return changed;
 }
 
 const heldHoldCommit = prepareQuery<EventDatabase, { hold_id: string; cutoff: string; now: string }, HoldRow>((db, param) =>
@@ -103,12 +115,14 @@ const heldHoldCommit = prepareQuery<EventDatabase, { hold_id: string; cutoff: st
 
 /** HELD and expiring at or after `cutoff` becomes COMMITTED in one conditional update; the changed row, or undefined. */
 export async function commitHeldHold(db: Db, holdId: string, cutoff: string, now: string): Promise<HoldRow | undefined> {
-  return heldHoldCommit.takeFirst(db, { hold_id: holdId, cutoff, now });
+  const committed = await heldHoldCommit.takeFirst(db, { hold_id: holdId, cutoff, now });
+  if (committed) recordTransition(db, 'HELD', 'COMMITTED');
+  return committed;
 }
 
 /** HELD holds whose expiry plus grace lies before `cutoff`, marked EXPIRED; the rows that changed. */
 export async function expireHeldBefore(db: Db, cutoff: string, now: string, batch: number): Promise<Array<Pick<HoldRow, 'hold_id' | 'event_id' | 'quantity'>>> {
-  return db
+  const expired = await db
     .updateTable('holds')
     .set({ state: 'EXPIRED', updated_at: now })
     .where('hold_id', 'in', (eb) =>
@@ -118,6 +132,8 @@ export async function expireHeldBefore(db: Db, cutoff: string, now: string, batc
     .where('state', '=', 'HELD')
     .returning(['hold_id', 'event_id', 'quantity'])
     .execute();
+  recordTransition(db, 'HELD', 'EXPIRED', expired.length);
+  return expired;
 }
 
 export interface HoldFilter {

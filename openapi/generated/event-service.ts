@@ -35,6 +35,32 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description This service's metrics in the Prometheus text format, for a scraper (or `eventsync status`):
+         *     request durations by route template and status class, hold transitions and manual adjustments, the figures of its
+         *     database (kept current as changes commit, never counted when scraped), the store's own
+         *     (SQLite group commits and WAL flushes, or PostgreSQL pool usage) and Node's process metrics
+         *     (`nodejs_eventloop_lag_seconds`, heap, GC). With `WORKERS` above 1 one scrape answers for every
+         *     worker: counters summed, figures of the database not multiplied.
+         *     Open in development mode; with `ADMIN_TOKEN` set it needs the admin token or `METRICS_TOKEN`.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/venues": {
         parameters: {
             query?: never;
@@ -808,6 +834,39 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics (Prometheus text exposition format 0.0.4). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP eventsync_hold_transitions_total Hold state changes (from none: a new hold or a tombstone)
+                     *     # TYPE eventsync_hold_transitions_total counter
+                     *     eventsync_hold_transitions_total{from="none",to="HELD"} 7
+                     *     eventsync_hold_transitions_total{from="HELD",to="COMMITTED"} 3
+                     *     # HELP eventsync_events Events in the catalogue
+                     *     # TYPE eventsync_events gauge
+                     *     eventsync_events 1
+                     */
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
         };
     };

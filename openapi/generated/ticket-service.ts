@@ -35,6 +35,33 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/metrics": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Prometheus metrics
+         * @description This service's metrics in the Prometheus text format, for a scraper (or `eventsync status`):
+         *     request durations by route template and status class, purchases by outcome, confirms, cancellations by reason, the
+         *     reconciler's and the sweeper's actions, the figures of its
+         *     database (kept current as changes commit, never counted when scraped), the store's own
+         *     (SQLite group commits and WAL flushes, or PostgreSQL pool usage) and Node's process metrics
+         *     (`nodejs_eventloop_lag_seconds`, heap, GC). With `WORKERS` above 1 one scrape answers for every
+         *     worker: counters summed, figures of the database not multiplied.
+         *     Open in development mode; with `ADMIN_TOKEN` set it needs the admin token or `METRICS_TOKEN`.
+         */
+        get: operations["getMetrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/tickets": {
         parameters: {
             query?: never;
@@ -532,6 +559,41 @@ export interface operations {
                 };
             };
             400: components["responses"]["BadRequest"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getMetrics: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The metrics (Prometheus text exposition format 0.0.4). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example # HELP eventsync_purchases_total Purchases (POST /tickets) by outcome
+                     *     # TYPE eventsync_purchases_total counter
+                     *     eventsync_purchases_total{outcome="reserved"} 7
+                     *     eventsync_purchases_total{outcome="sold_out"} 2
+                     *     # HELP eventsync_tickets Tickets by status
+                     *     # TYPE eventsync_tickets gauge
+                     *     eventsync_tickets{status="RESERVED"} 3
+                     *     eventsync_tickets{status="CONFIRMED"} 3
+                     *     eventsync_tickets{status="CANCELLED"} 1
+                     */
+                    "text/plain": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             503: components["responses"]["Unavailable"];
         };
     };

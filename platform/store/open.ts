@@ -4,7 +4,7 @@
  * where they must: identity columns, the text-search index).
  */
 import type { Migration } from 'kysely';
-import type { ServiceStore, StoreDialect } from './service-store.js';
+import type { ServiceStore, StoreDialect, StoreInstruments } from './service-store.js';
 import { openSqliteStore } from './sqlite/store.js';
 import { openPostgresStore } from './postgres/store.js';
 
@@ -20,11 +20,13 @@ export interface StoreOptions {
   onFatal: (error: unknown) => void;
   /** A connection of the pool was lost: worth a log line, nothing more (the pool replaces it). */
   onConnectionError: (error: Error) => void;
+  /** Where the store reports batches, flushes or pool usage (metrics). */
+  instruments?: StoreInstruments;
 }
 
 export async function openServiceStore<DB>(options: StoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
   if (options.databaseUrl !== undefined) {
-    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onConnectionError: options.onConnectionError });
+    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onConnectionError: options.onConnectionError, ...(options.instruments ? { instruments: options.instruments } : {}) });
   }
-  return openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal });
+  return openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal, ...(options.instruments ? { instruments: options.instruments } : {}) });
 }

@@ -19,3 +19,9 @@ export interface ServiceStore<DB> {
   /** Finishes the changes under way, then closes the database. */
   close: () => Promise<void>;
 }
+
+/** Where a store reports how it works (platform/metrics.ts); each store calls only its own part. */
+export interface StoreInstruments {
+  sqlite(): { batchCommitted(size: number): void; walFlushed(seconds: number): void };
+  postgres(stats: () => { total: number; idle: number; waiting: number }): void;
+}

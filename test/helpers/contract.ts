@@ -55,7 +55,8 @@ export class ContractChecker {
     }
     let parsed: unknown;
     try {
-      parsed = JSON.parse(body);
+      // Text answers (the Prometheus metrics) are checked as the string they are.
+      parsed = mediaType === 'text/plain' ? body : JSON.parse(body);
     } catch {
       return [`${id}: status ${status} body is not JSON`];
     }

@@ -4,6 +4,7 @@ import { ServiceUnreachableError, type ServiceClient, type EventOperations } fro
 import type { TicketServiceConfig } from '../../platform/config.js';
 import type { TicketDatabase } from '../store/schema.js';
 import type { EventSummaries } from './event-summaries.js';
+import type { TicketMetrics } from '../metrics.js';
 
 /** What the domain functions of ticket-service work with. */
 export type TicketTransaction = Transaction<TicketDatabase>;
@@ -25,6 +26,8 @@ export interface TicketServiceContext {
   /** Aborted when the service shuts down: background work stops between items and its calls are abandoned. */
   stopping: AbortSignal;
   log: FastifyBaseLogger;
+  /** Counters of what the service does (ticket-service/metrics.ts). */
+  metrics: TicketMetrics;
 }
 
 /** How many background items (releases, expiries, hold checks) run at once. */

@@ -30,6 +30,7 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
   const done = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() }));
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
+  if (done) context.metrics.reconcilerActions.inc({ action: 'completed_confirm' });
   return done !== undefined;
 }
 
@@ -60,6 +61,7 @@ export async function sweepExpiredReservations(context: TicketServiceContext): P
     return 'done';
   });
   if (cancelled > 0) context.log.info({ cancelled }, 'cancelled expired reservations and released their seats');
+  context.metrics.sweeperCancellations.inc(cancelled);
   return cancelled;
 }
 
@@ -82,6 +84,7 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
     return 'done';
   });
   if (abandoned > 0) context.log.info({ abandoned }, 'abandoned stale pending purchases and released their holds');
+  context.metrics.reconcilerActions.inc({ action: 'abandoned_purchase' }, abandoned);
   return abandoned;
 }
 
@@ -145,6 +148,7 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
       }
       released += 1;
       context.log.info({ hold_id: hold.hold_id, ticket_status: owners.get(hold.hold_id)?.status ?? 'none' }, 'released an orphan hold');
+      context.metrics.reconcilerActions.inc({ action: 'released_orphan_hold' });
       return 'done';
     });
     if (round.started < orphans.length) return released;

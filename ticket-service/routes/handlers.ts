@@ -22,7 +22,8 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
   };
 }
 
-export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
+/** Every operation but `getMetrics`, which the app serves from its metrics (platform/metrics.ts). */
+export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): Omit<OperationHandlers<operations>, 'getMetrics'> {
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], origin: CallOrigin) => toApiTicket(row, await context.summaries.get(row.event_id, origin));
   return {
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),

@@ -3,8 +3,24 @@ import type { Kysely, Updateable } from 'kysely';
 import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
 import type { IdempotencyRow, NewTicketRow, OutboxRow, TicketDatabase, TicketRow, TicketStatus, TicketTable } from './schema.js';
+import { OUTBOX, ticketChanges, ticketFigure } from '../metrics.js';
 
 type Db = Kysely<TicketDatabase>;
+
+/**
+ * A ticket moved between statuses (a new ticket comes from PENDING; undefined: deleted): the figures by
+ * status (PENDING and ABANDONED are internal, not counted), confirms and cancellations by reason,
+ * applied once the change is committed.
+ */
+function recordStatusChange(db: Db, from: TicketStatus, to: TicketStatus | undefined, reason?: string | null): void {
+  const counted = (status: TicketStatus | undefined): status is TicketStatus => status !== undefined && status !== 'PENDING' && status !== 'ABANDONED';
+  ticketChanges.record(db, (metrics) => {
+    if (counted(from)) metrics.figures.add(ticketFigure(from), -1);
+    if (counted(to)) metrics.figures.add(ticketFigure(to), 1);
+    if (to === 'CONFIRMED') metrics.confirms.inc();
+    if (to === 'CANCELLED') metrics.cancellations.inc({ reason: reason ?? 'customer' });
+  });
+}
 
 export const PUBLIC_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 
@@ -38,6 +54,7 @@ const ticketInsert = prepareQuery<TicketDatabase, TicketValues, { id: number }>(
 export async function insertTicket(db: Db, row: TicketValues): Promise<TicketRow> {
   const inserted = await ticketInsert.takeFirst(db, row);
   if (!inserted) throw new Error('the ticket insert returned no id');
+  recordStatusChange(db, 'PENDING', row.status);
   return { id: inserted.id, ...row };
 }
 
@@ -49,7 +66,9 @@ export async function findTicket(db: Db, id: number): Promise<TicketRow | undefi
 
 /** Changes a ticket only if it is still in `from`; the updated row, or undefined if it had moved on. */
 export async function updateTicketIf(db: Db, id: number, from: TicketStatus, changes: Updateable<TicketTable>): Promise<TicketRow | undefined> {
-  return db.updateTable('tickets').set(changes).where('id', '=', id).where('status', '=', from).returningAll().executeTakeFirst();
+  const updated = await db.updateTable('tickets').set(changes).where('id', '=', id).where('status', '=', from).returningAll().executeTakeFirst();
+  if (updated && updated.status !== from) recordStatusChange(db, from, updated.status, updated.cancellation_reason);
+  return updated;
 }
 
 /**
@@ -88,7 +107,8 @@ export async function deletePendingTicket(db: Db, id: number): Promise<void> {
 }
 
 export async function deleteTicketRow(db: Db, id: number): Promise<void> {
-  await db.deleteFrom('tickets').where('id', '=', id).execute();
+  const deleted = await db.deleteFrom('tickets').where('id', '=', id).returning('status').executeTakeFirst();
+  if (deleted) recordStatusChange(db, deleted.status, undefined);
 }
 
 export interface TicketFilter {
@@ -179,6 +199,7 @@ export async function enqueueRelease(db: Db, holdId: string, now: string): Promi
     .values({ hold_id: holdId, attempts: 0, next_attempt_at: now, last_error: null, created_at: now })
     .returning('id')
     .executeTakeFirstOrThrow();
+  ticketChanges.record(db, ({ figures }) => figures.addAt(OUTBOX, now, 1));
   return row.id;
 }
 
@@ -187,7 +208,9 @@ export async function dueReleases(db: Db, now: string, limit: number): Promise<O
 }
 
 export async function completeRelease(db: Db, id: number): Promise<void> {
-  await db.deleteFrom('release_outbox').where('id', '=', id).execute();
+  // Two rounds may complete one release: only the one whose delete found the row counts it.
+  const done = await db.deleteFrom('release_outbox').where('id', '=', id).returning('created_at').executeTakeFirst();
+  if (done) ticketChanges.record(db, ({ figures }) => figures.addAt(OUTBOX, done.created_at, -1));
 }
 
 export async function postponeRelease(db: Db, id: number, attempts: number, nextAttemptAt: string, error: string): Promise<void> {

@@ -10,7 +10,7 @@
 import pg from 'pg';
 import { Kysely, Migrator, PostgresDialect, type Migration, type Transaction } from 'kysely';
 import { ConfigError } from '../../config.js';
-import type { ServiceStore } from '../service-store.js';
+import type { ServiceStore, StoreInstruments } from '../service-store.js';
 import { isConnectionLost, isRetryableConflict } from './errors.js';
 
 export interface PostgresStoreOptions {
@@ -22,6 +22,7 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** Errors of connections the server ended (a terminated backend): logged, never fatal. */
   onConnectionError?: (error: Error) => void;
+  instruments?: StoreInstruments;
 }
 
 const MAX_ATTEMPTS = 5;
@@ -77,6 +78,7 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
   // flight fails on its own, and the pool drops the broken client.
   pool.on('connect', (client) => client.on('error', connectionFailed));
   const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  options.instruments?.postgres(() => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
   let migrated: string[];
   try {
     migrated = await migrateUnderLock(pool, db, options.migrations);

@@ -48,6 +48,8 @@ export interface GroupCommitOptions {
    * should stop (SQLite recovers from the WAL on restart).
    */
   onFatal?: (error: unknown) => void;
+  /** Told each batch's size and each durable flush's latency (metrics). */
+  instruments?: { batchCommitted(size: number): void; walFlushed(seconds: number): void };
 }
 
 export class GroupCommitter<DB> {
@@ -104,6 +106,7 @@ export class GroupCommitter<DB> {
   }
 
   private async commitBatch(batch: Job<DB>[]): Promise<void> {
+    this.options.instruments?.batchCommitted(batch.length);
     if (batch.length === 1) {
       // Alone: a plain transaction, no savepoint needed.
       const [job] = batch as [Job<DB>];
@@ -171,7 +174,9 @@ export class GroupCommitter<DB> {
   private async makeDurable(): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
     try {
+      const started = performance.now();
       await this.options.durable?.();
+      this.options.instruments?.walFlushed((performance.now() - started) / 1000);
     } catch (error) {
       if (this.failure === undefined) {
         this.failure = error;

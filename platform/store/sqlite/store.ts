@@ -3,7 +3,7 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
-import type { ServiceStore } from '../service-store.js';
+import type { ServiceStore, StoreInstruments } from '../service-store.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 import { WithoutRowLocks } from './row-locks.js';
@@ -73,7 +73,7 @@ export interface SqliteStore<DB> extends ServiceStore<DB> {
  * changes are answered (platform/store/sqlite/wal-sync.ts): what is answered is on disk, as at FULL.
  */
 export async function openSqliteStore<DB>(
-  options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void },
+  options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void; instruments?: StoreInstruments },
 ): Promise<SqliteStore<DB> & { migrated: string[] }> {
   const flushOffThread = options.synchronous === 'FULL' && options.path !== ':memory:';
   const database = openSqlite({ path: options.path, synchronous: flushOffThread ? 'NORMAL' : options.synchronous });
@@ -94,7 +94,11 @@ export async function openSqliteStore<DB>(
     await db.destroy();
     throw error;
   }
-  const committer = new GroupCommitter(db, wal ? { durable: () => wal.flush(), ...(options.onFatal ? { onFatal: options.onFatal } : {}) } : {});
+  const instruments = options.instruments?.sqlite();
+  const committer = new GroupCommitter(db, {
+    ...(wal ? { durable: () => wal.flush(), ...(options.onFatal ? { onFatal: options.onFatal } : {}) } : {}),
+    ...(instruments ? { instruments } : {}),
+  });
   return {
     dialect: 'sqlite',
     database,

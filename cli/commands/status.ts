@@ -1,0 +1,139 @@
+/**
+ * `eventsync status`: both services' health, readiness and key figures (read from their `/metrics`),
+ * on one screen or as one JSON document. Exit 0 healthy, 1 degraded (not ready, an outbox release
+ * waiting over a minute, metrics unreadable), 3 a service unreachable.
+ */
+import { Command } from 'commander';
+import { ServiceUnreachableError, type Problem } from '../../openapi/client.js';
+import { metricValue, parseMetrics, type Sample } from '../../platform/metrics-text.js';
+import { cliContext } from '../context.js';
+import { EXIT, count, paint, printJson } from '../output.js';
+
+/** An outbox release older than this means event-service has not taken releases for a while. */
+const OUTBOX_AGE_LIMIT_SECONDS = 60;
+
+type Figures = Record<string, number>;
+
+interface ServiceStatus {
+  url: string;
+  reachable: boolean;
+  ready: boolean;
+  /** Why it is not ready, or why its metrics could not be read. */
+  problems: string[];
+  figures: Figures;
+}
+
+/** The three calls status makes to a service (the same operations on both). */
+interface Probes {
+  url: string;
+  health: () => Promise<unknown>;
+  ready: () => Promise<{ ok: boolean; status: number; problem?: Problem }>;
+  metrics: () => Promise<{ ok: boolean; status: number; body?: unknown }>;
+}
+
+/**
+ * What each service's screen shows, read from its metrics. Webhook deliveries (failing endpoints)
+ * and the waiting list add their lines here once ticket-service reports them.
+ */
+const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string, Record<string, string>?]>> = {
+  'event-service': [
+    ['events', 'eventsync_events'],
+    ['seats_total', 'eventsync_seats', { state: 'total' }],
+    ['seats_available', 'eventsync_seats', { state: 'available' }],
+    ['seats_held', 'eventsync_seats', { state: 'held' }],
+    ['seats_sold', 'eventsync_seats', { state: 'sold' }],
+    ['seats_manual', 'eventsync_seats', { state: 'manual' }],
+  ],
+  'ticket-service': [
+    ['tickets_reserved', 'eventsync_tickets', { status: 'RESERVED' }],
+    ['tickets_confirmed', 'eventsync_tickets', { status: 'CONFIRMED' }],
+    ['tickets_cancelled', 'eventsync_tickets', { status: 'CANCELLED' }],
+    ['outbox_pending', 'eventsync_outbox_pending'],
+    ['outbox_oldest_age_seconds', 'eventsync_outbox_oldest_pending_age_seconds'],
+    ['reconciler_abandoned_purchases', 'eventsync_reconciler_actions_total', { action: 'abandoned_purchase' }],
+    ['reconciler_released_orphan_holds', 'eventsync_reconciler_actions_total', { action: 'released_orphan_hold' }],
+    ['reconciler_completed_confirms', 'eventsync_reconciler_actions_total', { action: 'completed_confirm' }],
+    ['sweeper_cancellations', 'eventsync_sweeper_cancellations_total'],
+  ],
+};
+
+async function serviceStatus(name: 'event-service' | 'ticket-service', probes: Probes): Promise<ServiceStatus> {
+  const status: ServiceStatus = { url: probes.url, reachable: false, ready: false, problems: [], figures: {} };
+  try {
+    await probes.health();
+  } catch (error) {
+    if (error instanceof ServiceUnreachableError) {
+      status.problems.push(error.message);
+      return status;
+    }
+    throw error;
+  }
+  status.reachable = true;
+  const ready = await probes.ready().catch((error: unknown) => ({ ok: false, status: 0, problem: { type: 'about:blank', title: 'unreachable', status: 0, detail: error instanceof Error ? error.message : String(error) } }));
+  status.ready = ready.ok;
+  if (!ready.ok) status.problems.push(`not ready: ${ready.problem?.detail ?? `HTTP ${ready.status}`}`);
+  const metrics = await probes.metrics().catch(() => undefined);
+  if (!metrics?.ok || typeof metrics.body !== 'string') {
+    status.problems.push(`metrics unreadable${metrics ? ` (HTTP ${metrics.status}: send --admin-token)` : ''}`);
+    return status;
+  }
+  const samples: Sample[] = parseMetrics(metrics.body);
+  for (const [key, metric, labels] of FIGURES[name]) status.figures[key] = metricValue(samples, metric, labels);
+  return status;
+}
+
+function printService(name: string, status: ServiceStatus): void {
+  const state = !status.reachable ? paint('red', 'unreachable') : status.ready ? paint('green', 'up, ready') : paint('yellow', 'up, NOT ready');
+  process.stdout.write(`${paint('bold', name.padEnd(15))} ${status.url}  ${state}\n`);
+  const f = status.figures;
+  const has = (key: string) => f[key] !== undefined;
+  if (has('events')) {
+    process.stdout.write(`  ${count(f.events ?? 0, 'event')}; seats ${f.seats_total}: ${f.seats_available} available, ${f.seats_held} reserved, ${f.seats_sold} sold, ${f.seats_manual} set aside\n`);
+  }
+  if (has('tickets_reserved')) {
+    process.stdout.write(`  tickets: ${f.tickets_reserved} reserved, ${f.tickets_confirmed} confirmed, ${f.tickets_cancelled} cancelled\n`);
+    const age = f.outbox_oldest_age_seconds ?? 0;
+    const outbox = f.outbox_pending ? `${count(f.outbox_pending, 'release')} waiting, the oldest for ${age} s` : 'empty';
+    process.stdout.write(`  outbox: ${age > OUTBOX_AGE_LIMIT_SECONDS ? paint('yellow', outbox) : outbox}\n`);
+    process.stdout.write(
+      `  since start: reconciler abandoned ${f.reconciler_abandoned_purchases} purchases, released ${f.reconciler_released_orphan_holds} orphan holds, completed ${f.reconciler_completed_confirms} confirms; sweeper expired ${f.sweeper_cancellations}\n`,
+    );
+  }
+  for (const problem of status.problems) process.stdout.write(`  ${paint('yellow', '!')} ${problem}\n`);
+}
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description("both services' health, readiness and key figures; exits 0 healthy, 1 degraded, 3 unreachable")
+    .addHelpText('after', '\nExamples:\n  eventsync status\n  eventsync --admin-token "$ADMIN_TOKEN" status --json')
+    .action(async (_options: unknown, command: Command) => {
+      const context = cliContext(command);
+      const services = {
+        'event-service': await serviceStatus('event-service', {
+          url: context.events.baseUrl,
+          health: () => context.events.call('getHealth', {}),
+          ready: () => context.events.call('getReady', {}),
+          metrics: () => context.events.call('getMetrics', {}),
+        }),
+        'ticket-service': await serviceStatus('ticket-service', {
+          url: context.tickets.baseUrl,
+          health: () => context.tickets.call('getHealth', {}),
+          ready: () => context.tickets.call('getReady', {}),
+          metrics: () => context.tickets.call('getMetrics', {}),
+        }),
+      };
+      const ticketFigures = services['ticket-service'].figures;
+      if ((ticketFigures.outbox_oldest_age_seconds ?? 0) > OUTBOX_AGE_LIMIT_SECONDS) {
+        services['ticket-service'].problems.push(`a seat release has waited in the outbox over ${OUTBOX_AGE_LIMIT_SECONDS} s: is event-service taking releases?`);
+      }
+      const all = Object.values(services);
+      const verdict = all.some((s) => !s.reachable) ? 'unreachable' : all.some((s) => s.problems.length > 0) ? 'degraded' : 'healthy';
+      if (context.options.json) printJson({ status: verdict, services });
+      else {
+        for (const [name, status] of Object.entries(services)) printService(name, status);
+        const colour = verdict === 'healthy' ? 'green' : verdict === 'degraded' ? 'yellow' : 'red';
+        process.stdout.write(`status: ${paint(colour, verdict)}\n`);
+      }
+      process.exitCode = verdict === 'healthy' ? EXIT.ok : verdict === 'degraded' ? EXIT.refused : EXIT.unavailable;
+    });
+}
