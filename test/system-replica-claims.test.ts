@@ -4,6 +4,7 @@
  * and every ticket write claims its reference too, so whichever comes second loses.
  */
 import t from 'tap';
+import { Agent } from 'undici';
 import { startDelayingProxy } from './helpers/delaying-proxy.js';
 import { testStores } from './helpers/postgres.js';
 import { eventually, startSystem } from './helpers/system.js';
@@ -52,6 +53,52 @@ if (stores.includes('postgres')) {
     t.equal(holdId === undefined ? undefined : (await getHold(system, holdId))?.state, 'RELEASED', 'the hold stays released');
     const current = await getEvent(system, event.id);
     t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [10, 0, 0], 'every seat is back, none sold');
+    t.same(await system.audit(), [], 'the audit is exact');
+  });
+
+  t.test("two workers' outboxes draining the same due releases together send each release to event-service once (each row is leased before its call)", async (t) => {
+    const proxy = await startDelayingProxy(t);
+    const system = await startSystem(t, {
+      store: 'postgres',
+      env: { WORKERS: '2', SWEEP_INTERVAL_SECONDS: '0.05', EVENT_SERVICE_TIMEOUT_SECONDS: '30', RECONCILE_SETTLE_SECONDS: '60' },
+      eventServiceUrlForTickets: (url) => {
+        proxy.target = url;
+        return proxy.url;
+      },
+    });
+    const event = await createEvent(system, { total_tickets: 40 });
+    const agent = new Agent({ connections: 8 });
+    t.teardown(() => agent.close());
+    const bought = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 1, { customer_email: `queued${i}@example.com` }), dispatcher: agent })),
+    );
+    t.same(new Set(bought.map((answer) => answer.status)), new Set([201]), 'all 40 seats are reserved');
+
+    const releaseCalls = new Map<string, number>();
+    proxy.onForward = (method, path) => {
+      const match = /^\/holds\/([^/]+)\/release$/.exec(path);
+      if (method === 'POST' && match?.[1]) releaseCalls.set(match[1], (releaseCalls.get(match[1]) ?? 0) + 1);
+    };
+    // What cancellations leave while event-service is away: 40 cancelled tickets and 40 due releases,
+    // committed at one moment, so both workers' outboxes find all of them due in the same round.
+    const now = new Date().toISOString();
+    t.equal(await system.sql('ticket-service', "UPDATE tickets SET status = 'CANCELLED', cancellation_reason = 'customer' WHERE event_id = ?", event.id), 40, '40 tickets are cancelled');
+    t.equal(
+      await system.sql('ticket-service', 'INSERT INTO release_outbox (hold_id, attempts, next_attempt_at, created_at) SELECT reference, 0, ?, ? FROM tickets WHERE event_id = ?', now, now, event.id),
+      40,
+      '40 releases are due',
+    );
+
+    const drained = await eventually(async () => (await system.sql('ticket-service', 'UPDATE release_outbox SET attempts = attempts')) === 0, 20_000);
+    t.ok(drained, 'the outboxes drain');
+    t.equal(releaseCalls.size, 40, 'every hold was released');
+    t.same(
+      [...releaseCalls].filter(([, calls]) => calls > 1),
+      [],
+      'no release was sent twice',
+    );
+    const current = await getEvent(system, event.id);
+    t.same([current.available_tickets, current.held_tickets], [40, 0], 'every seat is back once');
     t.same(await system.audit(), [], 'the audit is exact');
   });
 }
