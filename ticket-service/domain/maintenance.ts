@@ -125,7 +125,7 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
  * Releases one orphan hold, if the reconciler wins its reference: one transaction claims the reference
  * and queues the release (leased, tried at once), so a ticket write that comes late loses its own
  * claim and answers 503 instead of selling a released hold, and a crash before the call leaves the
- * release to the outbox. False when the claim was lost (a ticket, or another replica, owns it).
+ * release to the outbox. Undefined when the claim was lost (a ticket, or another replica, owns it).
  */
 async function claimAndRelease(context: TicketServiceContext, holdId: string): Promise<{ outcome: ReleaseOutcome } | undefined> {
   const outboxId = await context.write(async (trx) => {
