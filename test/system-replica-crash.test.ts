@@ -59,7 +59,7 @@ if (!(await testStores()).includes('postgres')) {
           headers: { connection: 'close', ...(i % 3 === 0 ? { 'idempotency-key': uuid() } : {}) },
           dispatcher: agent,
           // A connection the primary was handing to the killed worker is never answered: given up on.
-          timeoutMs: 5000,
+          timeoutMs: 10_000,
         }).then(
           (answer) => {
             answers += 1;
