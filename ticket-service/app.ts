@@ -55,7 +55,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {
     app.log.info(
       { settle: config.RECONCILE_SETTLE_SECONDS, timeout: config.EVENT_SERVICE_TIMEOUT_SECONDS },
-      'RECONCILE_SETTLE_SECONDS is below EVENT_SERVICE_TIMEOUT_SECONDS: right for one ticket-service process; with replicas a hold still in flight in another one could be released',
+      'RECONCILE_SETTLE_SECONDS is below EVENT_SERVICE_TIMEOUT_SECONDS: with replicas, a purchase without an Idempotency-Key slower than the settle window may find its hold released by another replica and answer 503 (never a seat sold twice)',
     );
   }
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');

@@ -1,7 +1,8 @@
 /**
  * A pass-through HTTP proxy for the calls ticket-service makes to event-service, which can hold back
  * chosen answers (the request reaches event-service and takes effect at once, the answer comes late)
- * or hold back chosen requests until the test lets them through (they take effect only then).
+ * or hold back chosen requests until the test lets them through (they take effect only then), or
+ * hold back chosen answers until the test lets them through.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +19,8 @@ export interface DelayingProxy {
   gateFor: (method: string, path: string, body: string) => Promise<void> | undefined;
   /** Sees every call as it is passed on. */
   onForward: (method: string, path: string, body: string) => void;
+  /** A promise to wait for before the answer, already given by event-service, is passed back (undefined: at once). */
+  answerGateFor: (method: string, path: string, body: string) => Promise<void> | undefined;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'proxy-connection', 'te', 'trailer']);
@@ -29,7 +32,7 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
 }
 
 export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
-  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined };
+  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined, answerGateFor: () => undefined };
   const server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -47,6 +50,7 @@ export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
         .then(async (answer) => {
           const body = Buffer.from(await answer.body.arrayBuffer());
           if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+          await proxy.answerGateFor(method, path, text);
           outgoing.writeHead(answer.statusCode, endToEnd(answer.headers));
           outgoing.end(body);
         })

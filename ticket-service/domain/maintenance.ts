@@ -1,17 +1,19 @@
 /**
  * Background work of ticket-service, run at start-up and every SWEEP_INTERVAL_SECONDS, safe in several
- * replicas at once (every change is a conditional update; releases are idempotent):
+ * replicas at once (every change is a conditional update or a claim that one replica wins, acted on by
+ * its row count; releases are idempotent):
  * - the release outbox: pending releases retried with backoff until event-service acknowledges;
  * - the sweeper: RESERVED tickets past `expires_at` are cancelled (reason `expired`);
  * - the reconciler: stale PENDING tickets are abandoned and their holds released, HELD holds with no
- *   RESERVED ticket behind them are released, and confirms that crashed half-way are completed.
+ *   ticket behind them are claimed and released, and confirms that crashed half-way are completed.
  */
 import { ServiceUnreachableError, nextCursor } from '../../openapi/client.js';
+import { claimReference } from '../store/claims.js';
 import * as tickets from '../store/tickets.js';
 import type { TicketRow } from '../store/schema.js';
 import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
 import { cancelTicket } from './tickets.js';
-import { drainReleaseOutbox, releaseNow } from './outbox.js';
+import { drainReleaseOutbox, releaseLeaseUntil, releaseNow, type ReleaseOutcome } from './outbox.js';
 import { forEachBounded } from '../../platform/bounded.js';
 
 const BATCH = 200;
@@ -35,19 +37,36 @@ async function completeConfirm(context: TicketServiceContext, row: TicketRow): P
 }
 
 /**
+ * Event-service as one round of background work found it: once a call finds it unreachable, the rest
+ * of the round commits its local changes and leaves their releases to the outbox.
+ */
+function roundReachability(): { readonly reachable: boolean; saw: (outcome: ReleaseOutcome | 'queued' | undefined) => void } {
+  let reachable = true;
+  return {
+    get reachable() {
+      return reachable;
+    },
+    saw(outcome) {
+      if (outcome === 'unreachable') reachable = false;
+    },
+  };
+}
+
+/**
  * Cancels RESERVED tickets past their expiry, unless their hold was committed (then the confirm is
- * completed). Cancelling is local and always happens; once event-service proves unreachable the
- * releases are left to the outbox instead of each waiting for it.
+ * completed). Cancelling is local and always happens, conditional on the ticket as read (a confirm
+ * that started meanwhile, in any replica, is not cancelled under it); once event-service proves
+ * unreachable the releases are left to the outbox instead of each waiting for it.
  */
 export async function sweepExpiredReservations(context: TicketServiceContext): Promise<number> {
   const lapsed = await tickets.selectTicketsByStatusBefore(context.db, 'RESERVED', 'expires_at', new Date().toISOString(), BATCH);
   let cancelled = 0;
-  let reachable = true;
+  const eventService = roundReachability();
   await forEachBounded(lapsed, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
     if (row.confirming_at !== null) {
-      const state = reachable ? await holdState(context, row.reference) : undefined;
+      const state = eventService.reachable ? await holdState(context, row.reference) : undefined;
       if (state === undefined) {
-        reachable = false;
+        eventService.saw('unreachable');
         return 'done';
       }
       if (state === 'COMMITTED') {
@@ -55,9 +74,9 @@ export async function sweepExpiredReservations(context: TicketServiceContext): P
         return 'done';
       }
     }
-    const outcome = await cancelTicket(context, row, 'expired', { signal: context.stopping, releaseAtOnce: reachable });
+    const outcome = await cancelTicket(context, row, 'expired', { signal: context.stopping, releaseAtOnce: eventService.reachable });
     if (outcome) cancelled += 1;
-    if (outcome?.release === 'unreachable') reachable = false;
+    eventService.saw(outcome?.release);
     return 'done';
   });
   if (cancelled > 0) context.log.info({ cancelled }, 'cancelled expired reservations and released their seats');
@@ -70,17 +89,18 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
   const cutoff = new Date(Date.now() - abandonAfterMs(context.config)).toISOString();
   const stale = await tickets.selectTicketsByStatusBefore(context.db, 'PENDING', 'created_at', cutoff, BATCH);
   let abandoned = 0;
-  let reachable = true;
+  const eventService = roundReachability();
   await forEachBounded(stale, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
+    const releaseAtOnce = eventService.reachable;
     const outboxId = await context.write(async (trx) => {
       const at = new Date().toISOString();
       // The age condition is part of the update: a retry that claimed the ticket again meanwhile keeps it.
       const taken = await tickets.abandonStalePendingTicket(trx, row.id, cutoff, at);
-      return taken ? tickets.enqueueRelease(trx, row.reference, at) : undefined;
+      return taken ? tickets.enqueueRelease(trx, row.reference, at, releaseAtOnce ? releaseLeaseUntil(context) : undefined) : undefined;
     });
     if (outboxId === undefined) return 'done';
     abandoned += 1;
-    if (reachable && (await releaseNow(context, outboxId, row.reference, { signal: context.stopping })) === 'unreachable') reachable = false;
+    if (releaseAtOnce) eventService.saw(await releaseNow(context, outboxId, row.reference, { signal: context.stopping }));
     return 'done';
   });
   if (abandoned > 0) context.log.info({ abandoned }, 'abandoned stale pending purchases and released their holds');
@@ -97,19 +117,38 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
     const state = await holdState(context, row.reference);
     if (state === undefined) return 'halt';
     if (state === 'COMMITTED' && (await completeConfirm(context, row))) completed += 1;
-    else if (state === 'HELD') await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { confirming_at: null }));
+    // Cleared only if no confirm marked the ticket again since it was read (a retry renews the mark).
+    else if (state === 'HELD') await context.write((trx) => tickets.updateTicketAsRead(trx, row, { confirming_at: null }));
     return 'done';
   });
   return completed;
 }
 
 /**
- * HELD holds older than the settle window with no RESERVED (or still PENDING) ticket behind them, and
- * no keyless purchase of this process in flight for them, are released. Holds come in creation order
- * and the scan resumes where every earlier hold was settled (owned, or released), so a round costs
- * the holds that became old enough since the last one, not every live reservation. The last page is
- * always read again (it grows), and a restart scans from the start once. (A hold that would sort
- * before the resume point, created in the same millisecond as a scanned one, is still released by
+ * Releases one orphan hold, if the reconciler wins its reference: one transaction claims the reference
+ * and queues the release (leased, tried at once), so a ticket write that comes late loses its own
+ * claim and answers 503 instead of selling a released hold, and a crash before the call leaves the
+ * release to the outbox. Undefined when the claim was lost (a ticket, or another replica, owns it).
+ */
+async function claimAndRelease(context: TicketServiceContext, holdId: string): Promise<{ outcome: ReleaseOutcome } | undefined> {
+  const outboxId = await context.write(async (trx) => {
+    const at = new Date().toISOString();
+    if (!(await claimReference(trx, holdId, 'reconciler', at))) return undefined;
+    return tickets.enqueueRelease(trx, holdId, at, releaseLeaseUntil(context));
+  });
+  if (outboxId === undefined) return undefined;
+  return { outcome: await releaseNow(context, outboxId, holdId, { signal: context.stopping }) };
+}
+
+/**
+ * HELD holds older than the settle window with no ticket behind them are released, each only after
+ * the reconciler claimed its reference (see `claimAndRelease`): that claim, not the settle window or
+ * the skipping of this process's keyless purchases in flight (an optimisation), is why a hold under
+ * a purchase is never released from under a ticket. Holds come in creation order and the scan
+ * resumes where every earlier hold was settled (owned, or claimed), so a round costs the holds that
+ * became old enough since the last one, not every live reservation. The last page is always read
+ * again (it grows), and a restart scans from the start once. (A hold that would sort before the
+ * resume point, created in the same millisecond as a scanned one, is still released by
  * event-service's own expiry.)
  */
 export async function releaseOrphanHolds(context: TicketServiceContext): Promise<number> {
@@ -133,25 +172,25 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
     const inFlight = new Set(holds.filter((h) => context.purchasesInFlight.has(h.hold_id)).map((h) => h.hold_id));
     const owners = new Map((await tickets.findReservedByReferences(context.db, holds.map((h) => h.hold_id))).map((t) => [t.reference, t]));
     let pageSettled = true;
+    // A hold with a ticket row behind it is that ticket's: its reference is claimed, and a PENDING,
+    // abandoned, cancelled or deleted ticket's release is already the outbox's.
     const orphans = holds.filter((hold) => {
       const owner = owners.get(hold.hold_id);
       if (inFlight.has(hold.hold_id) || owner?.status === 'PENDING') pageSettled = false;
-      // A CONFIRMED owner means a confirm committed the hold after it was listed: never release a sold seat.
-      const owned = owner !== undefined && (owner.status === 'RESERVED' || owner.status === 'PENDING' || owner.status === 'CONFIRMED');
-      return !inFlight.has(hold.hold_id) && !owned;
+      return !inFlight.has(hold.hold_id) && owner === undefined;
     });
     const round = await forEachBounded(orphans, BACKGROUND_CONCURRENCY, context.stopping, async (hold) => {
-      const release = await context.events.call('releaseHold', { path: { hold_id: hold.hold_id } }, { signal: context.stopping });
-      if (!release.ok) {
-        pageSettled = false;
-        return 'done';
-      }
-      released += 1;
-      context.log.info({ hold_id: hold.hold_id, ticket_status: owners.get(hold.hold_id)?.status ?? 'none' }, 'released an orphan hold');
+      const claimed = await claimAndRelease(context, hold.hold_id);
+      if (claimed === undefined) return 'done';
+      // Counted once claimed: the release is then queued, and the outbox finishes it if this call fails.
       context.metrics.reconcilerActions.inc({ action: 'released_orphan_hold' });
-      return 'done';
+      if (claimed.outcome === 'released') {
+        released += 1;
+        context.log.info({ hold_id: hold.hold_id }, 'released an orphan hold');
+      }
+      return claimed.outcome === 'unreachable' ? 'halt' : 'done';
     });
-    if (round.started < orphans.length) return released;
+    if (round.started < orphans.length || round.halted) return released;
     const next = nextCursor(result.headers);
     if (!next) break;
     settledSoFar &&= pageSettled;

@@ -2,7 +2,7 @@
 import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import { forEachBounded } from '../../platform/bounded.js';
 import * as tickets from '../store/tickets.js';
-import { BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
+import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
 
 const BATCH = 200;
 const MAX_BACKOFF_MS = 60_000;
@@ -19,7 +19,13 @@ export interface ReleaseOptions {
   signal?: AbortSignal;
 }
 
-/** Tries one outbox release now; on failure it stays queued with a backoff. */
+/**
+ * The end of a lease on a release taken now: longer than one call and its bookkeeping, so no other
+ * replica tries the same release meanwhile, and short enough that a crash delays it by seconds.
+ */
+export const releaseLeaseUntil = (context: TicketServiceContext): string => new Date(Date.now() + abandonAfterMs(context.config)).toISOString();
+
+/** Tries one outbox release now (the caller holds its lease); on failure it stays queued with a backoff. */
 export async function releaseNow(context: TicketServiceContext, outboxId: number, holdId: string, options: ReleaseOptions = {}): Promise<ReleaseOutcome> {
   let failure: string;
   let outcome: ReleaseOutcome;
@@ -32,8 +38,11 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
     failure = `HTTP ${result.status}: ${result.problem.detail ?? result.problem.title}`;
     outcome = 'refused';
   } catch (error) {
-    // Abandoned by a shutdown: the row stays as it was, due at the next start.
-    if (options.signal?.aborted) return 'unreachable';
+    // Abandoned by a shutdown: the lease is given back, so the row is due again (at the next start, or in another replica).
+    if (options.signal?.aborted) {
+      await context.write((trx) => tickets.returnLease(trx, outboxId, new Date().toISOString()));
+      return 'unreachable';
+    }
     failure = error instanceof Error ? error.message : String(error);
     outcome = error instanceof ServiceUnreachableError ? 'unreachable' : 'refused';
   }
@@ -44,11 +53,16 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
   return outcome;
 }
 
-/** Due releases, a few at a time; the round stops at the first that finds event-service unreachable. */
+/**
+ * Due releases, a few at a time, each leased before its call (a conditional update only one replica
+ * wins), so replicas draining together never try one release twice; the round stops at the first
+ * that finds event-service unreachable.
+ */
 export async function drainReleaseOutbox(context: TicketServiceContext): Promise<number> {
   let released = 0;
   const due = await tickets.dueReleases(context.db, new Date().toISOString(), BATCH);
   await forEachBounded(due, BACKGROUND_CONCURRENCY, context.stopping, async (row) => {
+    if (!(await context.write((trx) => tickets.leaseRelease(trx, row.id, row.next_attempt_at, releaseLeaseUntil(context))))) return 'done';
     const outcome = await releaseNow(context, row.id, row.hold_id, { attempts: row.attempts, signal: context.stopping });
     if (outcome === 'released') released += 1;
     return outcome === 'unreachable' ? 'halt' : 'done';

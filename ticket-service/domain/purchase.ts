@@ -10,11 +10,12 @@ import type { CallOrigin } from '../../openapi/client.js';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import type { components as EventComponents } from '../../openapi/generated/event-service.js';
 import { StoredProblemError, UnavailableError, ValidationError, ProblemError, problemType, type ProblemBody } from '../../platform/errors.js';
+import { claimReference } from '../store/claims.js';
 import * as tickets from '../store/tickets.js';
 import type { IdempotencyRow, TicketRow } from '../store/schema.js';
 import { abandonAfterMs, unreachableText, type TicketServiceContext, type TicketTransaction } from './context.js';
 import type { EventSummary } from './event-summaries.js';
-import { releaseNow } from './outbox.js';
+import { releaseLeaseUntil, releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
 
 type TicketCreate = components['schemas']['TicketCreate'];
@@ -66,9 +67,15 @@ function expiryFrom(now: Date, context: TicketServiceContext): string {
   return new Date(Math.ceil((now.getTime() + context.config.RESERVATION_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
 }
 
-/** Writes a new PENDING ticket for this order and points the key, held by this request, at it (inside a transaction). */
+/**
+ * Writes a new PENDING ticket for this order, claiming its new reference (a retry that re-drives the
+ * ticket keeps the claim it made here), and points the key, held by this request, at it (inside a
+ * transaction).
+ */
 async function insertPendingTicket(trx: TicketTransaction, body: TicketCreate, key: string, now: Date, context: TicketServiceContext): Promise<TicketRow> {
-  const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference: randomUUID(), expiresAt: expiryFrom(now, context), createdAt: now.toISOString() }));
+  const reference = randomUUID();
+  if (!(await claimReference(trx, reference, 'ticket', now.toISOString()))) throw new Error(`the new reference ${reference} was already claimed`);
+  const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference, expiresAt: expiryFrom(now, context), createdAt: now.toISOString() }));
   await tickets.updateIdempotencyKey(trx, key, { ticket_id: ticket.id, locked_until: lockUntil(now, context) });
   return ticket;
 }
@@ -239,10 +246,11 @@ function logFailedHold(context: TicketServiceContext, failed: NotHeld, about: Re
  * A purchase without an Idempotency-Key: the hold first, then the ticket written once, RESERVED, with
  * the price the hold returned. DESIGN.md allows dropping the PENDING write because holds are
  * reconciled: a hold whose ticket is never written (a crash, a failed write) has no ticket behind it
- * and the reconciler releases it once older than the settle window. While the purchase is in flight
- * its reference is in `purchasesInFlight`, which the reconciler of this process skips, so even a zero
- * settle window never releases a hold under a purchase. (Replicas rely on the settle window, which
- * must exceed the hold call's timeout.) When the hold call fails, the hold (if any) is released
+ * and the reconciler releases it once older than the settle window. The ticket write claims the
+ * reference in the same transaction; if the reconciler (of any replica) claimed it first, it has
+ * released the hold, and the purchase answers 503 instead of selling it. While the purchase is in
+ * flight its reference is in `purchasesInFlight`, which the reconciler of this process skips: an
+ * optimisation that spares it those 503s. When the hold call fails, the hold (if any) is released
  * through the outbox at once.
  */
 async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCreate, origin: CallOrigin): Promise<ApiTicket> {
@@ -263,9 +271,15 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     const price = { unitPrice: asked.hold.unit_price ?? 0, currency: asked.hold.currency };
     // If this write fails the hold is left to the reconciler: the failure may come after the commit (a
     // failed flush), when releasing the hold would leave a ticket without seats.
-    const row = await context.write((trx) =>
-      tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: new Date().toISOString(), price })),
-    );
+    const row = await context.write(async (trx) => {
+      const at = new Date().toISOString();
+      if (!(await claimReference(trx, reference, 'ticket', at))) return undefined;
+      return tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: at, price }));
+    });
+    if (!row) {
+      context.log.warn({ reference }, 'the reconciler claimed and released the hold before the ticket was written; the purchase answers 503');
+      throw new UnavailableError('The reservation took too long and its seats were released; retry the purchase (send an Idempotency-Key to make retries safe).');
+    }
     return toApiTicket(row, asked.summary);
   } finally {
     context.purchasesInFlight.delete(reference);
@@ -274,7 +288,7 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
 
 /** The hold call failed or was refused unexpectedly: a hold may exist (or appear late); release it through the outbox. */
 async function releaseAbandonedHold(context: TicketServiceContext, reference: string, origin: CallOrigin): Promise<void> {
-  const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString()));
+  const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString(), releaseLeaseUntil(context)));
   // Tried in the background: event-service may be the one that is down, and the outbox retries.
   void releaseNow(context, outboxId, reference, { origin }).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
 }

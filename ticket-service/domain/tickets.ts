@@ -11,7 +11,7 @@ import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
 import { unreachableText, type TicketServiceContext } from './context.js';
-import { releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
+import { releaseLeaseUntil, releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
 import type { PublicStatus } from './representation.js';
 
 type StatusUpdate = components['schemas']['TicketStatusUpdate'];
@@ -58,8 +58,9 @@ export async function listTickets(context: TicketServiceContext, query: ListQuer
 }
 
 /**
- * Cancels a RESERVED or CONFIRMED ticket: one transaction sets CANCELLED with its reason and records a
- * pending release; the release is then tried at once (the outbox retries it if that fails).
+ * Cancels a RESERVED or CONFIRMED ticket, if it is still as read (undefined if it moved on): one
+ * transaction sets CANCELLED with its reason and records a pending release; the release is then tried
+ * at once (the outbox retries it if that fails).
  */
 export async function cancelTicket(
   context: TicketServiceContext,
@@ -69,14 +70,14 @@ export async function cancelTicket(
 ): Promise<{ ticket: TicketRow; release: ReleaseOutcome | 'queued' } | undefined> {
   const outcome = await context.write(async (trx) => {
     const at = new Date().toISOString();
-    const cancelled = await tickets.updateTicketIf(trx, row.id, row.status, {
+    const cancelled = await tickets.updateTicketAsRead(trx, row, {
       status: 'CANCELLED',
       cancellation_reason: reason,
       confirming_at: null,
       updated_at: at,
     });
     if (!cancelled) return undefined;
-    const outboxId = await tickets.enqueueRelease(trx, row.reference, at);
+    const outboxId = await tickets.enqueueRelease(trx, row.reference, at, options.releaseAtOnce === false ? undefined : releaseLeaseUntil(context));
     return { cancelled, outboxId };
   });
   if (!outcome) return undefined;
@@ -128,7 +129,8 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
   }
   const marked = await context.write((trx) =>
     tickets.updateTicketIf(trx, row.id, 'RESERVED', {
-      confirming_at: row.confirming_at ?? new Date().toISOString(),
+      // Renewed on every attempt: background work that read an older mark acts only if it is unchanged.
+      confirming_at: new Date().toISOString(),
       // Kept with the mark, so that a confirm the reconciler completes still records it.
       payment_reference: paymentReference ?? row.payment_reference,
     }),
@@ -172,7 +174,7 @@ export async function deleteTicket(context: TicketServiceContext, id: number, ac
   const row = await visibleTicket(context, id, access);
   const outboxId = await context.write(async (trx) => {
     await tickets.deleteTicketRow(trx, row.id);
-    return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString());
+    return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context));
   });
   if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, { origin });
 }

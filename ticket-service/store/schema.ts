@@ -48,10 +48,21 @@ export interface OutboxTable {
   created_at: string;
 }
 
+/** Who owns a reference: a ticket written with it, or the reconciler releasing its orphan hold. */
+export type Claimant = 'ticket' | 'reconciler';
+
+/** A reference (hold id) once claimed is never claimed again: the first insert wins. */
+export interface ClaimedReferenceTable {
+  reference: string;
+  claimant: Claimant;
+  claimed_at: string;
+}
+
 export interface TicketDatabase {
   tickets: TicketTable;
   idempotency_keys: IdempotencyKeyTable;
   release_outbox: OutboxTable;
+  claimed_references: ClaimedReferenceTable;
 }
 
 export type TicketRow = Selectable<TicketTable>;

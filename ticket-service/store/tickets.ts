@@ -64,6 +64,23 @@ export async function findTicket(db: Db, id: number): Promise<TicketRow | undefi
   return ticketById.takeFirst(db, { id });
 }
 
+/**
+ * Changes a ticket only if it is still as it was read (its status and `confirming_at`: a confirm that
+ * started meanwhile is not overtaken); the updated row, or undefined if it had moved on.
+ */
+export async function updateTicketAsRead(db: Db, row: Pick<TicketRow, 'id' | 'status' | 'confirming_at'>, changes: Updateable<TicketTable>): Promise<TicketRow | undefined> {
+  const updated = await db
+    .updateTable('tickets')
+    .set(changes)
+    .where('id', '=', row.id)
+    .where('status', '=', row.status)
+    .where('confirming_at', row.confirming_at === null ? 'is' : '=', row.confirming_at)
+    .returningAll()
+    .executeTakeFirst();
+  if (updated && updated.status !== row.status) recordStatusChange(db, row.status, updated.status, updated.cancellation_reason);
+  return updated;
+}
+
 /** Changes a ticket only if it is still in `from`; the updated row, or undefined if it had moved on. */
 export async function updateTicketIf(db: Db, id: number, from: TicketStatus, changes: Updateable<TicketTable>): Promise<TicketRow | undefined> {
   const updated = await db.updateTable('tickets').set(changes).where('id', '=', id).where('status', '=', from).returningAll().executeTakeFirst();
@@ -193,10 +210,14 @@ export async function deleteExpiredIdempotencyKeys(db: Db, now: string): Promise
 
 // Release outbox
 
-export async function enqueueRelease(db: Db, holdId: string, now: string): Promise<number> {
+/**
+ * Queues a release. `leasedUntil` is for a caller that tries it at once: no replica's outbox takes the
+ * row before then (if the caller dies, it becomes due then); without it the row is due now.
+ */
+export async function enqueueRelease(db: Db, holdId: string, now: string, leasedUntil?: string): Promise<number> {
   const row = await db
     .insertInto('release_outbox')
-    .values({ hold_id: holdId, attempts: 0, next_attempt_at: now, last_error: null, created_at: now })
+    .values({ hold_id: holdId, attempts: 0, next_attempt_at: leasedUntil ?? now, last_error: null, created_at: now })
     .returning('id')
     .executeTakeFirstOrThrow();
   ticketChanges.record(db, ({ figures }) => figures.addAt(OUTBOX, now, 1));
@@ -207,10 +228,24 @@ export async function dueReleases(db: Db, now: string, limit: number): Promise<O
   return db.selectFrom('release_outbox').selectAll().where('next_attempt_at', '<=', now).orderBy('next_attempt_at').limit(limit).execute();
 }
 
+/**
+ * Takes a due release for one attempt: moves its `next_attempt_at` from the value read to the end of
+ * the lease, so of several replicas that read the row only one wins it. True when this one did.
+ */
+export async function leaseRelease(db: Db, id: number, asRead: string, leasedUntil: string): Promise<boolean> {
+  const result = await db.updateTable('release_outbox').set({ next_attempt_at: leasedUntil }).where('id', '=', id).where('next_attempt_at', '=', asRead).executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
 export async function completeRelease(db: Db, id: number): Promise<void> {
   // Two rounds may complete one release: only the one whose delete found the row counts it.
   const done = await db.deleteFrom('release_outbox').where('id', '=', id).returning('created_at').executeTakeFirst();
   if (done) ticketChanges.record(db, ({ figures }) => figures.addAt(OUTBOX, done.created_at, -1));
+}
+
+/** Makes a leased release due again at `dueAt` (an attempt abandoned by a shutdown). */
+export async function returnLease(db: Db, id: number, dueAt: string): Promise<void> {
+  await db.updateTable('release_outbox').set({ next_attempt_at: dueAt }).where('id', '=', id).execute();
 }
 
 export async function postponeRelease(db: Db, id: number, attempts: number, nextAttemptAt: string, error: string): Promise<void> {
