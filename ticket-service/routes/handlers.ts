@@ -9,6 +9,7 @@ import type { TicketServiceContext } from '../domain/context.js';
 import { purchaseTickets } from '../domain/purchase.js';
 import { changeTicketStatus, deleteTicket, listTickets, visibleTicket, type Access } from '../domain/tickets.js';
 import { toApiTicket } from '../domain/representation.js';
+import { webhookHandlers } from './webhooks.js';
 
 function access(context: TicketServiceContext, request: FastifyRequest): Access {
   const reference = request.headers['x-ticket-reference'];
@@ -23,6 +24,7 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
 export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): OperationHandlers<operations> {
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], requestId: string) => toApiTicket(row, await context.summaries.get(row.event_id, requestId));
   return {
+    ...webhookHandlers(context),
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
     getReady: async (request) => {
       if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');
