@@ -463,8 +463,8 @@ export interface components {
             url: components["schemas"]["WebhookUrl"];
             events: components["schemas"]["WebhookEventFilter"];
             description?: string;
-            /** @default true */
-            enabled: boolean;
+            /** @description Default true; false creates it paused. */
+            enabled?: boolean;
             expires_at?: components["schemas"]["DateTimeInput"];
         };
         WebhookUpdate: {
