@@ -13,6 +13,7 @@ import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } fro
 import { cancelTicket } from './tickets.js';
 import { drainReleaseOutbox, releaseNow } from './outbox.js';
 import { forEachBounded } from '../../platform/bounded.js';
+import { recordTicketEvent } from './webhooks.js';
 
 const BATCH = 200;
 /** The hold's state at event-service, or undefined when event-service cannot say. */
@@ -28,7 +29,11 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 }
 
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
-  const done = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() }));
+  const done = await context.write(async (trx) => {
+    const confirmed = await tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
+    if (confirmed) await recordTicketEvent(trx, 'ticket.confirmed', confirmed);
+    return confirmed;
+  });
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
   return done !== undefined;
 }

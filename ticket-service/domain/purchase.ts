@@ -15,6 +15,7 @@ import { abandonAfterMs, unreachableText, type TicketServiceContext, type Ticket
 import type { EventSummary } from './event-summaries.js';
 import { releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
+import { recordTicketEvent } from './webhooks.js';
 
 type TicketCreate = components['schemas']['TicketCreate'];
 
@@ -172,6 +173,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
       expires_at: new Date(held.expires_at).toISOString(),
       updated_at: at,
     });
+    if (row) await recordTicketEvent(trx, 'ticket.reserved', row);
     if (!row) {
       const current = await tickets.findTicket(trx, pending.id);
       if (current?.status !== 'RESERVED') return undefined;
@@ -262,9 +264,11 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     const price = { unitPrice: asked.hold.unit_price ?? 0, currency: asked.hold.currency };
     // If this write fails the hold is left to the reconciler: the failure may come after the commit (a
     // failed flush), when releasing the hold would leave a ticket without seats.
-    const row = await context.write((trx) =>
-      tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: new Date().toISOString(), price })),
-    );
+    const row = await context.write(async (trx) => {
+      const inserted = await tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: new Date().toISOString(), price }));
+      await recordTicketEvent(trx, 'ticket.reserved', inserted);
+      return inserted;
+    });
     return toApiTicket(row, asked.summary);
   } finally {
     context.purchasesInFlight.delete(reference);

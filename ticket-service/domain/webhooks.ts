@@ -10,6 +10,7 @@ import { ConflictError, NotFoundError, ProblemError } from '../../platform/error
 import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
 import { toApiDate } from '../../platform/time.js';
 import type { TicketRow } from '../store/schema.js';
+import { findTicket } from '../store/tickets.js';
 import * as store from '../store/webhooks.js';
 import type { WebhookSubscriptionRow } from '../store/webhooks-schema.js';
 import type { TicketServiceContext, TicketTransaction } from './context.js';
@@ -44,6 +45,12 @@ export async function recordWebhookEvent(trx: TicketTransaction, type: WebhookEv
 /** A ticket change's event: the ticket as the API shows it, without the remote `event` summary. */
 export async function recordTicketEvent(trx: TicketTransaction, type: TicketEventType, row: TicketRow): Promise<void> {
   await recordWebhookEvent(trx, type, toApiTicket(row, undefined), row.id);
+}
+
+/** A deletion's event, with the ticket as it was just before (read in the deleting transaction, before the delete). */
+export async function recordTicketDeleted(trx: TicketTransaction, ticketId: number): Promise<void> {
+  const row = await findTicket(trx, ticketId);
+  if (row) await recordTicketEvent(trx, 'ticket.deleted', row);
 }
 
 const newMessageId = (): string => `msg_${randomUUID().replace(/-/g, '')}`;

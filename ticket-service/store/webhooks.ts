@@ -133,7 +133,8 @@ export async function dueDeliveries(db: Db, now: string, limit: number, skip: nu
     .where('d.status', '=', 'pending')
     .where('d.next_attempt_at', '<=', now)
     .where((eb) => eb.or([eb('d.lease_until', 'is', null), eb('d.lease_until', '<=', now)]))
-    .where('s.enabled', '=', 1);
+    .where('s.enabled', '=', 1)
+    .where((eb) => eb.or([eb('s.expires_at', 'is', null), eb('s.expires_at', '>', now)]));
   if (skip.length > 0) query = query.where('d.subscription_id', 'not in', skip);
   return query.orderBy('d.next_attempt_at').limit(limit).execute();
 }
@@ -215,19 +216,6 @@ export async function requeueDelivery(db: Db, subscriptionId: number, id: number
   return result.numUpdatedRows > 0n;
 }
 
-/** True when the subscription had any delivery delivered since `since`. */
-export async function deliveredSince(db: Db, subscriptionId: number, since: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('webhook_deliveries')
-    .select('id')
-    .where('subscription_id', '=', subscriptionId)
-    .where('status', '=', 'delivered')
-    .where('last_attempt_at', '>=', since)
-    .limit(1)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 /** Delivered and failed rows whose last change is older than `before` leave the log. */
 export async function deleteFinishedDeliveries(db: Db, before: string): Promise<number> {
   const result = await db.deleteFrom('webhook_deliveries').where('status', 'in', ['delivered', 'failed']).where('updated_at', '<', before).executeTakeFirst();
@@ -238,4 +226,24 @@ export async function deleteFinishedDeliveries(db: Db, before: string): Promise<
 export async function countPendingDeliveries(db: Db): Promise<number> {
   const row = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('count')).where('status', '=', 'pending').executeTakeFirstOrThrow();
   return Number(row.count);
+}
+
+/**
+ * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs.
+ * A streak older than `disableBefore` disables the endpoint (true when this call disabled it).
+ */
+export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore: string): Promise<boolean> {
+  if (delivered) {
+    await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).execute();
+    return false;
+  }
+  await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).execute();
+  const result = await db
+    .updateTable('webhook_subscriptions')
+    .set({ enabled: 0, disabled_reason: 'failing', updated_at: now })
+    .where('id', '=', subscriptionId)
+    .where('enabled', '=', 1)
+    .where('failing_since', '<=', disableBefore)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
