@@ -8,6 +8,7 @@ import { venuesCommand } from './commands/venues.js';
 import { eventsCommand } from './commands/events.js';
 import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
+import { webhooksCommand } from './commands/webhooks.js';
 import { EXIT, printError, reportError } from './output.js';
 import { closeClients } from './context.js';
 import { runSystem } from './system.js';
@@ -43,6 +44,7 @@ program
 program.addCommand(venuesCommand());
 program.addCommand(eventsCommand());
 program.addCommand(ticketsCommand());
+program.addCommand(webhooksCommand());
 program.addCommand(auditCommand());
 
 // Every command gets --version, usage errors exit 2 instead of commander's 1, and are printed as all errors are.
