@@ -118,3 +118,16 @@ t.test('on shutdown an attempt in flight is aborted at once and stays due, its a
   t.ok(await eventually(async () => (await logged())?.status === 'delivered'), 'delivered');
   t.equal((await logged())?.attempts, 1, 'the aborted attempt was not counted');
 });
+
+t.test('delivered deliveries leave the log after WEBHOOK_RETENTION_DAYS', async (t) => {
+  const receiver = await startReceiver(t);
+  // 0.00002 days is about 1.7 s.
+  const app = await ticketApp(t, tempDir(t), { WEBHOOK_RETENTION_DAYS: '0.00002' });
+  const created = await app.inject({ method: 'POST', url: '/webhooks', payload: { url: receiver.url, events: ['*'] } });
+  const id = (created.json() as { id: number }).id;
+  await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  const logged = async () => (await app.inject({ method: 'GET', url: `/webhooks/${id}/deliveries` })).json() as Array<{ status: string }>;
+  t.ok(await eventually(async () => (await logged())[0]?.status === 'delivered'), 'delivered and logged');
+  t.ok(await eventually(async () => (await logged()).length === 0, 10_000), 'then gone from the log');
+  t.equal(receiver.deliveries.length, 1);
+});

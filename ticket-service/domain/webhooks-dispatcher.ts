@@ -172,7 +172,9 @@ export class WebhookDispatcher {
     await this.context.write(async (trx) => {
       await store.deleteExpiredSubscriptions(trx, new Date(now).toISOString());
       await store.deleteFinishedDeliveries(trx, before);
-      await store.deleteSpentEvents(trx, before);
+      // An event with no delivery left (or none at all: nobody was subscribed) is kept an hour at most,
+      // so the outbox stays small however many tickets change.
+      await store.deleteSpentEvents(trx, new Date(now - Math.min(this.context.config.WEBHOOK_RETENTION_DAYS * 86_400_000, 3600_000)).toISOString());
     });
   }
 

@@ -81,7 +81,7 @@ export async function markFannedOut(db: Db, ids: number[]): Promise<void> {
   await db.updateTable('webhook_events').set({ fanned_out: 1 }).where('id', 'in', ids).where('fanned_out', '=', 0).execute();
 }
 
-/** Fanned-out events older than `before` with no delivery left. */
+/** Fanned-out events older than `before` with no delivery (left). */
 export async function deleteSpentEvents(db: Db, before: string): Promise<number> {
   const result = await db
     .deleteFrom('webhook_events')
