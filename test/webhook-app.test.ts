@@ -131,3 +131,22 @@ t.test('delivered deliveries leave the log after WEBHOOK_RETENTION_DAYS', async 
   t.ok(await eventually(async () => (await logged()).length === 0, 10_000), 'then gone from the log');
   t.equal(receiver.deliveries.length, 1);
 });
+
+t.test('a delivery that fails for WEBHOOK_RETRY_HOURS becomes failed, and its endpoint, failing all that time, is disabled until re-enabled', async (t) => {
+  const receiver = await startReceiver(t);
+  receiver.answer = () => 500;
+  // 0.0003 hours is about 1.1 s of retries, 0.1 s apart at first.
+  const app = await ticketApp(t, tempDir(t), { WEBHOOK_RETRY_HOURS: '0.0003', WEBHOOK_RETRY_BASE_SECONDS: '0.1' });
+  const created = await app.inject({ method: 'POST', url: '/webhooks', payload: { url: receiver.url, events: ['*'] } });
+  const id = (created.json() as { id: number }).id;
+  await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  const hook = async () => (await app.inject({ method: 'GET', url: `/webhooks/${id}` })).json() as { enabled: boolean; disabled_reason: string | null };
+  t.ok(await eventually(async () => (await hook()).enabled === false, 10_000), 'the endpoint is disabled');
+  t.equal((await hook()).disabled_reason, 'failing');
+  const log = (await app.inject({ method: 'GET', url: `/webhooks/${id}/deliveries` })).json() as Array<{ status: string; attempts: number; last_status_code: number; response_excerpt: string }>;
+  t.match(log, [{ status: 'failed', last_status_code: 500, response_excerpt: 'failing on purpose (500)' }], 'the delivery failed, with the answer excerpt');
+  t.ok((log[0]?.attempts ?? 0) >= 2, `retried first (${log[0]?.attempts} attempts)`);
+  t.equal((await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` })).statusCode, 409, 'a disabled endpoint is not pinged');
+  const enabled = await app.inject({ method: 'PATCH', url: `/webhooks/${id}`, payload: { enabled: true } });
+  t.match(enabled.json(), { enabled: true, disabled_reason: null }, 'PATCH re-enables it');
+});

@@ -9,7 +9,7 @@
  *   (the same `webhook-id` every time; both secrets sign during a rotation), one timeout for the
  *   whole attempt, redirects not followed, the address checked at connect time;
  * - retries with exponential backoff and jitter until `retry_until`, then `failed`; an endpoint whose
- *   every attempt failed for WEBHOOK_RETRY_HOURS is disabled;
+ *   every attempt failed during a delivery's whole retry window is disabled when that delivery fails;
  * - on shutdown, attempts in flight are aborted and their leases given back: they stay due.
  * Attempts run beside the loop, never inside a purchase: a slow receiver costs only its own slots.
  */
@@ -265,12 +265,13 @@ export class WebhookDispatcher {
     const delivered = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     const next = new Date(now.getTime() + backoffMs(this.context.config.WEBHOOK_RETRY_BASE_SECONDS, attempts)).toISOString();
     const outcome: AttemptOutcome = delivered ? 'delivered' : next > delivery.retry_until ? 'failed' : 'retrying';
-    const disabledSince = new Date(now.getTime() - this.context.config.WEBHOOK_RETRY_HOURS * 3600_000).toISOString();
+    const firstAttemptAt = delivery.first_attempt_at ?? at;
     let disabled = false;
     await this.context.write(async (trx) => {
       const recorded = await store.finishAttempt(trx, delivery.id, lease, {
         status: outcome === 'retrying' ? 'pending' : outcome === 'delivered' ? 'delivered' : 'failed',
         attempts,
+        first_attempt_at: firstAttemptAt,
         next_attempt_at: outcome === 'retrying' ? next : delivery.next_attempt_at,
         last_attempt_at: at,
         last_status_code: result.statusCode,
@@ -279,7 +280,7 @@ export class WebhookDispatcher {
         updated_at: at,
       });
       if (!recorded) return;
-      disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, disabledSince);
+      disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, outcome === 'failed' ? firstAttemptAt : undefined);
     });
     if (outcome !== 'delivered') {
       this.context.log.info(
@@ -287,7 +288,7 @@ export class WebhookDispatcher {
         outcome === 'failed' ? 'webhook delivery failed for good' : 'webhook delivery attempt failed; it will be retried',
       );
     }
-    if (disabled) this.context.log.warn({ webhook: delivery.subscription_id }, `webhook disabled: every delivery failed for ${this.context.config.WEBHOOK_RETRY_HOURS} hours`);
+    if (disabled) this.context.log.warn({ webhook: delivery.subscription_id }, `webhook disabled: a delivery failed for good and nothing sent to it succeeded for ${this.context.config.WEBHOOK_RETRY_HOURS} hours`);
     this.report({ outcome, subscriptionId: delivery.subscription_id, statusCode: result.statusCode, durationMs: Date.now() - started });
   }
 

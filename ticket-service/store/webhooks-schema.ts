@@ -50,6 +50,8 @@ export interface WebhookDeliveryTable {
   lease_until: string | null;
   /** Retried until then; past it a failed attempt makes the delivery `failed`. */
   retry_until: string;
+  /** The first attempt of the current retry window (a manual retry starts a new one). */
+  first_attempt_at: string | null;
   last_attempt_at: string | null;
   last_status_code: number | null;
   last_error: string | null;

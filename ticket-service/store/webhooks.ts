@@ -53,6 +53,8 @@ export async function activeSubscriptions(db: Db, now: string): Promise<WebhookS
     .selectAll()
     .where('enabled', '=', 1)
     .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    // In id order, so that replicas fanning out the same events insert (and lock) deliveries in one order.
+    .orderBy('id')
     .execute();
 }
 
@@ -99,7 +101,7 @@ export type NewDelivery = Pick<WebhookDeliveryRow, 'event_id' | 'subscription_id
 /** Inserts deliveries; one that exists already (another replica fanned out first) is skipped. */
 export async function insertDeliveries(db: Db, rows: NewDelivery[]): Promise<number> {
   if (rows.length === 0) return 0;
-  const values = rows.map((row) => ({ ...row, status: 'pending' as const, attempts: 0, lease_until: null, last_attempt_at: null, last_status_code: null, last_error: null, response_excerpt: null, updated_at: row.created_at }));
+  const values = rows.map((row) => ({ ...row, status: 'pending' as const, attempts: 0, lease_until: null, first_attempt_at: null, last_attempt_at: null, last_status_code: null, last_error: null, response_excerpt: null, updated_at: row.created_at }));
   const inserted = await db
     .insertInto('webhook_deliveries')
     .values(values)
@@ -209,7 +211,7 @@ export async function countDeliveries(db: Db, subscriptionId: number, status: We
 export async function requeueDelivery(db: Db, subscriptionId: number, id: number, now: string, retryUntil: string): Promise<boolean> {
   const result = await db
     .updateTable('webhook_deliveries')
-    .set({ status: 'pending', next_attempt_at: now, retry_until: retryUntil, updated_at: now })
+    .set({ status: 'pending', next_attempt_at: now, retry_until: retryUntil, first_attempt_at: null, updated_at: now })
     .where('id', '=', id)
     .where('subscription_id', '=', subscriptionId)
     .executeTakeFirst();
@@ -230,14 +232,17 @@ export async function countPendingDeliveries(db: Db): Promise<number> {
 
 /**
  * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs.
- * A streak older than `disableBefore` disables the endpoint (true when this call disabled it).
+ * With `disableBefore` (a delivery has just failed for good: the first attempt of its retry window),
+ * a streak that began by then disables the endpoint: nothing it was sent succeeded all that time.
+ * True when this call disabled it.
  */
-export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore: string): Promise<boolean> {
+export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore?: string): Promise<boolean> {
   if (delivered) {
     await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).execute();
     return false;
   }
   await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).execute();
+  if (disableBefore === undefined) return false;
   const result = await db
     .updateTable('webhook_subscriptions')
     .set({ enabled: 0, disabled_reason: 'failing', updated_at: now })

@@ -50,6 +50,7 @@ async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
     .addColumn('next_attempt_at', 'text', (c) => c.notNull())
     .addColumn('lease_until', 'text')
     .addColumn('retry_until', 'text', (c) => c.notNull())
+    .addColumn('first_attempt_at', 'text')
     .addColumn('last_attempt_at', 'text')
     .addColumn('last_status_code', 'integer')
     .addColumn('last_error', 'text')
