@@ -4,6 +4,7 @@
  */
 import type { Kysely, Updateable } from 'kysely';
 import type { Cursor } from '../../platform/pagination.js';
+import { prepareQuery } from '../../platform/store/prepared.js';
 import type { TicketDatabase } from './schema.js';
 import type { WebhookDeliveryRow, WebhookDeliveryStatus, WebhookDeliveryTable, WebhookEventRow, WebhookSubscriptionRow, WebhookSubscriptionTable } from './webhooks-schema.js';
 
@@ -69,8 +70,17 @@ export async function deleteExpiredSubscriptions(db: Db, now: string): Promise<n
 
 export type NewWebhookEvent = Omit<WebhookEventRow, 'id' | 'fanned_out'>;
 
+// On the path of every ticket change: compiled once (platform/store/prepared.ts).
+const webhookEventInsert = prepareQuery<TicketDatabase, NewWebhookEvent & { fanned_out: number }, { id: number }>((db, param) =>
+  db
+    .insertInto('webhook_events')
+    .values({ type: param('type'), message_id: param('message_id'), ticket_id: param('ticket_id'), payload: param('payload'), fanned_out: param('fanned_out'), created_at: param('created_at') })
+    .returning('id'),
+);
+
 export async function insertWebhookEvent(db: Db, values: NewWebhookEvent, fannedOut = false): Promise<number> {
-  const row = await db.insertInto('webhook_events').values({ ...values, fanned_out: fannedOut ? 1 : 0 }).returning('id').executeTakeFirstOrThrow();
+  const row = await webhookEventInsert.takeFirst(db, { ...values, fanned_out: fannedOut ? 1 : 0 });
+  if (!row) throw new Error('the webhook event insert returned no id');
   return row.id;
 }
 

@@ -30,7 +30,7 @@ async function up(db: Kysely<unknown>, dialect: StoreDialect): Promise<void> {
     .createTable('webhook_events')
     .addColumn('id', 'integer', neverReusedId(dialect))
     .addColumn('type', 'text', (c) => c.notNull())
-    .addColumn('message_id', 'text', (c) => c.notNull().unique())
+    .addColumn('message_id', 'text', (c) => c.notNull())
     .addColumn('ticket_id', 'integer')
     .addColumn('payload', 'text', (c) => c.notNull())
     .addColumn('fanned_out', 'integer', (c) => c.notNull().defaultTo(0))
