@@ -16,7 +16,7 @@ import { runSystem } from './system.js';
 const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
 const program = new Command('eventsync')
-  .description('EventSync from a terminal: venues, events, tickets and the consistency audit')
+  .description('EventSync from a terminal: venues, events, tickets, webhooks and the consistency audit')
   .version(version)
   .option('--event-url <url>', 'event-service URL (env EVENTSYNC_EVENT_URL, default http://localhost:5001)')
   .option('--ticket-url <url>', 'ticket-service URL (env EVENTSYNC_TICKET_URL, default http://localhost:5002)')
