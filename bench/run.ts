@@ -7,6 +7,8 @@
  * Exit 0 when it measured (even with targets missed), 1 when something oversold, leaked, or crashed.
  */
 import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join, relative, resolve } from 'node:path';
@@ -21,7 +23,7 @@ import { summariseProfiles } from './profile-summary.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 import { count } from '../platform/words.js';
 
-const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search'] as const;
+const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search', 'webhooks'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
@@ -99,6 +101,9 @@ const STORM_SEATS = 1_000_000;
 const RACE_SEATS = 500;
 const RACE_PURCHASES = 2000;
 const RACE_CONNECTIONS = 256;
+/** Purchase rounds without and with a hanging webhook receiver subscribed, interleaved. */
+const WEBHOOK_ROUNDS = 3;
+const WEBHOOK_ROUND_SECONDS = QUICK ? 1 : 3;
 /** Past this the run stops what is going on, skips the rest and reports what it has... */
 const BUDGET_MS = 160_000;
 /** ...and past this it exits whatever is still running. */
@@ -150,6 +155,8 @@ interface Results {
   sellOut?: SellOutReport;
   readById?: CannonResult;
   search?: CannonResult & { matchingEvents: number };
+  /** Purchases/s (and p99) without and with a subscribed receiver that never answers: medians of interleaved rounds. */
+  webhooks?: WebhookCost;
   targets: Target[];
   crashed: Array<{ scenario: string; error: string }>;
   loadAverageAtEnd?: number[];
@@ -247,6 +254,11 @@ function report(results: Results): string {
   }
   const halves = results.referenceHalves ?? [];
   if (halves.length === 2) lines.push(`reference halves: ${halves.map((h) => `${number(h.okPerSecond)} req/s`).join(' first, ')} second (the table shows both together)`);
+  const hooks = results.webhooks;
+  if (hooks) {
+    const side = (name: string, s: WebhookCost['without']) => `${name} ${number(s.medianPerSecond)} purchases/s, p99 ${ms(s.medianP99Ms)} (rounds ${s.perSecond.map((r) => number(r)).join(', ')})`;
+    lines.push(`webhooks, medians of ${WEBHOOK_ROUNDS} interleaved ${WEBHOOK_ROUND_SECONDS} s rounds: ${side('without a receiver', hooks.without)}; ${side('with a hanging receiver subscribed', hooks.hanging)}`);
+  }
   if (results.search) lines.push(`search matches ${number(results.search.matchingEvents)} events (X-Total-Count)`);
   lines.push('req/s counts 2xx answers; errors = non-2xx answers + socket errors + timeouts (for the race: answers other than 201 and 409, or none)');
   for (const crash of results.crashed) lines.push(`CRASHED ${crash.scenario}: ${crash.error}`);
@@ -433,7 +445,7 @@ async function main(): Promise<number> {
     }
 
     const eventDbPath = join(dir, 'event_data.db');
-    const needsServices = ['storm', 'race', 'by-id', 'search'].some((name) => OPTIONS.scenarios.has(name as ScenarioName));
+    const needsServices = ['storm', 'race', 'by-id', 'search', 'webhooks'].some((name) => OPTIONS.scenarios.has(name as ScenarioName));
     if (needsServices) await runServices(eventDbPath);
   } finally {
     await cleanUp();
@@ -581,6 +593,52 @@ async function runServiceScenarios(
     return { ...(await runWorker<CannonResult>(spec, workerTimeout(spec))), matchingEvents };
   });
   if (search) results.search = search;
+
+  if (OPTIONS.scenarios.has('webhooks')) results.webhooks = await scenario(`purchases without and with a hanging webhook receiver: ${WEBHOOK_ROUNDS} interleaved rounds of ${WEBHOOK_ROUND_SECONDS} s each`, () => measureWebhookCost(ticket.url, seeded.stormEventIds));
+}
+
+interface WebhookCost {
+  without: { perSecond: number[]; medianPerSecond: number; medianP99Ms: number };
+  hanging: { perSecond: number[]; medianPerSecond: number; medianP99Ms: number };
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
+};
+
+/**
+ * What a receiver that never answers costs purchases: rounds without and with it subscribed (to
+ * every event type), interleaved so that the machine's drift falls on both sides alike.
+ */
+async function measureWebhookCost(ticketUrl: string, eventIds: number[]): Promise<WebhookCost> {
+  const hanging = createServer(() => undefined);
+  await new Promise<void>((resolve) => hanging.listen(0, '127.0.0.1', resolve));
+  const receiverUrl = `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/hook`;
+  const tickets = ticketServiceClient({ baseUrl: ticketUrl, timeoutMs: 10_000 });
+  const rounds = { without: [] as CannonResult[], hanging: [] as CannonResult[] };
+  try {
+    for (let round = 0; round < WEBHOOK_ROUNDS * 2; round += 1) {
+      const subscribed = round % 2 === 1;
+      let webhookId: number | undefined;
+      if (subscribed) {
+        const created = await tickets.call('createWebhook', { body: { url: receiverUrl, events: ['*'], description: 'bench: a receiver that never answers' } });
+        if (!created.ok) throw new Error(`could not subscribe the hanging receiver (HTTP ${created.status}): ${created.problem.detail ?? created.problem.title}`);
+        webhookId = created.body.id;
+      }
+      const spec = { ...cannon(ticketUrl, WEBHOOK_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds }), warmupSeconds: 1 };
+      const result = await runWorker<CannonResult>(spec, workerTimeout(spec));
+      (subscribed ? rounds.hanging : rounds.without).push(result);
+      if (webhookId !== undefined) await tickets.call('deleteWebhook', { path: { webhook_id: webhookId } });
+    }
+  } finally {
+    await tickets.close();
+    hanging.closeAllConnections();
+    hanging.close();
+  }
+  const side = (runs: CannonResult[]) => ({ perSecond: runs.map((r) => r.okPerSecond), medianPerSecond: median(runs.map((r) => r.okPerSecond)), medianP99Ms: median(runs.map((r) => r.latencyMs.p99)) });
+  return { without: side(rounds.without), hanging: side(rounds.hanging) };
 }
 
 function evaluateTargets(results: Results): void {

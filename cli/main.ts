@@ -9,6 +9,7 @@ import { eventsCommand } from './commands/events.js';
 import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
 import { statusCommand } from './commands/status.js';
+import { webhooksCommand } from './commands/webhooks.js';
 import { EXIT, printError, reportError } from './output.js';
 import { closeClients } from './context.js';
 import { runSystem } from './system.js';
@@ -16,7 +17,7 @@ import { runSystem } from './system.js';
 const { version } = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
 
 const program = new Command('eventsync')
-  .description('EventSync from a terminal: venues, events, tickets and the consistency audit')
+  .description('EventSync from a terminal: venues, events, tickets, webhooks and the consistency audit')
   .version(version)
   .option('--event-url <url>', 'event-service URL (env EVENTSYNC_EVENT_URL, default http://localhost:5001)')
   .option('--ticket-url <url>', 'ticket-service URL (env EVENTSYNC_TICKET_URL, default http://localhost:5002)')
@@ -45,6 +46,7 @@ program
 program.addCommand(venuesCommand());
 program.addCommand(eventsCommand());
 program.addCommand(ticketsCommand());
+program.addCommand(webhooksCommand());
 program.addCommand(auditCommand());
 program.addCommand(statusCommand());
 

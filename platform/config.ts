@@ -53,8 +53,21 @@ export const TicketServiceConfigSchema = Type.Object({
   PAYMENT_TOKEN: Type.Optional(Token),
   /** Connect + answer budget for one call to event-service. */
   EVENT_SERVICE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 5 }),
+  /** One webhook delivery attempt's budget (connect, answer and body). */
+  WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 10 }),
+  /** How long a delivery is retried before it is `failed` (and an endpoint failing that long is disabled). */
+  WEBHOOK_RETRY_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
+  /** The first retry's delay; each next one is three times longer (with jitter). Lowered by tests. */
+  WEBHOOK_RETRY_BASE_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 5 }),
+  /** How long delivered and failed deliveries stay in the delivery log. */
+  WEBHOOK_RETENTION_DAYS: Type.Number({ exclusiveMinimum: 0, maximum: 3650, default: 7 }),
+  /** http and private addresses as webhook targets; unset: true without ADMIN_TOKEN, false with it. */
+  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Type.Boolean()),
 });
 export type TicketServiceConfig = Static<typeof TicketServiceConfigSchema>;
+
+/** Whether webhooks may target http and private addresses: as configured, else only in development mode. */
+export const webhookPrivateUrlsAllowed = (config: TicketServiceConfig): boolean => config.WEBHOOK_ALLOW_PRIVATE_URLS ?? config.ADMIN_TOKEN === undefined;
 
 /** The URL a local client reaches a service on (a wildcard listen address means loopback). */
 export function localUrl(host: string, port: number): string {

@@ -22,6 +22,7 @@ export const PROBLEM_KINDS = {
   'payload-too-large': { status: 413, title: 'Request body too large' },
   'headers-too-large': { status: 431, title: 'Request headers too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
+  'webhook-url-refused': { status: 400, title: 'Webhook URL not allowed' },
   'rate-limited': { status: 429, title: 'Too many requests' },
   unavailable: { status: 503, title: 'Service unavailable' },
   internal: { status: 500, title: 'Internal error' },

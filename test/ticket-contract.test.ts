@@ -57,6 +57,19 @@ t.test('every ticket-service operation answers a valid request with a 2xx that c
   t.equal((await client.call('getTicket', { path: { id } })).status, 200);
   t.equal((await client.call('updateTicketStatus', { path: { id }, body: { status: 'CONFIRMED', payment_reference: 'pay_1' } })).status, 200);
   t.equal((await client.call('deleteTicket', { path: { id } })).status, 204);
+  // Nothing listens on port 1: the deliveries stay pending, which is all the log needs here.
+  const hook = await client.call('createWebhook', { body: { url: 'http://127.0.0.1:1/hook', events: ['*'], description: 'contract' } });
+  if (!hook.ok) throw new Error('could not create the webhook');
+  const webhook_id = hook.body.id;
+  t.equal((await client.call('listWebhooks', {})).status, 200);
+  t.equal((await client.call('getWebhook', { path: { webhook_id } })).status, 200);
+  t.equal((await client.call('updateWebhook', { path: { webhook_id }, body: { description: 'contract check' } })).status, 200);
+  const ping = await client.call('pingWebhook', { path: { webhook_id } });
+  if (!ping.ok) throw new Error('could not ping the webhook');
+  t.equal((await client.call('rotateWebhookSecret', { path: { webhook_id } })).status, 200);
+  t.equal((await client.call('listWebhookDeliveries', { path: { webhook_id }, query: { status: 'pending' } })).status, 200);
+  t.equal((await client.call('retryWebhookDelivery', { path: { webhook_id, delivery_id: ping.body.id } })).status, 202);
+  t.equal((await client.call('deleteWebhook', { path: { webhook_id } })).status, 204);
   for (const { operation } of operations) {
     const statuses = [...(checker.seen.get(operation.operationId) ?? [])];
     t.ok(statuses.some((status) => status >= 200 && status < 300), `${operation.operationId} was seen with a 2xx answer (seen: ${statuses.join(', ') || 'none'})`);

@@ -16,6 +16,7 @@ import { runMaintenance } from './domain/maintenance.js';
 import { readTicketFigures } from './store/figures.js';
 import { TicketMetrics, ticketChanges } from './metrics.js';
 import { metricsHandler } from '../platform/metrics.js';
+import { WebhookDispatcher } from './domain/webhooks-dispatcher.js';
 
 export interface BuildOptions {
   prettyLogs?: boolean;
@@ -83,6 +84,10 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     readBarrier: store.settled,
   });
 
+  const webhooks = new WebhookDispatcher(context);
+  app.decorate('webhookDispatcher', webhooks);
+  let webhookTimer: NodeJS.Timeout | undefined;
+
   let timer: NodeJS.Timeout | undefined;
   let round: Promise<void> | undefined;
   const tick = () => {
@@ -96,15 +101,21 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
       tick();
       timer = setInterval(tick, config.SWEEP_INTERVAL_SECONDS * 1000);
       timer.unref();
+      // Webhooks poll on their own loop, at least every second: a slow receiver never holds up the sweeper.
+      webhookTimer = setInterval(() => webhooks.tick(), Math.min(config.SWEEP_INTERVAL_SECONDS, 1) * 1000);
+      webhookTimer.unref();
+      webhooks.tick();
     });
   }
   // Background work stops between items and abandons its calls at once; what it had not done stays in its table.
   app.addHook('preClose', async () => {
     if (timer) clearInterval(timer);
+    if (webhookTimer) clearInterval(webhookTimer);
     stopping.abort(new Error('ticket-service is shutting down'));
   });
   app.addHook('onClose', async () => {
     await round;
+    await webhooks.close();
     await events.close();
     await store.close();
   });

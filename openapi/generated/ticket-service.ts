@@ -169,6 +169,199 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook subscriptions
+         * @description Every subscription, in id order, without its secret. Paging as for `/tickets` (`Link` and
+         *     `X-Total-Count`). With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Subscribe a URL to ticket events
+         * @description Every change of a ticket that a customer could see (`ticket.reserved`, `ticket.confirmed`,
+         *     `ticket.cancelled` with its `cancellation_reason`, `ticket.deleted`) is sent to the URL as a
+         *     `POST` signed as the [Standard Webhooks](https://www.standardwebhooks.com) specification
+         *     says (`webhook-id`, `webhook-timestamp`, `webhook-signature`). The answer carries the signing
+         *     `secret` (`whsec_…`): it is shown **only here** (and by `rotate-secret`).
+         *
+         *     Deliveries are at least once: receivers deduplicate on `webhook-id`, which every attempt of a
+         *     delivery repeats. A non-2xx answer, a timeout (`WEBHOOK_TIMEOUT_SECONDS`) or a network error
+         *     is retried with exponential backoff for `WEBHOOK_RETRY_HOURS`; redirects are not followed.
+         *
+         *     The URL must be `https`, and must not point at loopback, private, link-local, CGNAT,
+         *     IPv4-mapped or unique-local addresses (checked when each connection is made), unless
+         *     `WEBHOOK_ALLOW_PRIVATE_URLS` is true (the default without `ADMIN_TOKEN`). A refused URL is
+         *     400 `webhook-url-refused`. An `expires_at` makes a temporary subscription (it is removed,
+         *     with its deliveries, once past). With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get one subscription
+         * @description The subscription, without its secret. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        get: operations["getWebhook"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete a subscription
+         * @description Removes the subscription and its delivery log; nothing more is sent to it. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a subscription
+         * @description Fields not sent keep their value. `enabled: true` re-enables a subscription that was disabled
+         *     because every delivery failed for `WEBHOOK_RETRY_HOURS`; `expires_at: null` makes it permanent.
+         *     With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a webhook.ping delivery now
+         * @description Queues a `webhook.ping` delivery to this subscription (whatever its `events`), signed and
+         *     retried like any other; follow it in the delivery log. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        post: operations["pingWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Replace the signing secret
+         * @description Answers a new secret (shown only now). For the next 24 hours every delivery is signed with
+         *     both the new and the old secret (Standard Webhooks allows several signatures in
+         *     `webhook-signature`), so the receiver can switch without losing a delivery. With `ADMIN_TOKEN`
+         *     set this needs the admin token.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The delivery log of a subscription
+         * @description Deliveries, newest first: `pending` (with `next_attempt_at`), `delivered` or `failed` (retried
+         *     for `WEBHOOK_RETRY_HOURS` without a 2xx), with the attempts made, the last status code and a
+         *     short excerpt of the last answer. Delivered and failed rows are kept `WEBHOOK_RETENTION_DAYS`.
+         *     Paging as for `/tickets`. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/webhooks/{webhook_id}/deliveries/{delivery_id}/retry": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+                /**
+                 * @description The delivery's id (from the delivery log), in plain decimal digits.
+                 * @example 12
+                 */
+                delivery_id: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again now
+         * @description Makes the delivery `pending` and due now, with a fresh `WEBHOOK_RETRY_HOURS` of retries; it
+         *     keeps its `message_id` (the `webhook-id` receivers deduplicate on). With `ADMIN_TOKEN` set
+         *     this needs the admin token.
+         */
+        post: operations["retryWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -196,7 +389,7 @@ export interface components {
              * @description Stable URI of the kind of problem.
              * @enum {string}
              */
-            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
+            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:webhook-url-refused" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
             title: string;
             status: number;
             detail?: string;
@@ -251,6 +444,100 @@ export interface components {
             updated_at: components["schemas"]["DateTime"];
             event?: components["schemas"]["EventSummary"];
         };
+        /**
+         * @description What happened. `ticket.cancelled` carries `cancellation_reason` in its ticket (an expiry is
+         *     `cancelled` with `expired`). `webhook.ping` comes only from `POST /webhooks/{id}/ping`.
+         *     The waiting-list types arrive once the waiting list exists.
+         * @enum {string}
+         */
+        WebhookEventType: "ticket.reserved" | "ticket.confirmed" | "ticket.cancelled" | "ticket.deleted" | "waitlist.offered" | "waitlist.expired" | "webhook.ping";
+        /** @description The event types to send, or `["*"]` for all. */
+        WebhookEventFilter: ("*" | "ticket.reserved" | "ticket.confirmed" | "ticket.cancelled" | "ticket.deleted" | "waitlist.offered" | "waitlist.expired")[];
+        /**
+         * Format: uri
+         * @description Where deliveries are POSTed; `https`, unless `WEBHOOK_ALLOW_PRIVATE_URLS` is true.
+         */
+        WebhookUrl: string;
+        Webhook: {
+            id: number;
+            url: string;
+            events: string[];
+            description: string | null;
+            enabled: boolean;
+            /**
+             * @description `failing` when EventSync disabled it because every delivery failed for `WEBHOOK_RETRY_HOURS`; null otherwise.
+             * @enum {string|null}
+             */
+            disabled_reason: "failing" | null;
+            /**
+             * Format: date-time
+             * @description When a temporary subscription is removed; null for a permanent one.
+             */
+            expires_at: string | null;
+            /**
+             * Format: date-time
+             * @description While a rotated-out secret still signs beside the new one, when it stops.
+             */
+            previous_secret_expires_at: string | null;
+            created_at: components["schemas"]["DateTime"];
+            updated_at: components["schemas"]["DateTime"];
+        };
+        WebhookWithSecret: components["schemas"]["Webhook"] & {
+            /** @description The signing secret (Standard Webhooks format); shown only when created or rotated. */
+            secret: string;
+        };
+        WebhookCreate: {
+            url: components["schemas"]["WebhookUrl"];
+            events: components["schemas"]["WebhookEventFilter"];
+            description?: string;
+            /** @description Default true; false creates it paused. */
+            enabled?: boolean;
+            expires_at?: components["schemas"]["DateTimeInput"];
+        };
+        WebhookUpdate: {
+            url?: components["schemas"]["WebhookUrl"];
+            events?: components["schemas"]["WebhookEventFilter"];
+            description?: string | null;
+            enabled?: boolean;
+            expires_at?: components["schemas"]["DateTimeInput"] | null;
+        };
+        WebhookSecretRotation: {
+            secret: string;
+            previous_secret_expires_at: components["schemas"]["DateTime"];
+        };
+        /** @enum {string} */
+        WebhookDeliveryStatus: "pending" | "delivered" | "failed";
+        WebhookDelivery: {
+            id: number;
+            subscription_id: number;
+            /** @description The `webhook-id` header of every attempt (receivers deduplicate on it). */
+            message_id: string;
+            event_type: components["schemas"]["WebhookEventType"];
+            ticket_id: number | null;
+            status: components["schemas"]["WebhookDeliveryStatus"];
+            /** @description Attempts made so far. */
+            attempts: number;
+            /**
+             * Format: date-time
+             * @description When the next attempt is due; null unless `pending`.
+             */
+            next_attempt_at: string | null;
+            /** Format: date-time */
+            last_attempt_at: string | null;
+            /** @description The HTTP status of the last answer; null if none came. */
+            last_status_code: number | null;
+            /** @description Why the last attempt failed without an answer (timeout, refused address, network error). */
+            last_error: string | null;
+            /** @description The start of the last answer's body (at most 200 characters). */
+            response_excerpt: string | null;
+            created_at: components["schemas"]["DateTime"];
+            updated_at: components["schemas"]["DateTime"];
+        };
+        /**
+         * Format: date-time-input
+         * @description RFC 3339 date-time; the offset may be left out and is then UTC (`2025-06-15T09:00:00`).
+         */
+        DateTimeInput: string;
         TicketCreate: {
             event_id: number;
             customer_name: string;
@@ -370,6 +657,36 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description Invalid input (`validation`, listing every invalid field), or a URL that is not allowed
+         *     (`webhook-url-refused`: not `https`, or a loopback, private, link-local, CGNAT, IPv4-mapped
+         *     or unique-local address, while `WEBHOOK_ALLOW_PRIVATE_URLS` is false).
+         */
+        WebhookBadRequest: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /** @description The subscription is disabled; enable it with `PATCH` first. */
+        WebhookDisabled: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "urn:eventsync:problem:conflict",
+                 *       "title": "Conflict with the current state",
+                 *       "status": 409,
+                 *       "detail": "Webhook 1 is disabled; enable it with PATCH first."
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The body is larger than the limit. */
         PayloadTooLarge: {
             headers: {
@@ -462,6 +779,16 @@ export interface components {
          * @example 1
          */
         TicketId: number;
+        /**
+         * @description The subscription's id, in plain decimal digits.
+         * @example 1
+         */
+        WebhookId: number;
+        /**
+         * @description The delivery's id (from the delivery log), in plain decimal digits.
+         * @example 12
+         */
+        DeliveryId: number;
         /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
         TicketReference: string;
         /**
@@ -803,6 +1130,443 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: {
+                /** @description Page size. Example: `20`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
+                offset?: components["parameters"]["Offset"];
+                /** @description Opaque position from a `Link` header. Example: `eyJpZCI6MjB9`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscriptions. */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 1,
+                     *         "url": "https://crm.example.com/hooks/eventsync",
+                     *         "events": [
+                     *           "ticket.confirmed",
+                     *           "ticket.cancelled"
+                     *         ],
+                     *         "description": "CRM sync",
+                     *         "enabled": true,
+                     *         "disabled_reason": null,
+                     *         "expires_at": null,
+                     *         "previous_secret_expires_at": null,
+                     *         "created_at": "2025-06-01T12:00:00Z",
+                     *         "updated_at": "2025-06-01T12:00:00Z"
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["Webhook"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description The subscription, with its signing secret (shown only now). */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "url": "https://crm.example.com/hooks/eventsync",
+                     *       "events": [
+                     *         "ticket.confirmed",
+                     *         "ticket.cancelled"
+                     *       ],
+                     *       "description": "CRM sync",
+                     *       "enabled": true,
+                     *       "disabled_reason": null,
+                     *       "expires_at": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "created_at": "2025-06-01T12:00:00Z",
+                     *       "updated_at": "2025-06-01T12:00:00Z",
+                     *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            400: components["responses"]["WebhookBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "url": "https://crm.example.com/hooks/eventsync",
+                     *       "events": [
+                     *         "ticket.confirmed",
+                     *         "ticket.cancelled"
+                     *       ],
+                     *       "description": "CRM sync",
+                     *       "enabled": true,
+                     *       "disabled_reason": null,
+                     *       "expires_at": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "created_at": "2025-06-01T12:00:00Z",
+                     *       "updated_at": "2025-06-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription was deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookUpdate"];
+            };
+        };
+        responses: {
+            /** @description The changed subscription. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 1,
+                     *       "url": "https://crm.example.com/hooks/eventsync",
+                     *       "events": [
+                     *         "ticket.confirmed",
+                     *         "ticket.cancelled"
+                     *       ],
+                     *       "description": "CRM sync",
+                     *       "enabled": false,
+                     *       "disabled_reason": null,
+                     *       "expires_at": null,
+                     *       "previous_secret_expires_at": null,
+                     *       "created_at": "2025-06-01T12:00:00Z",
+                     *       "updated_at": "2025-06-01T12:10:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            400: components["responses"]["WebhookBadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    pingWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The ping is queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 7,
+                     *       "subscription_id": 1,
+                     *       "message_id": "msg_2b5d7e8c1a443f1c2a9e8b7d4c619f0a",
+                     *       "event_type": "webhook.ping",
+                     *       "ticket_id": null,
+                     *       "status": "pending",
+                     *       "attempts": 0,
+                     *       "next_attempt_at": "2025-06-01T12:00:00Z",
+                     *       "last_attempt_at": null,
+                     *       "last_status_code": null,
+                     *       "last_error": null,
+                     *       "response_excerpt": null,
+                     *       "created_at": "2025-06-01T12:00:00Z",
+                     *       "updated_at": "2025-06-01T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WebhookDisabled"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The new secret, and when the old one stops signing. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "secret": "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+                     *       "previous_secret_expires_at": "2025-06-02T12:00:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookSecretRotation"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Only deliveries in this status. Example: `failed`. */
+                status?: components["schemas"]["WebhookDeliveryStatus"];
+                /** @description Page size. Example: `20`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
+                offset?: components["parameters"]["Offset"];
+                /** @description Opaque position from a `Link` header. Example: `eyJpZCI6MjB9`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deliveries. */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 12,
+                     *         "subscription_id": 1,
+                     *         "message_id": "msg_9f0a2b5d7e8c1a443f1c2a9e8b7d4c61",
+                     *         "event_type": "ticket.confirmed",
+                     *         "ticket_id": 1,
+                     *         "status": "pending",
+                     *         "attempts": 2,
+                     *         "next_attempt_at": "2025-06-01T12:03:20Z",
+                     *         "last_attempt_at": "2025-06-01T12:03:05Z",
+                     *         "last_status_code": 500,
+                     *         "last_error": null,
+                     *         "response_excerpt": "Internal Server Error",
+                     *         "created_at": "2025-06-01T12:03:00Z",
+                     *         "updated_at": "2025-06-01T12:03:05Z"
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["WebhookDelivery"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    retryWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The subscription's id, in plain decimal digits.
+                 * @example 1
+                 */
+                webhook_id: components["parameters"]["WebhookId"];
+                /**
+                 * @description The delivery's id (from the delivery log), in plain decimal digits.
+                 * @example 12
+                 */
+                delivery_id: components["parameters"]["DeliveryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The delivery is due again. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "id": 12,
+                     *       "subscription_id": 1,
+                     *       "message_id": "msg_9f0a2b5d7e8c1a443f1c2a9e8b7d4c61",
+                     *       "event_type": "ticket.confirmed",
+                     *       "ticket_id": 1,
+                     *       "status": "pending",
+                     *       "attempts": 9,
+                     *       "next_attempt_at": "2025-06-04T12:05:00Z",
+                     *       "last_attempt_at": "2025-06-04T11:03:00Z",
+                     *       "last_status_code": 500,
+                     *       "last_error": null,
+                     *       "response_excerpt": "Internal Server Error",
+                     *       "created_at": "2025-06-01T12:03:00Z",
+                     *       "updated_at": "2025-06-04T12:05:00Z"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WebhookDisabled"];
             503: components["responses"]["Unavailable"];
         };
     };

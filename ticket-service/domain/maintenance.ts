@@ -15,6 +15,7 @@ import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } fro
 import { cancelTicket } from './tickets.js';
 import { drainReleaseOutbox, releaseLeaseUntil, releaseNow, type ReleaseOutcome } from './outbox.js';
 import { forEachBounded } from '../../platform/bounded.js';
+import { recordTicketEvent } from './webhooks.js';
 
 const BATCH = 200;
 /** The hold's state at event-service, or undefined when event-service cannot say. */
@@ -30,7 +31,11 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 }
 
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
-  const done = await context.write((trx) => tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() }));
+  const done = await context.write(async (trx) => {
+    const confirmed = await tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
+    if (confirmed) await recordTicketEvent(trx, 'ticket.confirmed', confirmed);
+    return confirmed;
+  });
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
   if (done) context.metrics.reconcilerActions.inc({ action: 'completed_confirm' });
   return done !== undefined;

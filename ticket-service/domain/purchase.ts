@@ -17,6 +17,7 @@ import { abandonAfterMs, unreachableText, type TicketServiceContext, type Ticket
 import type { EventSummary } from './event-summaries.js';
 import { releaseLeaseUntil, releaseNow } from './outbox.js';
 import { toApiTicket, type ApiTicket } from './representation.js';
+import { recordTicketEvent } from './webhooks.js';
 
 type TicketCreate = components['schemas']['TicketCreate'];
 
@@ -180,6 +181,7 @@ export async function purchaseTickets(context: TicketServiceContext, body: Ticke
       expires_at: new Date(held.expires_at).toISOString(),
       updated_at: at,
     });
+    if (row) await recordTicketEvent(trx, 'ticket.reserved', row);
     if (!row) {
       const current = await tickets.findTicket(trx, pending.id);
       if (current?.status !== 'RESERVED') return undefined;
@@ -274,7 +276,9 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     const row = await context.write(async (trx) => {
       const at = new Date().toISOString();
       if (!(await claimReference(trx, reference, 'ticket', at))) return undefined;
-      return tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: at, price }));
+      const inserted = await tickets.insertTicket(trx, newTicket(body, { status: 'RESERVED', reference, expiresAt, createdAt: now.toISOString(), updatedAt: at, price }));
+      await recordTicketEvent(trx, 'ticket.reserved', inserted);
+      return inserted;
     });
     if (!row) {
       context.log.warn({ reference }, 'the reconciler claimed and released the hold before the ticket was written; the purchase answers 503');

@@ -13,6 +13,7 @@ import type { CancellationReason, TicketRow } from '../store/schema.js';
 import { unreachableText, type TicketServiceContext } from './context.js';
 import { releaseLeaseUntil, releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
 import type { PublicStatus } from './representation.js';
+import { recordTicketDeleted, recordTicketEvent } from './webhooks.js';
 
 type StatusUpdate = components['schemas']['TicketStatusUpdate'];
 type ListQuery = NonNullable<operations['listTickets']['parameters']['query']>;
@@ -77,6 +78,7 @@ export async function cancelTicket(
       updated_at: at,
     });
     if (!cancelled) return undefined;
+    await recordTicketEvent(trx, 'ticket.cancelled', cancelled);
     const outboxId = await tickets.enqueueRelease(trx, row.reference, at, options.releaseAtOnce === false ? undefined : releaseLeaseUntil(context));
     return { cancelled, outboxId };
   });
@@ -156,14 +158,16 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
     context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
     throw new UnavailableError('event-service could not commit the hold; retry the confirmation.');
   }
-  const confirmed = await context.write((trx) =>
-    tickets.updateTicketIf(trx, row.id, 'RESERVED', {
+  const confirmed = await context.write(async (trx) => {
+    const done = await tickets.updateTicketIf(trx, row.id, 'RESERVED', {
       status: 'CONFIRMED',
       payment_reference: paymentReference ?? marked.payment_reference,
       confirming_at: null,
       updated_at: new Date().toISOString(),
-    }),
-  );
+    });
+    if (done) await recordTicketEvent(trx, 'ticket.confirmed', done);
+    return done;
+  });
   if (confirmed) return confirmed;
   // Cancelled meanwhile: its outbox release gives the committed seats back.
   throw new ConflictError('invalid-transition', `Ticket ${row.id} was cancelled while it was being confirmed.`, { allowed_transitions: [] });
@@ -173,6 +177,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
 export async function deleteTicket(context: TicketServiceContext, id: number, access: Access, origin: CallOrigin): Promise<void> {
   const row = await visibleTicket(context, id, access);
   const outboxId = await context.write(async (trx) => {
+    await recordTicketDeleted(trx, row.id);
     await tickets.deleteTicketRow(trx, row.id);
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context));
   });

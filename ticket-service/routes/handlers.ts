@@ -11,6 +11,7 @@ import type { TicketServiceContext } from '../domain/context.js';
 import { purchaseTickets } from '../domain/purchase.js';
 import { changeTicketStatus, deleteTicket, listTickets, visibleTicket, type Access } from '../domain/tickets.js';
 import { toApiTicket } from '../domain/representation.js';
+import { webhookHandlers } from './webhooks.js';
 
 function access(context: TicketServiceContext, request: FastifyRequest): Access {
   const reference = request.headers['x-ticket-reference'];
@@ -26,6 +27,7 @@ function access(context: TicketServiceContext, request: FastifyRequest): Access 
 export function ticketServiceHandlers(context: TicketServiceContext, store: Pick<ServiceStore<unknown>, 'reachable'>): Omit<OperationHandlers<operations>, 'getMetrics'> {
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], origin: CallOrigin) => toApiTicket(row, await context.summaries.get(row.event_id, origin));
   return {
+    ...webhookHandlers(context),
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
     getReady: async (request) => {
       if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');

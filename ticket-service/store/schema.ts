@@ -1,5 +1,6 @@
 /** Row shapes of ticket_data.db. Timestamps are ISO strings with milliseconds (sortable). */
 import type { Generated, Insertable, Selectable } from 'kysely';
+import type { WebhookDeliveryTable, WebhookEventTable, WebhookSubscriptionTable } from './webhooks-schema.js';
 
 /** PENDING and ABANDONED are internal: a ticket before its hold exists, and one the reconciler gave up. */
 export type TicketStatus = 'PENDING' | 'RESERVED' | 'CONFIRMED' | 'CANCELLED' | 'ABANDONED';
@@ -63,6 +64,9 @@ export interface TicketDatabase {
   idempotency_keys: IdempotencyKeyTable;
   release_outbox: OutboxTable;
   claimed_references: ClaimedReferenceTable;
+  webhook_subscriptions: WebhookSubscriptionTable;
+  webhook_events: WebhookEventTable;
+  webhook_deliveries: WebhookDeliveryTable;
 }
 
 export type TicketRow = Selectable<TicketTable>;

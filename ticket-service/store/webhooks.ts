@@ -1,0 +1,264 @@
+/**
+ * Queries on webhook subscriptions, the webhook event outbox and deliveries. Work is found by status and
+ * due time (never by an id cursor: ids commit out of order) and claimed by conditional updates.
+ */
+import type { Kysely, Updateable } from 'kysely';
+import type { Cursor } from '../../platform/pagination.js';
+import { prepareQuery } from '../../platform/store/prepared.js';
+import type { TicketDatabase } from './schema.js';
+import type { WebhookDeliveryRow, WebhookDeliveryStatus, WebhookDeliveryTable, WebhookEventRow, WebhookSubscriptionRow, WebhookSubscriptionTable } from './webhooks-schema.js';
+
+type Db = Kysely<TicketDatabase>;
+
+// Subscriptions
+
+export type NewSubscription = Omit<WebhookSubscriptionRow, 'id'>;
+
+export async function insertSubscription(db: Db, values: NewSubscription): Promise<WebhookSubscriptionRow> {
+  return db.insertInto('webhook_subscriptions').values(values).returningAll().executeTakeFirstOrThrow();
+}
+
+export async function findSubscription(db: Db, id: number): Promise<WebhookSubscriptionRow | undefined> {
+  return db.selectFrom('webhook_subscriptions').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function updateSubscription(db: Db, id: number, changes: Updateable<WebhookSubscriptionTable>): Promise<WebhookSubscriptionRow | undefined> {
+  return db.updateTable('webhook_subscriptions').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+}
+
+/** Removes a subscription and its deliveries; false when there was none. */
+export async function deleteSubscription(db: Db, id: number): Promise<boolean> {
+  await db.deleteFrom('webhook_deliveries').where('subscription_id', '=', id).execute();
+  const result = await db.deleteFrom('webhook_subscriptions').where('id', '=', id).executeTakeFirst();
+  return result.numDeletedRows > 0n;
+}
+
+export async function selectSubscriptionPage(db: Db, limit: number, position: { cursor?: Cursor; offset: number }): Promise<WebhookSubscriptionRow[]> {
+  const backwards = position.cursor?.d === 'p';
+  let query = db.selectFrom('webhook_subscriptions').selectAll();
+  if (position.cursor) query = query.where('id', backwards ? '<' : '>', Number(position.cursor.id));
+  query = query.orderBy('id', backwards ? 'desc' : 'asc').limit(limit + 1);
+  if (!position.cursor && position.offset > 0) query = query.offset(position.offset);
+  return query.execute();
+}
+
+export async function countSubscriptions(db: Db): Promise<number> {
+  const row = await db.selectFrom('webhook_subscriptions').select((eb) => eb.fn.countAll<number>().as('count')).executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Subscriptions that take new events now: enabled and not past their expiry. */
+export async function activeSubscriptions(db: Db, now: string): Promise<WebhookSubscriptionRow[]> {
+  return db
+    .selectFrom('webhook_subscriptions')
+    .selectAll()
+    .where('enabled', '=', 1)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    // In id order, so that replicas fanning out the same events insert (and lock) deliveries in one order.
+    .orderBy('id')
+    .execute();
+}
+
+/** Temporary subscriptions past their expiry go, with their deliveries: nothing keeps retrying for them. */
+export async function deleteExpiredSubscriptions(db: Db, now: string): Promise<number> {
+  const expired = await db.selectFrom('webhook_subscriptions').select('id').where('expires_at', '<=', now).execute();
+  for (const { id } of expired) await deleteSubscription(db, id);
+  return expired.length;
+}
+
+// The event outbox
+
+export type NewWebhookEvent = Omit<WebhookEventRow, 'id' | 'fanned_out'>;
+
+// On the path of every ticket change: compiled once (platform/store/prepared.ts).
+const webhookEventInsert = prepareQuery<TicketDatabase, NewWebhookEvent & { fanned_out: number }, { id: number }>((db, param) =>
+  db
+    .insertInto('webhook_events')
+    .values({ type: param('type'), message_id: param('message_id'), ticket_id: param('ticket_id'), payload: param('payload'), fanned_out: param('fanned_out'), created_at: param('created_at') })
+    .returning('id'),
+);
+
+export async function insertWebhookEvent(db: Db, values: NewWebhookEvent, fannedOut = false): Promise<number> {
+  const row = await webhookEventInsert.takeFirst(db, { ...values, fanned_out: fannedOut ? 1 : 0 });
+  if (!row) throw new Error('the webhook event insert returned no id');
+  return row.id;
+}
+
+export async function eventsToFanOut(db: Db, limit: number): Promise<WebhookEventRow[]> {
+  return db.selectFrom('webhook_events').selectAll().where('fanned_out', '=', 0).orderBy('id').limit(limit).execute();
+}
+
+export async function markFannedOut(db: Db, ids: number[]): Promise<void> {
+  if (ids.length === 0) return;
+  await db.updateTable('webhook_events').set({ fanned_out: 1 }).where('id', 'in', ids).where('fanned_out', '=', 0).execute();
+}
+
+/** Fanned-out events older than `before` with no delivery (left). */
+export async function deleteSpentEvents(db: Db, before: string): Promise<number> {
+  const result = await db
+    .deleteFrom('webhook_events')
+    .where('fanned_out', '=', 1)
+    .where('created_at', '<', before)
+    .where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries').select('webhook_deliveries.id').whereRef('webhook_deliveries.event_id', '=', 'webhook_events.id'))))
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+// Deliveries
+
+export type NewDelivery = Pick<WebhookDeliveryRow, 'event_id' | 'subscription_id' | 'next_attempt_at' | 'retry_until' | 'created_at'>;
+
+/** Inserts deliveries; one that exists already (another replica fanned out first) is skipped. */
+export async function insertDeliveries(db: Db, rows: NewDelivery[]): Promise<number> {
+  if (rows.length === 0) return 0;
+  const values = rows.map((row) => ({ ...row, status: 'pending' as const, attempts: 0, lease_until: null, first_attempt_at: null, last_attempt_at: null, last_status_code: null, last_error: null, response_excerpt: null, updated_at: row.created_at }));
+  const inserted = await db
+    .insertInto('webhook_deliveries')
+    .values(values)
+    .onConflict((oc) => oc.columns(['event_id', 'subscription_id']).doNothing())
+    .returning('id')
+    .execute();
+  return inserted.length;
+}
+
+export interface DueDelivery extends WebhookDeliveryRow {
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: string | null;
+  message_id: string;
+  payload: string;
+}
+
+/**
+ * Pending deliveries due now, unleased, of enabled subscriptions, oldest due first; deliveries of the
+ * endpoints in `skip` (at their concurrency limit here) are left out, so one slow endpoint's backlog
+ * never fills the batch.
+ */
+export async function dueDeliveries(db: Db, now: string, limit: number, skip: number[]): Promise<DueDelivery[]> {
+  let query = db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_subscriptions as s', 's.id', 'd.subscription_id')
+    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select(['s.url', 's.secret', 's.previous_secret', 's.previous_secret_until', 'e.message_id', 'e.payload'])
+    .where('d.status', '=', 'pending')
+    .where('d.next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('d.lease_until', 'is', null), eb('d.lease_until', '<=', now)]))
+    .where('s.enabled', '=', 1)
+    .where((eb) => eb.or([eb('s.expires_at', 'is', null), eb('s.expires_at', '>', now)]));
+  if (skip.length > 0) query = query.where('d.subscription_id', 'not in', skip);
+  return query.orderBy('d.next_attempt_at').limit(limit).execute();
+}
+
+/** Claims a due delivery for one attempt: a conditional update only one dispatcher wins. */
+export async function claimDelivery(db: Db, id: number, now: string, leaseUntil: string): Promise<boolean> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: leaseUntil })
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Records an attempt's outcome, if this dispatcher still holds the lease it claimed. */
+export async function finishAttempt(db: Db, id: number, leaseUntil: string, changes: Updateable<WebhookDeliveryTable>): Promise<boolean> {
+  const result = await db.updateTable('webhook_deliveries').set({ ...changes, lease_until: null }).where('id', '=', id).where('lease_until', '=', leaseUntil).executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function findDelivery(db: Db, subscriptionId: number, id: number): Promise<(WebhookDeliveryRow & { type: string; message_id: string; ticket_id: number | null }) | undefined> {
+  return db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select(['e.type', 'e.message_id', 'e.ticket_id'])
+    .where('d.id', '=', id)
+    .where('d.subscription_id', '=', subscriptionId)
+    .executeTakeFirst();
+}
+
+export async function findDeliveryOfEvent(db: Db, subscriptionId: number, eventId: number): Promise<LoggedDelivery | undefined> {
+  return db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select(['e.type', 'e.message_id', 'e.ticket_id'])
+    .where('d.event_id', '=', eventId)
+    .where('d.subscription_id', '=', subscriptionId)
+    .executeTakeFirst();
+}
+
+export type LoggedDelivery = WebhookDeliveryRow & { type: string; message_id: string; ticket_id: number | null };
+
+/** A page of a subscription's delivery log, newest first. */
+export async function selectDeliveryPage(db: Db, subscriptionId: number, status: WebhookDeliveryStatus | undefined, limit: number, position: { cursor?: Cursor; offset: number }): Promise<LoggedDelivery[]> {
+  const backwards = position.cursor?.d === 'p';
+  let query = db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select(['e.type', 'e.message_id', 'e.ticket_id'])
+    .where('d.subscription_id', '=', subscriptionId);
+  if (status) query = query.where('d.status', '=', status);
+  if (position.cursor) query = query.where('d.id', backwards ? '>' : '<', Number(position.cursor.id));
+  query = query.orderBy('d.id', backwards ? 'asc' : 'desc').limit(limit + 1);
+  if (!position.cursor && position.offset > 0) query = query.offset(position.offset);
+  return query.execute();
+}
+
+export async function countDeliveries(db: Db, subscriptionId: number, status: WebhookDeliveryStatus | undefined): Promise<number> {
+  let query = db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('count')).where('subscription_id', '=', subscriptionId);
+  if (status) query = query.where('status', '=', status);
+  const row = await query.executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/** Makes a delivery pending and due now, with a fresh retry window. */
+export async function requeueDelivery(db: Db, subscriptionId: number, id: number, now: string, retryUntil: string): Promise<boolean> {
+  const result = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'pending', next_attempt_at: now, retry_until: retryUntil, first_attempt_at: null, updated_at: now })
+    .where('id', '=', id)
+    .where('subscription_id', '=', subscriptionId)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Delivered and failed rows whose last change is older than `before` leave the log. */
+export async function deleteFinishedDeliveries(db: Db, before: string): Promise<number> {
+  const result = await db.deleteFrom('webhook_deliveries').where('status', 'in', ['delivered', 'failed']).where('updated_at', '<', before).executeTakeFirst();
+  return Number(result.numDeletedRows);
+}
+
+/** Pending deliveries (for the metrics hook and `eventsync status`). */
+export async function countPendingDeliveries(db: Db): Promise<number> {
+  const row = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('count')).where('status', '=', 'pending').executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+/**
+ * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs.
+ * With `disableBefore` (a delivery has just failed for good: the first attempt of its retry window),
+ * a streak that began by then disables the endpoint: nothing it was sent succeeded all that time.
+ * True when this call disabled it.
+ */
+export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore?: string): Promise<boolean> {
+  if (delivered) {
+    await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).execute();
+    return false;
+  }
+  await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).execute();
+  if (disableBefore === undefined) return false;
+  const result = await db
+    .updateTable('webhook_subscriptions')
+    .set({ enabled: 0, disabled_reason: 'failing', updated_at: now })
+    .where('id', '=', subscriptionId)
+    .where('enabled', '=', 1)
+    .where('failing_since', '<=', disableBefore)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
