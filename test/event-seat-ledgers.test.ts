@@ -55,8 +55,8 @@ for (const store of await testStores()) {
       t.equal(response.headers['x-total-count'], '2');
       const ledgers = response.json<SeatLedger[]>();
       t.same(ledgers, [
-        { event_id: busy.id, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, sums: { held: 2, committed: 3, manual: 3 } },
-        { event_id: quiet.id, total_tickets: 7, available_tickets: 7, held_tickets: 0, sold_tickets: 0, manual_reserved_tickets: 0, sums: { held: 0, committed: 0, manual: 0 } },
+        { event_id: busy.id, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 2, committed: 3, manual: 3 } },
+        { event_id: quiet.id, total_tickets: 7, available_tickets: 7, held_tickets: 0, sold_tickets: 0, manual_reserved_tickets: 0, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 0, committed: 0, manual: 0 } },
       ]);
       t.same(ledgers.flatMap(seatLedgerProblems), [], 'and the audit finds them consistent');
 
