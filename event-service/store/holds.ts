@@ -78,8 +78,9 @@ const heldHoldInsertOf = { public: heldHoldInsert('public'), waitlist: heldHoldI
 
 /**
  * Inserts a HELD hold at the event's current price if no hold has its id and the event exists, is on
- * sale at `now` and has the seats free for `audience` (`seatsFreeForHold`); the new hold, or undefined. The seats are taken after it (holds
- * first, then events: the one lock order), by a conditional update that has the last word.
+ * sale at `now` and has the seats free for `audience` (`seatsFreeForHold`); the new hold, or
+ * undefined. The seats are taken after it (holds first, then events: the one lock order), by a
+ * conditional update that has the last word.
  */
 export async function insertHeldHold(db: Db, hold: NewHold, audience: HoldAudience = 'public'): Promise<HoldRow | undefined> {
   const inserted = await heldHoldInsertOf[audience].takeFirst(db, hold);
