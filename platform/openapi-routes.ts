@@ -29,7 +29,11 @@ export type OperationReply<Op> = {
   [C in keyof ResponsesOf<Op> & SuccessCode]: { status: C; body: Json<ResponsesOf<Op>[C]>; headers?: Record<string, string> };
 }[keyof ResponsesOf<Op> & SuccessCode];
 
-type BodyOf<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } } ? B : undefined;
+type BodyOf<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } }
+  ? B
+  : Op extends { requestBody?: { content: { 'application/json': infer B } } }
+    ? B | undefined
+    : undefined;
 type ParamsOf<Op, In extends 'path' | 'query' | 'header'> = Op extends { parameters: { [K in In]?: infer P } }
   ? [P] extends [never] ? Record<string, never> : NonNullable<P>
   : Record<string, never>;
@@ -63,7 +67,8 @@ export function fastifySchema({ operation }: SpecOperation): FastifySchema {
   if (declares(operation, 'path')) schema.params = objectSchema(operation.parameters, 'path');
   if (declares(operation, 'header')) schema.headers = objectSchema(operation.parameters, 'header', true);
   const body = operation.requestBody?.content['application/json']?.schema;
-  if (body) schema.body = body;
+  // An optional body may be left out (Fastify validates a missing body as null).
+  if (body) schema.body = operation.requestBody?.required === true ? body : { if: { type: 'null' }, else: body };
   const response: Record<string, unknown> = {};
   for (const [code, answer] of Object.entries(operation.responses)) {
     const json = answer.content?.['application/json']?.schema;

@@ -111,6 +111,8 @@ const COMBINATORS = new Set(['oneOf', 'anyOf', 'if']);
 export function fieldErrors(errors: ErrorObject[], context: string): FieldError[] {
   const byPointer = new Map<string, { detail: string; combinator: boolean }>();
   for (const error of errors) {
+    // An optional body's `if null … else` (platform/openapi-routes.ts): the else branch names the fields.
+    if (error.keyword === 'if' && errors.length > 1) continue;
     let path = error.instancePath;
     const params = error.params as { missingProperty?: string; additionalProperty?: string };
     if (error.keyword === 'required' && params.missingProperty) path += `/${params.missingProperty}`;

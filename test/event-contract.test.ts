@@ -87,6 +87,8 @@ for (const store of await testStores()) {
       ok((await inject({ method: 'GET', url: `/holds/${holdId}`, headers: serviceAuth })).statusCode, 200, 'getHold');
       ok((await inject({ method: 'POST', url: `/holds/${holdId}/commit`, headers: serviceAuth })).statusCode, 200, 'commitHold');
       ok((await inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth })).statusCode, 200, 'releaseHold');
+      ok((await inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth, payload: { waitlist_reserved_tickets: 1, sequence: 1 } })).statusCode, 200, 'releaseHold with a waiting-list gate');
+      ok((await inject({ method: 'PUT', url: `/events/${event.id}/waitlist-gate`, headers: serviceAuth, payload: { waitlist_reserved_tickets: 0, sequence: 2 } })).statusCode, 200, 'setWaitlistGate');
       ok((await inject({ method: 'GET', url: `/seat-ledgers?event_id=${event.id}`, headers: adminAuth })).statusCode, 200, 'listSeatLedgers');
       await assertSeatInvariant(t, app, event.id);
 

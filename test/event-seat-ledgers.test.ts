@@ -12,7 +12,7 @@ import { testStores } from './helpers/postgres.js';
 type SeatLedger = components['schemas']['SeatLedger'];
 
 t.test('the audit names each counter that differs from the sum of its rows', async (t) => {
-  const consistent: SeatLedger = { event_id: 4, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, sums: { held: 2, committed: 3, manual: 3 } };
+  const consistent: SeatLedger = { event_id: 4, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 2, committed: 3, manual: 3 } };
   t.same(seatLedgerProblems(consistent), []);
   t.same(seatLedgerProblems({ ...consistent, held_tickets: 3, available_tickets: 11 }), [
     'event 4: available_tickets 11 ≠ total 20 − HELD holds 2 − COMMITTED holds 3 − manual adjustments 3 = 12',
@@ -55,8 +55,8 @@ for (const store of await testStores()) {
       t.equal(response.headers['x-total-count'], '2');
       const ledgers = response.json<SeatLedger[]>();
       t.same(ledgers, [
-        { event_id: busy.id, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, sums: { held: 2, committed: 3, manual: 3 } },
-        { event_id: quiet.id, total_tickets: 7, available_tickets: 7, held_tickets: 0, sold_tickets: 0, manual_reserved_tickets: 0, sums: { held: 0, committed: 0, manual: 0 } },
+        { event_id: busy.id, total_tickets: 20, available_tickets: 12, held_tickets: 2, sold_tickets: 3, manual_reserved_tickets: 3, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 2, committed: 3, manual: 3 } },
+        { event_id: quiet.id, total_tickets: 7, available_tickets: 7, held_tickets: 0, sold_tickets: 0, manual_reserved_tickets: 0, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 0, committed: 0, manual: 0 } },
       ]);
       t.same(ledgers.flatMap(seatLedgerProblems), [], 'and the audit finds them consistent');
 

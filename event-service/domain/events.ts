@@ -100,6 +100,7 @@ export async function createEvent(context: EventServiceContext, input: EventCrea
     image_url: input.image_url ?? null,
     sales_start: common.salesStart ?? null,
     sales_end: common.salesEnd ?? null,
+    waitlist_enabled: input.waitlist_enabled === false ? 0 : 1,
     created_at: now,
     updated_at: now,
   };
@@ -157,6 +158,7 @@ export async function updateEvent(context: EventServiceContext, id: number, inpu
     if (input.image_url !== undefined) changes.image_url = input.image_url;
     if (input.sales_start !== undefined) changes.sales_start = common.salesStart ?? null;
     if (input.sales_end !== undefined) changes.sales_end = common.salesEnd ?? null;
+    if (input.waitlist_enabled !== undefined) changes.waitlist_enabled = input.waitlist_enabled ? 1 : 0;
     const updated = await events.updateEventFields(trx, id, changes);
     if (!updated) {
       const taken = current.total_tickets - current.available_tickets;

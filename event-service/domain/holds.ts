@@ -11,6 +11,7 @@ import * as holds from '../store/holds.js';
 import type { HoldRow, HoldState } from '../store/schema.js';
 import type { EventServiceContext } from './context.js';
 import { count, were } from '../../platform/words.js';
+import { applyWaitlistGate, type WaitlistGateUpdate } from './waitlist-gate.js';
 
 type HoldCreate = components['schemas']['HoldCreate'];
 type ListQuery = NonNullable<operations['listHolds']['parameters']['query']>;
@@ -35,18 +36,20 @@ function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldR
  * an insert of the hold that does nothing if its id exists or the event cannot sell the seats (it
  * takes the price from the event), then the conditional decrement, which has the last word: if
  * another request took the seats in between, the insert is rolled back. Only when no hold was
- * inserted is anything read, to say why.
+ * inserted is anything read, to say why. A public hold takes only seats outside the waiting-list
+ * gate; an offer (`waitlist: true`) may take any available seat.
  */
 export async function createHold(context: EventServiceContext, input: HoldCreate): Promise<{ hold: HoldRow; created: boolean }> {
   const errors: FieldError[] = [];
   const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
   if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
+  const audience: events.HoldAudience = input.waitlist === true ? 'waitlist' : 'public';
   return context.write(async (trx) => {
     const now = nowIso();
-    const hold = await holds.insertHeldHold(trx, { hold_id: input.hold_id, event_id: input.event_id, quantity: input.quantity, expires_at: expiresAt, now });
+    const hold = await holds.insertHeldHold(trx, { hold_id: input.hold_id, event_id: input.event_id, quantity: input.quantity, expires_at: expiresAt, now }, audience);
     if (hold) {
       // Thrown inside the write: the hold just inserted is rolled back with it.
-      if (!(await events.takeSeatsForHold(trx, input.event_id, input.quantity, now))) throw await noSeatsReason(trx, input, now);
+      if (!(await events.takeSeatsForHold(trx, input.event_id, input.quantity, now, audience))) throw await noSeatsReason(trx, input, now);
       return { hold, created: true };
     }
     const existing = await holds.findHold(trx, input.hold_id);
@@ -55,16 +58,18 @@ export async function createHold(context: EventServiceContext, input: HoldCreate
   });
 }
 
-/** Why a hold could not take seats: no such event, sales closed, or not enough seats. */
+/**
+ * Why a hold could not take seats: no such event, sales closed, or not enough seats. For a public
+ * hold the seats behind the waiting-list gate are not counted: the public sees the event sold out.
+ */
 async function noSeatsReason(trx: EventServiceContext['db'], input: HoldCreate, now: string): Promise<Error> {
   const event = await events.findEvent(trx, input.event_id);
   if (!event) return new NotFoundError(`Event ${input.event_id} does not exist.`);
   if ((event.sales_start && now < event.sales_start) || (event.sales_end && now > event.sales_end)) {
     return new ConflictError('sales-closed', `Sales for event ${event.id} are open from ${toApiDate(event.sales_start) ?? 'now'} to ${toApiDate(event.sales_end) ?? 'the event'}.`);
   }
-  return new ConflictError('sold-out', `Event ${event.id} has ${count(event.available_tickets, 'seat')} left; ${were(input.quantity)} asked for.`, {
-    available_tickets: event.available_tickets,
-  });
+  const left = input.waitlist === true ? event.available_tickets : Math.max(0, event.available_tickets - event.waitlist_reserved_tickets);
+  return new ConflictError('sold-out', `Event ${event.id} has ${count(left, 'seat')} left; ${were(input.quantity)} asked for.`, { available_tickets: left });
 }
 
 export async function getHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
@@ -126,19 +131,25 @@ const RELEASE_ATTEMPTS = 3;
  * HELD or COMMITTED becomes RELEASED and the seats return; released/expired is a no-op; unknown
  * leaves a tombstone. Each step is a conditional statement whose changed rows decide the next, so
  * a hold another replica released a moment ago is not released again and its seats not returned twice.
+ * A waiting-list `gate` sent along is applied to the hold's event in the same transaction (a newer
+ * sequence only), so the seats returned are never public while the waiting list asks for them.
  */
-export async function releaseHold(context: EventServiceContext, holdId: string): Promise<HoldRow> {
+export async function releaseHold(context: EventServiceContext, holdId: string, gate?: WaitlistGateUpdate): Promise<HoldRow> {
   return context.write(async (trx) => {
     const now = nowIso();
+    const withGate = async (hold: HoldRow): Promise<HoldRow> => {
+      if (gate && hold.event_id !== null) await applyWaitlistGate(trx, hold.event_id, gate, now);
+      return hold;
+    };
     for (let attempt = 0; attempt < RELEASE_ATTEMPTS; attempt += 1) {
       for (const [from, counter] of [['HELD', 'held_tickets'], ['COMMITTED', 'sold_tickets']] as const) {
         const released = await holds.transitionHold(trx, holdId, from, 'RELEASED', now);
         if (!released) continue;
         if (released.event_id !== null) seatsMoved(await events.returnSeats(trx, released.event_id, released.quantity, counter, now), `event ${released.event_id}`);
-        return released;
+        return withGate(released);
       }
       const hold = await holds.findHold(trx, holdId);
-      if (hold?.state === 'RELEASED' || hold?.state === 'EXPIRED') return hold;
+      if (hold?.state === 'RELEASED' || hold?.state === 'EXPIRED') return withGate(hold);
       if (hold) continue;
       const tombstone: HoldRow = { hold_id: holdId, event_id: null, quantity: 0, state: 'RELEASED', expires_at: now, unit_price: null, currency: null, created_at: now, updated_at: now };
       if (await holds.insertHoldIfNew(trx, tombstone)) return tombstone;

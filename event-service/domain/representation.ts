@@ -2,12 +2,13 @@
 import type { components } from '../../openapi/generated/event-service.js';
 import { toApiDate } from '../../platform/time.js';
 import type { EventRow, HoldRow, VenueRow } from '../store/schema.js';
-import type { SeatLedgerRow } from '../store/events.js';
+import type { SeatLedgerRow, WaitlistGateRow } from '../store/events.js';
 
 export type ApiEvent = components['schemas']['Event'];
 export type ApiVenue = components['schemas']['Venue'];
 export type ApiHold = components['schemas']['Hold'];
 export type ApiSeatLedger = components['schemas']['SeatLedger'];
+export type ApiWaitlistGate = components['schemas']['WaitlistGate'];
 
 export function toApiEvent(row: EventRow): ApiEvent {
   const taken = row.held_tickets + row.sold_tickets;
@@ -24,6 +25,8 @@ export function toApiEvent(row: EventRow): ApiEvent {
     sold_tickets: row.sold_tickets,
     manual_reserved_tickets: row.manual_reserved_tickets,
     sold_ratio: row.total_tickets > 0 ? Math.min(1, Math.round((taken / row.total_tickets) * 10_000) / 10_000) : 0,
+    waitlist_enabled: row.waitlist_enabled === 1,
+    waitlist_reserved_tickets: row.waitlist_reserved_tickets,
     ticket_price: row.ticket_price,
     currency: row.currency,
     timezone: row.timezone,
@@ -58,6 +61,12 @@ export function toApiSeatLedger(row: SeatLedgerRow): ApiSeatLedger {
     held_tickets: row.held_tickets,
     sold_tickets: row.sold_tickets,
     manual_reserved_tickets: row.manual_reserved_tickets,
+    waitlist_reserved_tickets: row.waitlist_reserved_tickets,
+    waitlist_sequence: row.waitlist_sequence,
     sums: { held: row.held_in_holds, committed: row.committed_in_holds, manual: row.manual_in_adjustments },
   };
+}
+
+export function toApiWaitlistGate(gate: WaitlistGateRow, applied: boolean): ApiWaitlistGate {
+  return { event_id: gate.id, waitlist_reserved_tickets: gate.waitlist_reserved_tickets, sequence: gate.waitlist_sequence, applied };
 }

@@ -10,7 +10,8 @@ import * as eventsDomain from '../domain/events.js';
 import * as holdsDomain from '../domain/holds.js';
 import * as seatLedgersDomain from '../domain/seat-ledgers.js';
 import * as venuesDomain from '../domain/venues.js';
-import { eventEtag, toApiEvent, toApiHold, toApiSeatLedger, toApiVenue } from '../domain/representation.js';
+import * as waitlistGateDomain from '../domain/waitlist-gate.js';
+import { eventEtag, toApiEvent, toApiHold, toApiSeatLedger, toApiVenue, toApiWaitlistGate } from '../domain/representation.js';
 
 function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -79,7 +80,12 @@ export function eventServiceHandlers(context: EventServiceContext, store: Pick<S
     },
     getHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.getHold(context, request.params.hold_id)) }),
     commitHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.commitHold(context, request.params.hold_id)) }),
-    releaseHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.releaseHold(context, request.params.hold_id)) }),
+    releaseHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.releaseHold(context, request.params.hold_id, request.body ?? undefined)) }),
+
+    setWaitlistGate: async (request) => {
+      const { gate, applied } = await waitlistGateDomain.setWaitlistGate(context, request.params.id, request.body);
+      return { status: 200, body: toApiWaitlistGate(gate, applied) };
+    },
 
     listSeatLedgers: async (request) => {
       const page = await seatLedgersDomain.listSeatLedgers(context, request.query);

@@ -71,7 +71,9 @@ export async function findEventForUpdate(db: Db, id: number): Promise<EventRow |
 export async function updateEventFields(
   db: Db,
   id: number,
-  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets'>> & { total_tickets: number },
+  changes: Partial<Omit<EventRow, 'id' | 'version' | 'available_tickets' | 'held_tickets' | 'sold_tickets' | 'manual_reserved_tickets' | 'waitlist_reserved_tickets' | 'waitlist_sequence'>> & {
+    total_tickets: number;
+  },
 ): Promise<EventRow | undefined> {
   const availableAfter = sql<number>`available_tickets + ${changes.total_tickets} - total_tickets`;
   return db
@@ -104,8 +106,27 @@ export async function deleteEventWithoutLiveHolds(db: Db, id: number): Promise<b
 type SeatChange = { id: number; seats: number; now: string };
 type TakenCounter = 'held_tickets' | 'manual_reserved_tickets';
 
-/** The conditional decrement both ways of taking seats share: only if that many are available. */
-const seatTaking = (db: Db, param: <K extends keyof SeatChange>(name: K) => SeatChange[K], counter: TakenCounter) =>
+/** Who a hold is for: the public stops at the waiting-list gate; an offer to the waiting list may take any available seat. */
+export type HoldAudience = 'public' | 'waitlist';
+
+/**
+ * Whether `seats` are free for a hold of `audience`, as a condition on the event row: for the
+ * public, `available_tickets − waitlist_reserved_tickets ≥ seats` (the gate); for an offer,
+ * `available_tickets ≥ seats`. The one seat condition of hold creation: the hold insert's
+ * precondition and the conditional decrement both use it, and so must any single-statement form of them.
+ */
+export function seatsFreeForHold(eb: ExpressionBuilder<EventDatabase, 'events'>, seats: number, audience: HoldAudience): Expression<SqlBool> {
+  if (audience === 'waitlist') return eb('events.available_tickets', '>=', seats);
+  return eb(eb('events.available_tickets', '-', eb.ref('events.waitlist_reserved_tickets')), '>=', seats);
+}
+
+/** The conditional decrement both ways of taking seats share; `seatsFree` is its seat condition. */
+const seatTaking = (
+  db: Db,
+  param: <K extends keyof SeatChange>(name: K) => SeatChange[K],
+  counter: TakenCounter,
+  seatsFree: (eb: ExpressionBuilder<EventDatabase, 'events'>) => Expression<SqlBool>,
+) =>
   db
     .updateTable('events')
     .set((eb) => ({
@@ -115,25 +136,35 @@ const seatTaking = (db: Db, param: <K extends keyof SeatChange>(name: K) => Seat
       version: eb('version', '+', 1),
     }))
     .where('id', '=', param('id'))
-    .where('available_tickets', '>=', param('seats'));
+    .where(seatsFree);
 
-const seatsForHold = prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
-  seatTaking(db, param, 'held_tickets')
-    .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
-    .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))])),
-);
+const seatsForHold = (audience: HoldAudience) =>
+  prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
+    seatTaking(db, param, 'held_tickets', (eb) => seatsFreeForHold(eb, param('seats'), audience))
+      .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
+      .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))])),
+  );
+const seatsForHoldOf = { public: seatsForHold('public'), waitlist: seatsForHold('waitlist') };
 
-/** Holds `seats` if the event exists, its sales are open at `now` and that many are available; false when nothing was taken. */
-export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string): Promise<boolean> {
-  const result = await seatsForHold.execute(db, { id, seats, now });
+/**
+ * Holds `seats` if the event exists, its sales are open at `now` and that many are free for
+ * `audience` (`seatsFreeForHold`); false when nothing was taken.
+ */
+export async function takeSeatsForHold(db: Db, id: number, seats: number, now: string, audience: HoldAudience = 'public'): Promise<boolean> {
+  const result = await seatsForHoldOf[audience].execute(db, { id, seats, now });
   const taken = (result.numAffectedRows ?? 0n) > 0n;
   if (taken) eventChanges.record(db, ({ figures }) => figures.add(SEATS.held, seats));
   return taken;
 }
 
-const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, param) => seatTaking(db, param, 'manual_reserved_tickets'));
+const seatsForAdjustment = prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
+  seatTaking(db, param, 'manual_reserved_tickets', (eb) => eb('available_tickets', '>=', param('seats'))),
+);
 
-/** Moves `seats` from available to the manually reserved ones (the original seat adjustment), only if that many are available. */
+/**
+ * Moves `seats` from available to the manually reserved ones (the original seat adjustment), only if
+ * that many are available. A service call, like an offer hold: the waiting-list gate does not apply.
+ */
 export async function takeSeatsManually(db: Db, id: number, seats: number, now: string): Promise<boolean> {
   const result = await seatsForAdjustment.execute(db, { id, seats, now });
   const taken = (result.numAffectedRows ?? 0n) > 0n;
@@ -180,6 +211,27 @@ export async function moveHeldToSold(db: Db, id: number, seats: number, now: str
   return moved;
 }
 
+/** An event's waiting-list gate and the sequence of the value it came from. */
+export type WaitlistGateRow = Pick<EventRow, 'id' | 'waitlist_reserved_tickets' | 'waitlist_sequence'>;
+
+/**
+ * Sets the event's gate to `reserved` if `sequence` is newer than the stored one, in one conditional
+ * update (an older or equal sequence changes nothing); the gate after it, and whether it applied.
+ * Undefined when the event does not exist.
+ */
+export async function setWaitlistGate(db: Db, id: number, reserved: number, sequence: number, now: string): Promise<{ gate: WaitlistGateRow; applied: boolean } | undefined> {
+  const applied = await db
+    .updateTable('events')
+    .set((eb) => ({ waitlist_reserved_tickets: reserved, waitlist_sequence: sequence, updated_at: now, version: eb('version', '+', 1) }))
+    .where('id', '=', id)
+    .where('waitlist_sequence', '<', sequence)
+    .returning(['id', 'waitlist_reserved_tickets', 'waitlist_sequence'])
+    .executeTakeFirst();
+  if (applied) return { gate: applied, applied: true };
+  const current = await db.selectFrom('events').select(['id', 'waitlist_reserved_tickets', 'waitlist_sequence']).where('id', '=', id).executeTakeFirst();
+  return current && { gate: current, applied: false };
+}
+
 export async function recordManualAdjustment(db: Db, eventId: number, delta: number, now: string): Promise<void> {
   await db.insertInto('manual_adjustments').values({ event_id: eventId, delta, created_at: now }).execute();
   eventChanges.record(db, (metrics) => metrics.manualAdjustments.inc({ operation: delta >= 0 ? 'reserve' : 'release' }));
@@ -193,6 +245,8 @@ export interface SeatLedgerRow {
   held_tickets: number;
   sold_tickets: number;
   manual_reserved_tickets: number;
+  waitlist_reserved_tickets: number;
+  waitlist_sequence: number;
   held_in_holds: number;
   committed_in_holds: number;
   manual_in_adjustments: number;
@@ -231,6 +285,8 @@ export async function selectSeatLedgerPage(db: Db, eventId: number | undefined, 
         'events.held_tickets',
         'events.sold_tickets',
         'events.manual_reserved_tickets',
+        'events.waitlist_reserved_tickets',
+        'events.waitlist_sequence',
         holdSeats('HELD').as('held_in_holds'),
         holdSeats('COMMITTED').as('committed_in_holds'),
         adjustedSeats.as('manual_in_adjustments'),
@@ -280,7 +336,8 @@ function filterConditions(eb: ExpressionBuilder<EventDatabase, 'events'>, search
   if (filter.ids !== undefined) conditions.push(eb('id', 'in', filter.ids));
   if (filter.from !== undefined) conditions.push(eb('event_date', '>=', filter.from));
   if (filter.to !== undefined) conditions.push(eb('event_date', '<=', filter.to));
-  if (filter.available) conditions.push(eb('available_tickets', '>', 0));
+  // Seats the public can buy: beyond the waiting-list gate.
+  if (filter.available) conditions.push(eb('available_tickets', '>', eb.ref('waitlist_reserved_tickets')));
   return eb.and(conditions);
 }
 

@@ -4,6 +4,7 @@ import type { EventDatabase, HoldRow, HoldState } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
 import { eventChanges } from '../metrics.js';
+import { seatsFreeForHold, type HoldAudience } from './events.js';
 
 type Db = Kysely<EventDatabase>;
 
@@ -47,7 +48,7 @@ export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
 
 type NewHold = Pick<HoldRow, 'hold_id' | 'quantity' | 'expires_at'> & { event_id: number; now: string };
 
-const heldHoldInsert = prepareQuery<EventDatabase, NewHold, HoldRow>((db, param) =>
+const heldHoldInsert = (audience: HoldAudience) => prepareQuery<EventDatabase, NewHold, HoldRow>((db, param) =>
   db
     .insertInto('holds')
     .columns(['hold_id', 'event_id', 'quantity', 'state', 'expires_at', 'unit_price', 'currency', 'created_at', 'updated_at'])
@@ -66,21 +67,23 @@ const heldHoldInsert = prepareQuery<EventDatabase, NewHold, HoldRow>((db, param)
           e.val(param('now')).as('updated_at'),
         ])
         .where('events.id', '=', param('event_id'))
-        .where('events.available_tickets', '>=', param('quantity'))
+        .where((e) => seatsFreeForHold(e, param('quantity'), audience))
         .where((e) => e.or([e('events.sales_start', 'is', null), e('events.sales_start', '<=', param('now'))]))
         .where((e) => e.or([e('events.sales_end', 'is', null), e('events.sales_end', '>=', param('now'))])),
     )
     .onConflict((oc) => oc.column('hold_id').doNothing())
     .returningAll(),
 );
+const heldHoldInsertOf = { public: heldHoldInsert('public'), waitlist: heldHoldInsert('waitlist') };
 
 /**
  * Inserts a HELD hold at the event's current price if no hold has its id and the event exists, is on
- * sale at `now` and has the seats; the new hold, or undefined. The seats are taken after it (holds
- * first, then events: the one lock order), by a conditional update that has the last word.
+ * sale at `now` and has the seats free for `audience` (`seatsFreeForHold`); the new hold, or
+ * undefined. The seats are taken after it (holds first, then events: the one lock order), by a
+ * conditional update that has the last word.
  */
-export async function insertHeldHold(db: Db, hold: NewHold): Promise<HoldRow | undefined> {
-  const inserted = await heldHoldInsert.takeFirst(db, hold);
+export async function insertHeldHold(db: Db, hold: NewHold, audience: HoldAudience = 'public'): Promise<HoldRow | undefined> {
+  const inserted = await heldHoldInsertOf[audience].takeFirst(db, hold);
   if (inserted) recordTransition(db, 'none', 'HELD');
   return inserted;
 }

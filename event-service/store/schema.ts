@@ -24,6 +24,12 @@ export interface EventTable {
   held_tickets: Generated<number>;
   sold_tickets: Generated<number>;
   manual_reserved_tickets: Generated<number>;
+  /** The waiting-list gate: seats public holds may not take (not a seat count; it moves no seats). */
+  waitlist_reserved_tickets: Generated<number>;
+  /** The sequence of the last gate value applied; only grows. */
+  waitlist_sequence: Generated<number>;
+  /** 1 or 0 (a boolean in the API). */
+  waitlist_enabled: Generated<number>;
   ticket_price: number;
   currency: string;
   timezone: string;

@@ -155,7 +155,7 @@ export interface paths {
         /**
          * Update an event (partial)
          * @description Fields not sent keep their value. Read-only fields (`id`, `available_tickets`, the derived
-         *     counts, timestamps) are ignored, so GET-modify-PUT works. Changing `total_tickets` moves
+         *     counts, `waitlist_reserved_tickets`, timestamps) are ignored, so GET-modify-PUT works. Changing `total_tickets` moves
          *     `available_tickets` by the same amount (409 if that would go below 0). Send `If-Match`
          *     with the `ETag` of a GET to refuse lost updates (412).
          */
@@ -210,7 +210,10 @@ export interface paths {
         put?: never;
         /**
          * Hold seats for a reservation (idempotent on hold_id)
-         * @description New `hold_id`: takes the seats (409 `sold-out` if not enough) and answers 201.
+         * @description New `hold_id`: takes the seats (409 `sold-out` if not enough) and answers 201. A public hold
+         *     takes only seats outside the waiting-list gate (`available_tickets − waitlist_reserved_tickets`);
+         *     seats behind the gate answer the same 409 `sold-out`. `waitlist: true` (an offer to the event's
+         *     waiting list) may take any available seat.
          *     The same `hold_id` again with the same event and quantity while HELD or COMMITTED answers
          *     200 with the same hold. A released or expired `hold_id` never comes back (409).
          */
@@ -280,8 +283,42 @@ export interface paths {
          * Release a hold (seats return)
          * @description HELD or COMMITTED becomes RELEASED and the seats return; RELEASED or EXPIRED answers 200 with
          *     no change; an unknown id leaves a RELEASED tombstone so that a late create is refused.
+         *     The body is optional: with `waitlist_reserved_tickets` and `sequence` it also sets the gate of
+         *     the hold's event in the same transaction (as `PUT /events/{id}/waitlist-gate` does: an older or
+         *     equal sequence is ignored, the release still happens), so returned seats are never public
+         *     while the waiting list asks for them. A tombstone has no event: its gate is left alone.
          */
         post: operations["releaseHold"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/events/{id}/waitlist-gate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
+                id: components["parameters"]["EventId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the seats kept back for the event's waiting list (services only)
+         * @description Sets `waitlist_reserved_tickets` to an absolute value. `sequence` (per event, chosen by
+         *     ticket-service, only growing) orders the calls: one with a sequence at or below the stored one
+         *     is ignored and answered 200 with the current gate (`applied: false`), so retries and calls
+         *     that arrive out of order never move the gate back. The gate may exceed the available seats
+         *     (the public then sees the event sold out); it never moves seats.
+         */
+        put: operations["setWaitlistGate"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -421,6 +458,14 @@ export interface components {
             manual_reserved_tickets: number;
             /** @description (held + sold) / total. */
             sold_ratio: number;
+            /** @description Whether buyers may join a waiting list when the event is sold out. */
+            waitlist_enabled: boolean;
+            /**
+             * @description Seats kept back for the waiting list (read-only; set by ticket-service). The public can buy
+             *     `available_tickets − waitlist_reserved_tickets` seats (none when that is 0 or less);
+             *     `available_tickets` still counts every seat not held, sold or manually reserved.
+             */
+            waitlist_reserved_tickets: number;
             ticket_price: components["schemas"]["Money"];
             currency: components["schemas"]["Currency"];
             /** @description IANA time zone for display. */
@@ -459,6 +504,8 @@ export interface components {
             image_url?: string | null;
             sales_start?: components["schemas"]["DateTimeInput"] | null;
             sales_end?: components["schemas"]["DateTimeInput"] | null;
+            /** @description Whether buyers may join a waiting list when the event is sold out (default true). */
+            waitlist_enabled?: boolean;
         };
         /** @description Partial update. Read-only fields are accepted and ignored so that GET-modify-PUT works. */
         EventUpdate: {
@@ -477,6 +524,7 @@ export interface components {
             image_url?: string | null;
             sales_start?: components["schemas"]["DateTimeInput"] | null;
             sales_end?: components["schemas"]["DateTimeInput"] | null;
+            waitlist_enabled?: boolean;
             /** @description Ignored. */
             readonly id?: unknown;
             /** @description Ignored. */
@@ -489,6 +537,8 @@ export interface components {
             readonly manual_reserved_tickets?: unknown;
             /** @description Ignored. */
             readonly sold_ratio?: unknown;
+            /** @description Ignored (set by `PUT /events/{id}/waitlist-gate`). */
+            readonly waitlist_reserved_tickets?: unknown;
             /** @description Ignored. */
             readonly created_at?: unknown;
             /** @description Ignored. */
@@ -529,6 +579,10 @@ export interface components {
             sold_tickets: number;
             /** @description The counter of seats taken by `PUT /events/{id}/tickets`. */
             manual_reserved_tickets: number;
+            /** @description The waiting-list gate (not a seat count: it moves no seats). */
+            waitlist_reserved_tickets: number;
+            /** @description The sequence of the last gate value applied (0: never set). */
+            waitlist_sequence: number;
             /** @description The same figures from the rows themselves. */
             sums: {
                 /** @description Σ quantity of the event's HELD holds. */
@@ -544,6 +598,23 @@ export interface components {
             event_id: number;
             quantity: number;
             expires_at: components["schemas"]["DateTimeInput"];
+            /** @description `true`: an offer to the waiting list, which may take seats behind the gate (`waitlist_reserved_tickets`). Default false: a public hold. */
+            waitlist?: boolean;
+        };
+        WaitlistGateUpdate: {
+            /** @description Seats to keep back for the waiting list (absolute). */
+            waitlist_reserved_tickets: number;
+            /** @description Per event, only growing; a value at or below the stored one is ignored. */
+            sequence: number;
+        };
+        WaitlistGate: {
+            event_id: number;
+            /** @description The gate now. */
+            waitlist_reserved_tickets: number;
+            /** @description The sequence of the gate now. */
+            sequence: number;
+            /** @description false: the sequence sent was not newer, nothing changed. */
+            applied: boolean;
         };
     };
     responses: {
@@ -1109,7 +1180,7 @@ export interface operations {
                 from?: components["schemas"]["DateTimeInput"];
                 /** @description Events on or before this date-time. Example: `2026-12-31T23:59:59Z`. */
                 to?: components["schemas"]["DateTimeInput"];
-                /** @description `true`: only events with seats left. Example: `true`. */
+                /** @description `true`: only events with seats the public can buy (`available_tickets` above `waitlist_reserved_tickets`). Example: `true`. */
                 available?: boolean;
                 sort?: "event_date" | "-event_date" | "name" | "-created_at";
                 /** @description Page size. Example: `20`. */
@@ -1148,6 +1219,8 @@ export interface operations {
                      *         "sold_tickets": 0,
                      *         "manual_reserved_tickets": 0,
                      *         "sold_ratio": 0.01,
+                     *         "waitlist_enabled": true,
+                     *         "waitlist_reserved_tickets": 0,
                      *         "ticket_price": 10000,
                      *         "currency": "USD",
                      *         "timezone": "UTC",
@@ -1416,14 +1489,6 @@ export interface operations {
         };
         requestBody: {
             content: {
-                /**
-                 * @example {
-                 *       "hold_id": "3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44",
-                 *       "event_id": 1,
-                 *       "quantity": 2,
-                 *       "expires_at": "2027-03-20T18:15:00Z"
-                 *     }
-                 */
                 "application/json": components["schemas"]["HoldCreate"];
             };
         };
@@ -1523,7 +1588,17 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: never;
+        requestBody?: {
+            content: {
+                /**
+                 * @example {
+                 *       "waitlist_reserved_tickets": 4,
+                 *       "sequence": 17
+                 *     }
+                 */
+                "application/json": components["schemas"]["WaitlistGateUpdate"];
+            };
+        };
         responses: {
             /** @description The released hold (or tombstone). */
             200: {
@@ -1537,6 +1612,49 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    setWaitlistGate: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description In plain decimal digits: `/events/0x10` or `1e1` is 400, never another record.
+                 * @example 1
+                 */
+                id: components["parameters"]["EventId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "waitlist_reserved_tickets": 6,
+                 *       "sequence": 18
+                 *     }
+                 */
+                "application/json": components["schemas"]["WaitlistGateUpdate"];
+            };
+        };
+        responses: {
+            /** @description The event's gate after the call. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistGate"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["Unavailable"];
         };
     };
@@ -1573,6 +1691,8 @@ export interface operations {
                      *         "held_tickets": 2,
                      *         "sold_tickets": 3,
                      *         "manual_reserved_tickets": 2,
+                     *         "waitlist_reserved_tickets": 0,
+                     *         "waitlist_sequence": 0,
                      *         "sums": {
                      *           "held": 2,
                      *           "committed": 3,
