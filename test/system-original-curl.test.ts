@@ -11,7 +11,8 @@ async function curl(method: string, url: string, body: string) {
 
 for (const store of await testStores()) {
   t.test(`the four original curl calls work as written and availability follows each step (${store})`, async (t) => {
-    const system = await startSystem(t, { store });
+    // Fresh as in the README: on PostgreSQL the services migrate empty databases at start-up.
+    const system = await startSystem(t, { store, freshDatabases: true });
     const available = async () => {
       const result = await system.events.call('getEvent', { path: { id: 1 } });
       return result.ok ? result.body.available_tickets : undefined;

@@ -41,7 +41,15 @@ for (const store of await testStores()) {
       const reserved = await reserve(system, event.id, 2);
       const confirmed = await reserve(system, event.id, 3);
       t.equal((await system.tickets.call('updateTicketStatus', { path: { id: confirmed.id }, body: { status: 'CONFIRMED' } })).status, 200);
-      await sleep((SETTLE_SECONDS + 2 * TIMEOUT_SECONDS + 1) * 1000 + 500);
+      // Instead of waiting out the windows (2 × timeout + 1 s for a PENDING ticket, the settle window for
+      // a hold): the tickets are made older than every window, and a hold with no ticket, taken after
+      // theirs, shows when the reconciler has judged holds as old as theirs (it releases that one).
+      const pastEveryWindow = new Date(Date.now() - (SETTLE_SECONDS + 2 * TIMEOUT_SECONDS + 1) * 1000 - 500).toISOString();
+      t.equal(await system.sql('ticket-service', 'UPDATE tickets SET created_at = ? WHERE id IN (?, ?)', pastEveryWindow, reserved.id, confirmed.id), 2, 'both tickets are made older than every window');
+      const control = uuid();
+      const orphan = await system.events.call('createHold', { body: { hold_id: control, event_id: event.id, quantity: 1, expires_at: new Date(Date.now() + 900_000).toISOString() } });
+      t.equal(orphan.status, 201, 'a hold with no ticket behind it is taken after theirs');
+      t.ok(await eventually(async () => (await getHold(system, control))?.state === 'RELEASED', 15_000), 'the reconciler has released it: it has judged holds as old as theirs');
       t.equal((await getHold(system, reserved.reference))?.state, 'HELD', 'the RESERVED ticket keeps its HELD hold');
       t.equal((await getHold(system, confirmed.reference))?.state, 'COMMITTED', 'the CONFIRMED ticket keeps its COMMITTED hold');
       const current = await getEvent(system, event.id);

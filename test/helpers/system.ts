@@ -114,6 +114,11 @@ export interface SystemOptions {
   store?: StoreName | StorePlacement;
   /** Where a service on PostgreSQL is told its database is, given its URL (a proxy, say). */
   databaseUrlFor?: (service: ServiceName, databaseUrl: string) => string;
+  /**
+   * PostgreSQL databases start empty, so the services migrate them at start-up. By default they are
+   * copies of a template the same migrations built (test/helpers/postgres.ts), which is quicker.
+   */
+  freshDatabases?: boolean;
 }
 
 /** Runs one statement on a SQLite file or a PostgreSQL database; `?` marks each parameter. */
@@ -141,10 +146,12 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
   const dir = tempDir(t);
   const store = placementOf(options.store ?? 'sqlite');
   // Created before the services start, so that they are dropped only after the services stopped.
-  const databaseUrls: Record<ServiceName, string | undefined> = {
-    'event-service': store.event === 'postgres' ? await createTestDatabase(t, 'events') : undefined,
-    'ticket-service': store.ticket === 'postgres' ? await createTestDatabase(t, 'tickets') : undefined,
-  };
+  const migrated = (service: ServiceName) => (options.freshDatabases ? {} : { migratedFor: service });
+  const [eventDatabase, ticketDatabase] = await Promise.all([
+    store.event === 'postgres' ? createTestDatabase(t, 'events', migrated('event-service')) : undefined,
+    store.ticket === 'postgres' ? createTestDatabase(t, 'tickets', migrated('ticket-service')) : undefined,
+  ]);
+  const databaseUrls: Record<ServiceName, string | undefined> = { 'event-service': eventDatabase, 'ticket-service': ticketDatabase };
   const told = (service: ServiceName, url: string) => options.databaseUrlFor?.(service, url) ?? url;
   const sqlitePaths: Record<ServiceName, string> = { 'event-service': join(dir, 'event_data.db'), 'ticket-service': join(dir, 'ticket_data.db') };
   const env: Record<string, string> = {
