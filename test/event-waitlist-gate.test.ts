@@ -10,6 +10,7 @@ import { adminAuth, ADMIN_TOKEN, assertSeatInvariant, serviceAuth, startEventApp
 import { assertProblem, getEvent, holdRequest, pointers, postEvent, requestHold, type ApiHold } from './helpers/event-api.js';
 import type { components } from '../openapi/generated/event-service.js';
 import { testStores } from './helpers/postgres.js';
+import { metricValue, parseMetrics } from '../platform/metrics-text.js';
 
 type WaitlistGate = components['schemas']['WaitlistGate'];
 type SeatLedger = components['schemas']['SeatLedger'];
@@ -24,6 +25,12 @@ const offerHold = (app: TestEventApp, eventId: number, quantity: number): Promis
 
 const release = (app: TestEventApp, holdId: string, gate?: { waitlist_reserved_tickets: number; sequence: number }): Promise<LightMyRequestResponse> =>
   app.inject({ method: 'POST', url: `/holds/${holdId}/release`, headers: serviceAuth, ...(gate ? { payload: gate } : {}) });
+
+/** Holds created and seats held so far, as GET /metrics counts them (open in development mode). */
+async function holdFigures(app: TestEventApp): Promise<{ created: number; held: number }> {
+  const samples = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body);
+  return { created: metricValue(samples, 'eventsync_hold_transitions_total', { from: 'none', to: 'HELD' }), held: metricValue(samples, 'eventsync_seats', { state: 'held' }) };
+}
 
 async function ledger(app: TestEventApp, eventId: number): Promise<SeatLedger> {
   const [row] = (await app.inject({ method: 'GET', url: `/seat-ledgers?event_id=${eventId}`, headers: serviceAuth })).json<SeatLedger[]>();
@@ -170,6 +177,7 @@ for (const store of await testStores()) {
     t.test('20 public and 10 offer holds racing over a gate of 6 on 10 seats: the public takes at most the 4 seats beyond it, offers take the rest', async (t) => {
       const event = await postEvent(app, { total_tickets: 10 });
       t.equal((await setGate(app, event.id, 6, 1)).statusCode, 200);
+      const before = await holdFigures(app);
       const requests = Array.from({ length: 30 }, (_, i) => (i < 20 ? { who: 'public', answer: publicHold(app, event.id, 1) } : { who: 'offer', answer: offerHold(app, event.id, 1) }));
       const answers = await Promise.all(requests.map(async ({ who, answer }) => ({ who, status: (await answer).statusCode })));
       const taken = (who: string) => answers.filter((a) => a.who === who && a.status === 201).length;
@@ -177,6 +185,8 @@ for (const store of await testStores()) {
       t.equal(taken('public') + taken('offer'), 10, `offers took the other ${taken('offer')}: every seat is held`);
       t.same(answers.filter((a) => a.status !== 201 && a.status !== 409), [], 'every other answer is a 409');
       t.match(await getEvent(app, event.id), { available_tickets: 0, held_tickets: 10 });
+      const after = await holdFigures(app);
+      t.same({ created: after.created - before.created, held: after.held - before.held }, { created: 10, held: 10 }, 'metrics count the 10 holds taken (offers too) and nothing for the 20 refused by the gate or the race');
       await assertSeatInvariant(t, app, event.id);
     });
   });

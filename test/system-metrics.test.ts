@@ -124,6 +124,33 @@ t.test('known traffic moves every counter by exactly its amount, on both service
     'event-service reads its seats at start-up, and the drained release moved them',
   );
   t.equal(metricValue(again.event, 'eventsync_events'), 1);
+
+  // Background work moves the figures too: the sweeper's expiry (a cancel conditional on the row as
+  // read) and the reconciler's completion of a confirm that committed its hold and crashed.
+  const [lapsing, interrupted] = [tickets[5], tickets[6]];
+  if (!lapsing || !interrupted) throw new Error('the reservations are missing');
+  t.ok((await system.events.call('commitHold', { path: { hold_id: interrupted.reference } })).ok, 'a confirm commits its hold, then "crashes"');
+  await system.sql('ticket-service', 'UPDATE tickets SET confirming_at = ? WHERE id = ?', '2000-01-01T00:00:00.000Z', interrupted.id);
+  await system.sql('ticket-service', 'UPDATE tickets SET expires_at = ? WHERE id = ?', '2000-01-01T00:00:00.000Z', lapsing.id);
+  const settled = async () => {
+    const samples = await scrape(system.ticket.url);
+    return metricValue(samples, 'eventsync_tickets', { status: 'RESERVED' }) === 0 && metricValue(samples, 'eventsync_outbox_pending') === 0;
+  };
+  t.ok(await eventually(settled, 10_000), 'the sweeper and the reconciler took both reservations');
+  const background = await scrapeBoth(system);
+  const moved = (side: 'ticket' | 'event', name: string, labels: Record<string, string> = {}) => metricValue(background[side], name, labels) - metricValue(again[side], name, labels);
+  t.same(['RESERVED', 'CONFIRMED', 'CANCELLED'].map((status) => metricValue(background.ticket, 'eventsync_tickets', { status })), [0, 4, 3], 'tickets by status after an expiry and a completed confirm');
+  t.same(
+    [moved('ticket', 'eventsync_ticket_cancellations_total', { reason: 'expired' }), moved('ticket', 'eventsync_sweeper_cancellations_total'), moved('ticket', 'eventsync_ticket_confirms_total')],
+    [1, 1, 1],
+    'one expiry by the sweeper, one confirm',
+  );
+  t.equal(moved('ticket', 'eventsync_reconciler_actions_total', { action: 'completed_confirm' }), 1, 'completed by the reconciler');
+  t.same(
+    Object.fromEntries(['total', 'available', 'held', 'sold', 'manual'].map((state) => [state, metricValue(background.event, 'eventsync_seats', { state })])),
+    { total: 8, available: 3, held: 0, sold: 4, manual: 1 },
+    "event-service's seats: the expired hold released, the interrupted one sold",
+  );
 });
 
 t.test('with ADMIN_TOKEN set, /metrics needs the admin token or METRICS_TOKEN; other tokens are refused', async (t) => {

@@ -11,6 +11,7 @@ import type { components } from '../openapi/generated/ticket-service.js';
 import { eventually, startSystem } from './helpers/system.js';
 import { createEvent, reserve, sleep, uuid } from './helpers/system-api.js';
 import { startReceiver, verifies, type Receiver, type ReceivedDelivery } from './helpers/webhook-receiver.js';
+import { metricValue, parseMetrics } from '../platform/metrics-text.js';
 
 type Hook = components['schemas']['WebhookWithSecret'];
 
@@ -28,6 +29,12 @@ async function ping(hook: Hook): Promise<components['schemas']['WebhookDelivery'
   const answer = await system.tickets.call('pingWebhook', { path: { webhook_id: hook.id } });
   if (!answer.ok) throw new Error(`ping answered ${answer.status}`);
   return answer.body;
+}
+
+/** ticket-service's webhook attempts by outcome, from GET /metrics (open: no ADMIN_TOKEN here). */
+async function attemptCounts(): Promise<Record<string, number>> {
+  const samples = parseMetrics(await (await fetch(`${system.ticket.url}/metrics`)).text());
+  return Object.fromEntries(['delivered', 'retrying', 'failed', 'aborted'].map((outcome) => [outcome, metricValue(samples, 'eventsync_webhook_attempts_total', { outcome })]));
 }
 
 const ofTicket = (receiver: Receiver, id: number): ReceivedDelivery[] => receiver.deliveries.filter((d) => d.message.data.id === id);
@@ -118,6 +125,7 @@ t.test('a purchase that fails (sold out, event-service down) and a PENDING ticke
 t.test('a receiver that answers 500 three times, then 200: one delivery, four attempts, the same webhook-id, each signed, with growing backoff', async (t) => {
   const flaky = await startReceiver(t);
   flaky.answer = (_delivery, index) => (index < 3 ? 500 : 200);
+  const attemptsBefore = await attemptCounts();
   const hook = await subscribe(flaky, ['ticket.confirmed']);
   const queued = await ping(hook);
   t.ok(await eventually(async () => flaky.deliveries.length >= 4, 15_000), 'four attempts arrived');
@@ -132,6 +140,12 @@ t.test('a receiver that answers 500 three times, then 200: one delivery, four at
   const log = await system.tickets.call('listWebhookDeliveries', { path: { webhook_id: hook.id } });
   if (!log.ok) throw new Error('no delivery log');
   t.match(log.body, [{ id: queued.id, status: 'delivered', attempts: 4, last_status_code: 200, next_attempt_at: null }], 'the log shows one delivery, delivered after four attempts');
+  const attemptsAfter = await attemptCounts();
+  t.same(
+    Object.fromEntries(Object.entries(attemptsAfter).map(([outcome, n]) => [outcome, n - (attemptsBefore[outcome] ?? 0)])),
+    { delivered: 1, retrying: 3, failed: 0, aborted: 0 },
+    'GET /metrics counts the attempts by outcome: 3 retried, 1 delivered',
+  );
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
 });
 

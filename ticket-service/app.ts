@@ -85,6 +85,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   });
 
   const webhooks = new WebhookDispatcher(context);
+  webhooks.reports.push(({ outcome }) => metrics.webhookAttempts.inc({ outcome }));
   app.decorate('webhookDispatcher', webhooks);
   let webhookTimer: NodeJS.Timeout | undefined;
 

@@ -2,8 +2,9 @@
  * ticket-service's metrics: purchases by outcome, confirms, cancellations by reason, the sweeper's
  * and the reconciler's actions (counters), and the figures of its database (tickets by status, the
  * release outbox's depth and oldest pending age), kept current by the store functions that change
- * them (`ticketChanges.record`, applied once the change is committed: platform/metrics-figures.ts).
- * Webhook deliveries and the waiting list add their counters and figures here when they exist.
+ * them (`ticketChanges.record`, applied once the change is committed: platform/metrics-figures.ts),
+ * and webhook delivery attempts by outcome (the dispatcher reports each). The waiting list adds its
+ * counters and figures here when it exists.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -42,6 +43,7 @@ export class TicketMetrics {
   readonly cancellations: Counter<'reason'> = this.service.counter('eventsync_ticket_cancellations_total', 'Tickets cancelled, by reason', ['reason']);
   readonly sweeperCancellations: Counter = this.service.counter('eventsync_sweeper_cancellations_total', 'Reservations the sweeper cancelled because they expired');
   readonly reconcilerActions: Counter<'action'> = this.service.counter('eventsync_reconciler_actions_total', 'What the reconciler did, by kind', ['action']);
+  readonly webhookAttempts: Counter<'outcome'> = this.service.counter('eventsync_webhook_attempts_total', 'Webhook delivery attempts by outcome: delivered, retrying (failed, retried later), failed (for good), aborted (by a shutdown)', ['outcome']);
 
   get figures() {
     return this.service.figures;
