@@ -18,6 +18,7 @@ import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { summariseProfiles } from './profile-summary.js';
+import { purchaseCosts, readServerCounters, startCpuAccounting, type PurchaseCosts, type ServerCounters } from './accounting.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 import { count } from '../platform/words.js';
 
@@ -146,7 +147,7 @@ interface Results {
   referenceHalves?: CannonResult[];
   /** Both halves together (their mean rate; latencies weighted by answers): what the storm is compared with. */
   reference?: CannonResult;
-  purchaseStorm?: CannonResult & { ratioToReference: number | null };
+  purchaseStorm?: CannonResult & { ratioToReference: number | null; costs?: PurchaseCosts };
   sellOut?: SellOutReport;
   readById?: CannonResult;
   search?: CannonResult & { matchingEvents: number };
@@ -244,6 +245,20 @@ function report(results: Results): string {
         ` (counters ${sellOut.countersConsistent ? 'consistent' : 'INCONSISTENT'}); audit of the whole system took ${sellOut.auditSeconds.toFixed(1)} s`,
     );
     for (const problem of sellOut.auditProblems) lines.push(`  audit: ${problem}`);
+  }
+  const costs = storm?.costs;
+  if (costs) {
+    const groups = Object.entries(costs.cpuMsPerPurchase).sort(([, a], [, b]) => b - a);
+    lines.push(
+      `purchase storm, CPU per purchase (${number(costs.purchases)} purchases; ms, and share of all cores): ` +
+        groups.map(([group, perPurchase]) => `${group} ${perPurchase.toFixed(2)} (${((costs.cpuShare[group] ?? 0) * 100).toFixed(0)}%)`).join(', '),
+    );
+    if (costs.commitsPerPurchase) {
+      lines.push(
+        `purchase storm, PostgreSQL: commits per purchase ${costs.commitsPerPurchase.event.toFixed(2)} (events) + ${costs.commitsPerPurchase.ticket.toFixed(2)} (tickets)` +
+          `${costs.purchasesPerWalFlush === undefined ? '' : `, ${costs.purchasesPerWalFlush.toFixed(1)} purchases per WAL flush`}`,
+      );
+    }
   }
   const halves = results.referenceHalves ?? [];
   if (halves.length === 2) lines.push(`reference halves: ${halves.map((h) => `${number(h.okPerSecond)} req/s`).join(' first, ')} second (the table shows both together)`);
@@ -408,7 +423,7 @@ async function main(): Promise<number> {
           } finally {
             await probe.close();
           }
-          return { event, ticket, serviceToken };
+          return { event, ticket, serviceToken, databases: databases?.names };
         })
       : undefined;
 
@@ -524,16 +539,42 @@ function combine(runs: CannonResult[]): CannonResult {
   };
 }
 
+/** How many tickets ticket-service holds (X-Total-Count of a one-item page; the bench runs without ADMIN_TOKEN). */
+async function ticketCount(url: string): Promise<number> {
+  const tickets = ticketServiceClient({ baseUrl: url, timeoutMs: 30_000 });
+  try {
+    const page = await tickets.call('listTickets', { query: { limit: 1 } });
+    if (!page.ok) throw new Error(`GET /tickets answered HTTP ${page.status}`);
+    return Number(page.headers['x-total-count']);
+  } finally {
+    await tickets.close();
+  }
+}
+
 async function runServiceScenarios(
   results: Results,
   seeded: SeededEvents,
-  services: { event: RunningServer; ticket: RunningServer; serviceToken: string },
+  services: { event: RunningServer; ticket: RunningServer; serviceToken: string; databases: { event: string; ticket: string } | undefined },
   scenario: Scenario,
 ): Promise<void> {
   const { event, ticket } = services;
-  const storm = !OPTIONS.scenarios.has('storm') ? undefined : await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, () => {
+  const storm = !OPTIONS.scenarios.has('storm') ? undefined : await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, async () => {
     const spec = cannon(ticket.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds });
-    return runWorker<CannonResult>(spec, workerTimeout(spec));
+    const names = services.databases;
+    const countersBefore = names ? await readServerCounters(SERVER_URL, names) : undefined;
+    const ticketsBefore = await ticketCount(ticket.url);
+    const cpu = startCpuAccounting({ services: { 'event-service': event.process.pid, 'ticket-service': ticket.process.pid }, ...(names ? { databases: names } : {}) });
+    const result = await runWorker<CannonResult>(spec, workerTimeout(spec));
+    const account = cpu.end(result.cpuSeconds);
+    // Every ticket the window made (the warm-up's too, which the CPU window also covers).
+    const purchases = (await ticketCount(ticket.url)) - ticketsBefore;
+    // pg_stat_database is updated when a backend's statistics are flushed (at most a second late).
+    let countersAfter: ServerCounters | undefined;
+    if (names) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      countersAfter = await readServerCounters(SERVER_URL, names);
+    }
+    return { ...result, costs: purchaseCosts(purchases, account, os.cpus().length, countersBefore, countersAfter) };
   });
   if (storm) {
     const reference = results.reference?.okPerSecond;
