@@ -13,6 +13,7 @@ import { expireLapsedHolds } from './domain/holds.js';
 import type { EventServiceContext } from './domain/context.js';
 import { ReadCache } from '../platform/read-cache.js';
 import { textSearchFor } from './store/search.js';
+import { heldHoldCreation } from './store/holds.js';
 
 const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
 
@@ -51,11 +52,13 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
   const cached = store.dialect === 'sqlite';
   const searchResults: EventServiceContext['searchResults'] = new ReadCache(cached ? 256 : 0);
+  const write: EventServiceContext['write'] = (work) => searchResults.change(() => store.write(work));
   const context: EventServiceContext = {
     db,
     config,
     search: textSearchFor(store.dialect),
-    write: (work) => searchResults.change(() => store.write(work)),
+    write,
+    createHeldHold: heldHoldCreation(store.dialect, db, write, (statement) => searchResults.change(() => store.writeStatement(statement))),
     searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,
   };

@@ -8,7 +8,7 @@
  * 503. Several replicas may open the same database: migrations run once, under an advisory lock.
  */
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, type Migration, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, type CompiledQuery, type Migration, type QueryResult, type Transaction } from 'kysely';
 import { ConfigError } from '../../config.js';
 import type { ServiceStore } from '../service-store.js';
 import { isConnectionLost, isRetryableConflict } from './errors.js';
@@ -95,6 +95,18 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
       for (let attempt = 1; ; attempt += 1) {
         try {
           return await db.transaction().execute(work);
+        } catch (error) {
+          if (!isRetryableConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
+          await sleep(Math.random() * 5 * attempt);
+        }
+      }
+    },
+    // Outside a transaction block PostgreSQL runs a statement as its own transaction, committed (and,
+    // with synchronous_commit = on, durable) before it answers.
+    writeStatement: async <Row>(statement: CompiledQuery<Row>): Promise<QueryResult<Row>> => {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await db.executeQuery(statement);
         } catch (error) {
           if (!isRetryableConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
           await sleep(Math.random() * 5 * attempt);
