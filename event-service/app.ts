@@ -45,8 +45,10 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
+    pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });
   const { db } = store;
+  for (const warning of store.warnings) app.log.warn(warning);
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   // In-process caches are exact only while this process sees every write: off on PostgreSQL, where
   // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
