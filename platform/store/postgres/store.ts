@@ -12,6 +12,7 @@ import { Kysely, Migrator, PostgresDialect, type CompiledQuery, type Migration, 
 import { ConfigError } from '../../config.js';
 import type { ServiceStore } from '../service-store.js';
 import { isConnectionLost, isRetryableConflict } from './errors.js';
+import { isStalePreparedStatement, namedStatementPool } from './named-statements.js';
 
 export interface PostgresStoreOptions {
   url: string;
@@ -69,8 +70,9 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     max: options.poolSize ?? DEFAULT_POOL_SIZE,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
-    // Durability is not left to the server's configuration.
-    options: '-c synchronous_commit=on',
+    // Durability is not left to the server's configuration; plans stay per execution with named
+    // statements (named-statements.ts).
+    options: '-c synchronous_commit=on -c plan_cache_mode=force_custom_plan',
     types,
   });
   const connectionFailed = (error: Error) => options.onConnectionError?.(error);
@@ -79,7 +81,7 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
   // emits 'error' on its client; without a listener that would crash the process. The query in
   // flight fails on its own, and the pool drops the broken client.
   pool.on('connect', (client) => client.on('error', connectionFailed));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: namedStatementPool(pool) }) });
   let migrated: string[];
   let warnings: string[];
   try {
@@ -102,7 +104,7 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
         try {
           return await db.transaction().execute(work);
         } catch (error) {
-          if (!isRetryableConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
+          if (!(isRetryableConflict(error) || isStalePreparedStatement(error)) || attempt >= MAX_ATTEMPTS) throw error;
           await sleep(Math.random() * 5 * attempt);
         }
       }
