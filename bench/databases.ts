@@ -10,6 +10,8 @@ export const SERVER_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@
 export interface BenchDatabases {
   eventUrl: string;
   ticketUrl: string;
+  /** The two databases' names (for the server's statistics). */
+  names: { event: string; ticket: string };
   /** Ends their connections and drops both; safe to call more than once. */
   drop: () => Promise<void>;
 }
@@ -55,5 +57,5 @@ export async function createBenchDatabases(): Promise<BenchDatabases> {
     throw new Error(`cannot create the bench databases on ${new URL(SERVER_URL).host} (TEST_DATABASE_URL): ${reason}`);
   }
   const [events, tickets] = names as [string, string];
-  return { eventUrl: urlOf(events), ticketUrl: urlOf(tickets), drop };
+  return { eventUrl: urlOf(events), ticketUrl: urlOf(tickets), names: { event: events, ticket: tickets }, drop };
 }

@@ -58,6 +58,8 @@ export interface CannonResult {
   okPerSecond: number;
   /** Milliseconds, every answer. */
   latencyMs: Latency & { average: number };
+  /** CPU seconds the load generator itself used (user + system), warm-up included. */
+  cpuSeconds?: number;
 }
 
 export interface BurstResult {
@@ -128,6 +130,7 @@ async function runCannon(spec: CannonSpec): Promise<CannonResult> {
     requestsPerSecond: result.requests.total / seconds,
     okPerSecond: result['2xx'] / seconds,
     latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, max: result.latency.max, average: result.latency.average },
+    cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
   };
 }
 

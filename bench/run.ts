@@ -20,10 +20,11 @@ import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { summariseProfiles } from './profile-summary.js';
+import { purchaseCosts, readServerCounters, startCpuAccounting, type PurchaseCosts, type ServerCounters } from './accounting.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 import { count } from '../platform/words.js';
 
-const SCENARIOS = ['reference', 'storm', 'race', 'by-id', 'search', 'webhooks'] as const;
+const SCENARIOS = ['reference', 'storm', 'hot', 'race', 'by-id', 'search', 'webhooks'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
 const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
@@ -31,7 +32,8 @@ const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [
                         at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) and drops them at the end
   --workers N           processes per service (WORKERS=N; above 1 only with --store postgres)
   --quick               a smoke run of the harness itself (short runs, small catalogue), written to quick.json
-  --only LIST           run only these scenarios (comma-separated); the storm's ratio needs the reference
+  --only LIST           run only these scenarios (comma-separated); the storm's ratio needs the reference;
+                        'hot' (the storm's load on one event: its seat counter is the hot row) runs only when listed
   --profile             run the services under --cpu-prof; profiles and their top costs go to bench/results/profiles/
   --services-from DIST  run event-service and ticket-service from another compiled tree (an older commit's dist/)
   --env NAME=VALUE      extra configuration for both services (repeatable), e.g. SQLITE_SYNCHRONOUS=NORMAL
@@ -77,7 +79,8 @@ function options() {
       workers,
       quick: values.quick,
       env,
-      scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS),
+      // The hot event runs when asked for (--only ...,hot): the default run stays as it was.
+      scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS.filter((name) => name !== 'hot')),
       profile: values.profile,
       servicesFrom: values['services-from'] === undefined ? undefined : resolve(values['services-from']),
       out: values.out === undefined ? undefined : resolve(values.out),
@@ -151,7 +154,9 @@ interface Results {
   referenceHalves?: CannonResult[];
   /** Both halves together (their mean rate; latencies weighted by answers): what the storm is compared with. */
   reference?: CannonResult;
-  purchaseStorm?: CannonResult & { ratioToReference: number | null };
+  purchaseStorm?: CannonResult & { ratioToReference: number | null; costs?: PurchaseCosts };
+  /** The storm's load on one event (the mega on-sale: every hold waits for one seat counter); not in the default run. */
+  hotEvent?: CannonResult;
   sellOut?: SellOutReport;
   readById?: CannonResult;
   search?: CannonResult & { matchingEvents: number };
@@ -222,6 +227,7 @@ function report(results: Results): string {
       storm?.ratioToReference == null ? '' : storm.ratioToReference.toFixed(2),
       ...mark('purchase storm'),
     ])],
+    ['hot', cannonRow('one hot event: POST /tickets, 1 event (purchases/s)', results.hotEvent, (r) => r.okPerSecond, ['', '', ''])],
     ['race', sellOut
       ? [
           `sell-out race: ${number(sellOut.purchases)} buyers, ${sellOut.seats} seats`,
@@ -251,6 +257,20 @@ function report(results: Results): string {
         ` (counters ${sellOut.countersConsistent ? 'consistent' : 'INCONSISTENT'}); audit of the whole system took ${sellOut.auditSeconds.toFixed(1)} s`,
     );
     for (const problem of sellOut.auditProblems) lines.push(`  audit: ${problem}`);
+  }
+  const costs = storm?.costs;
+  if (costs) {
+    const groups = Object.entries(costs.cpuMsPerPurchase).sort(([, a], [, b]) => b - a);
+    lines.push(
+      `purchase storm, CPU per purchase (${number(costs.purchases)} purchases; ms, and share of all cores): ` +
+        groups.map(([group, perPurchase]) => `${group} ${perPurchase.toFixed(2)} (${((costs.cpuShare[group] ?? 0) * 100).toFixed(0)}%)`).join(', '),
+    );
+    if (costs.commitsPerPurchase) {
+      lines.push(
+        `purchase storm, PostgreSQL: transactions per purchase (reads included) ${costs.commitsPerPurchase.event.toFixed(2)} (events) + ${costs.commitsPerPurchase.ticket.toFixed(2)} (tickets)` +
+          `${costs.purchasesPerWalFlush === undefined ? '' : `, ${costs.purchasesPerWalFlush.toFixed(1)} purchases per WAL flush`}`,
+      );
+    }
   }
   const halves = results.referenceHalves ?? [];
   if (halves.length === 2) lines.push(`reference halves: ${halves.map((h) => `${number(h.okPerSecond)} req/s`).join(' first, ')} second (the table shows both together)`);
@@ -420,7 +440,7 @@ async function main(): Promise<number> {
           } finally {
             await probe.close();
           }
-          return { event, ticket, serviceToken };
+          return { event, ticket, serviceToken, databases: databases?.names };
         })
       : undefined;
 
@@ -445,7 +465,7 @@ async function main(): Promise<number> {
     }
 
     const eventDbPath = join(dir, 'event_data.db');
-    const needsServices = ['storm', 'race', 'by-id', 'search', 'webhooks'].some((name) => OPTIONS.scenarios.has(name as ScenarioName));
+    const needsServices = ['storm', 'hot', 'race', 'by-id', 'search', 'webhooks'].some((name) => OPTIONS.scenarios.has(name as ScenarioName));
     if (needsServices) await runServices(eventDbPath);
   } finally {
     await cleanUp();
@@ -536,22 +556,53 @@ function combine(runs: CannonResult[]): CannonResult {
   };
 }
 
+/** How many tickets ticket-service holds (X-Total-Count of a one-item page; the bench runs without ADMIN_TOKEN). */
+async function ticketCount(url: string): Promise<number> {
+  const tickets = ticketServiceClient({ baseUrl: url, timeoutMs: 30_000 });
+  try {
+    const page = await tickets.call('listTickets', { query: { limit: 1 } });
+    if (!page.ok) throw new Error(`GET /tickets answered HTTP ${page.status}`);
+    return Number(page.headers['x-total-count']);
+  } finally {
+    await tickets.close();
+  }
+}
+
 async function runServiceScenarios(
   results: Results,
   seeded: SeededEvents,
-  services: { event: RunningServer; ticket: RunningServer; serviceToken: string },
+  services: { event: RunningServer; ticket: RunningServer; serviceToken: string; databases: { event: string; ticket: string } | undefined },
   scenario: Scenario,
 ): Promise<void> {
   const { event, ticket } = services;
-  const storm = !OPTIONS.scenarios.has('storm') ? undefined : await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, () => {
+  const storm = !OPTIONS.scenarios.has('storm') ? undefined : await scenario(`purchase storm: ${CONNECTIONS} connections, ${STORM_SECONDS} s`, async () => {
     const spec = cannon(ticket.url, STORM_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds });
-    return runWorker<CannonResult>(spec, workerTimeout(spec));
+    const names = services.databases;
+    const countersBefore = names ? await readServerCounters(SERVER_URL, names) : undefined;
+    const ticketsBefore = await ticketCount(ticket.url);
+    const cpu = startCpuAccounting({ services: { 'event-service': event.process.pid, 'ticket-service': ticket.process.pid }, ...(names ? { databases: names } : {}) });
+    const result = await runWorker<CannonResult>(spec, workerTimeout(spec));
+    const account = cpu.end(result.cpuSeconds);
+    // Every ticket the window made (the warm-up's too, which the CPU window also covers).
+    const purchases = (await ticketCount(ticket.url)) - ticketsBefore;
+    // pg_stat_database is updated when a backend's statistics are flushed (at most a second late).
+    let countersAfter: ServerCounters | undefined;
+    if (names) {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      countersAfter = await readServerCounters(SERVER_URL, names);
+    }
+    return { ...result, costs: purchaseCosts(purchases, account, os.cpus().length, countersBefore, countersAfter) };
   });
   if (storm) {
     const reference = results.reference?.okPerSecond;
     results.purchaseStorm = { ...storm, ratioToReference: reference ? storm.okPerSecond / reference : null };
   }
   if (storm && OPTIONS.scenarios.has('reference')) await referenceHalf(results, scenario, 'second half (right after the storm)');
+
+  if (OPTIONS.scenarios.has('hot')) results.hotEvent = await scenario(`one hot event: ${CONNECTIONS} connections buying seats of one event, ${READ_SECONDS} s`, () => {
+    const spec = cannon(ticket.url, READ_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds.slice(0, 1) });
+    return runWorker<CannonResult>(spec, workerTimeout(spec));
+  });
 
   if (OPTIONS.scenarios.has('race')) results.sellOut = await scenario(`sell-out race: ${RACE_PURCHASES} purchases for ${RACE_SEATS} seats, then the audit`, async () => {
     const spec: BurstSpec = {

@@ -16,6 +16,7 @@ import { textSearchFor } from './store/search.js';
 import { readEventFigures } from './store/figures.js';
 import { EventMetrics, eventChanges } from './metrics.js';
 import { metricsHandler } from '../platform/metrics.js';
+import { heldHoldCreation } from './store/holds.js';
 
 const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
 
@@ -50,21 +51,28 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
     instruments: metrics.service.storeInstruments(),
+    pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });
   const { db } = store;
+  for (const warning of store.warnings) app.log.warn(warning);
   // Read once before anything is served; from here on each committed change moves them.
   metrics.service.startFrom(await readEventFigures(db), Date.now());
-  const write = eventChanges.track(store.write, metrics);
+  const tracked = eventChanges.track(store.write, metrics);
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   // In-process caches are exact only while this process sees every write: off on PostgreSQL, where
   // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
   const cached = store.dialect === 'sqlite';
   const searchResults: EventServiceContext['searchResults'] = new ReadCache(cached ? 256 : 0);
+  const write: EventServiceContext['write'] = (work) => searchResults.change(() => tracked(work));
   const context: EventServiceContext = {
     db,
     config,
     search: textSearchFor(store.dialect),
-    write: (work) => searchResults.change(() => write(work)),
+    write,
+    createHeldHold: heldHoldCreation(store.dialect, db, write, {
+      writeStatement: (statement) => searchResults.change(() => store.writeStatement(statement)),
+      metrics,
+    }),
     searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,
   };

@@ -42,3 +42,12 @@ export class EventMetrics {
 
 /** What event-service's store records against a change's transaction. */
 export const eventChanges = changeRecorder<EventMetrics>();
+
+/**
+ * A hold created outside a tracked write (PostgreSQL's one-statement hold, once it committed): the
+ * same moves the SQLite path records through `insertHeldHold` and `takeSeatsForHold`.
+ */
+export function recordHoldCreated(metrics: EventMetrics, quantity: number): void {
+  metrics.holdTransitions.inc({ from: 'none', to: 'HELD' });
+  metrics.figures.add(SEATS.held, quantity);
+}

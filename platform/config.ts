@@ -24,6 +24,8 @@ const Common = {
   ),
   /** Processes of the service on one port; more than 1 needs PostgreSQL. */
   WORKERS: Type.Integer({ minimum: 1, maximum: 64, default: 1 }),
+  /** PostgreSQL connections each process may open (WORKERS × this, per service, must fit the server's max_connections); migrations hold one while they use another. */
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 2, maximum: 1000, default: 10 }),
   /** Largest accepted request body in bytes. */
   BODY_LIMIT_BYTES: Type.Integer({ minimum: 1024, maximum: 10_485_760, default: 65_536 }),
 };

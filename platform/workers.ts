@@ -40,7 +40,8 @@ export function superviseWorkers(service: string, workers: number, logLevel: str
   };
   cluster.on('exit', (worker, code, signal) => {
     if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      // process.exitCode says why (set when a worker could not start), else 0.
+      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit();
       return;
     }
     if (!listening.has(worker)) {

@@ -5,6 +5,7 @@
  * is what that UPDATE sees at READ COMMITTED when the other replica wins the race. On SQLite the
  * change is made on the service's own connection; on PostgreSQL by a second session, as a replica would.
  */
+import { EventMetrics } from '../event-service/metrics.js';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type PostgresPool, type PostgresPoolClient, type SqliteDatabase } from 'kysely';
@@ -20,6 +21,7 @@ import * as holdsDomain from '../event-service/domain/holds.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import type { EventDatabase } from '../event-service/store/schema.js';
 import { textSearchFor } from '../event-service/store/search.js';
+import { heldHoldCreation } from '../event-service/store/holds.js';
 import { eventTestConfig, tempDir, type TestStore } from './helpers/event-app.js';
 import { createTestDatabase, testStores } from './helpers/postgres.js';
 
@@ -88,7 +90,9 @@ async function sqliteHarness(t: Test): Promise<Harness> {
   t.teardown(() => db.destroy());
   await migrateToLatest(db, eventMigrations('sqlite'));
   const committer = new GroupCommitter(db);
-  const context: EventServiceContext = { db, config, search: textSearchFor('sqlite'), write: (work) => committer.run(work), searchPages: new ReadCache(), searchResults: new ReadCache() };
+  const write: EventServiceContext['write'] = (work) => committer.run(work);
+  const createHeldHold = heldHoldCreation('sqlite', db, write, { writeStatement: (statement) => committer.run((trx) => trx.executeQuery(statement)), metrics: new EventMetrics() });
+  const context: EventServiceContext = { db, config, search: textSearchFor('sqlite'), write, createHeldHold, searchPages: new ReadCache(), searchResults: new ReadCache() };
   return {
     context,
     beforeNextUpdate: watcher.arm,
@@ -137,7 +141,9 @@ async function postgresHarness(t: Test): Promise<Harness> {
   const migrator = new Migrator({ db: db as unknown as Kysely<unknown>, provider: { getMigrations: async () => eventMigrations('postgres') } });
   const { error } = await migrator.migrateToLatest();
   if (error) throw error;
-  const context: EventServiceContext = { db, config, search: textSearchFor('postgres'), write: (work) => db.transaction().execute(work), searchPages: new ReadCache(0), searchResults: new ReadCache(0) };
+  const write: EventServiceContext['write'] = (work) => db.transaction().execute(work);
+  const createHeldHold = heldHoldCreation('postgres', db, write, { writeStatement: (statement) => db.executeQuery(statement), metrics: new EventMetrics() });
+  const context: EventServiceContext = { db, config, search: textSearchFor('postgres'), write, createHeldHold, searchPages: new ReadCache(0), searchResults: new ReadCache(0) };
   return {
     context,
     beforeNextUpdate: watcher.arm,

@@ -49,8 +49,10 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
     instruments: metrics.service.storeInstruments(),
+    pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });
   const { db } = store;
+  for (const warning of store.warnings) app.log.warn(warning);
   // Read once before anything is served; from here on each committed change moves them.
   metrics.service.startFrom(await readTicketFigures(db), Date.now());
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {

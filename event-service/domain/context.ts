@@ -4,6 +4,7 @@ import type { Page } from '../../platform/pagination.js';
 import type { EventDatabase, EventRow } from '../store/schema.js';
 import type { ReadCache } from '../../platform/read-cache.js';
 import type { TextSearch } from '../store/search.js';
+import type { HeldHoldCreator } from '../store/holds.js';
 
 /** What the domain functions of event-service work with. */
 export interface EventServiceContext {
@@ -13,6 +14,8 @@ export interface EventServiceContext {
   search: TextSearch;
   /** Runs one atomic state change; changes arriving together share a commit (platform/store/sqlite/group-commit.ts). */
   write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>;
+  /** Inserts a HELD hold and takes its seats, as one atomic change in the engine's own way (chosen at start-up). */
+  createHeldHold: HeldHoldCreator;
   /**
    * Text searches, cached in two layers by domain/events.ts `listEvents` only. This one: which
    * events make up a page, and how many match; stale only when an event is created, changed or

@@ -31,31 +31,21 @@ function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldR
 }
 
 /**
- * Takes the seats for a new hold in one transaction, or returns the existing hold when the same
- * request is retried. The usual case is two statements, in the one lock order (holds, then events):
- * an insert of the hold that does nothing if its id exists or the event cannot sell the seats (it
- * takes the price from the event), then the conditional decrement, which has the last word: if
- * another request took the seats in between, the insert is rolled back. Only when no hold was
- * inserted is anything read, to say why. A public hold takes only seats outside the waiting-list
- * gate; an offer (`waitlist: true`) may take any available seat.
+ * Takes the seats for a new hold in one atomic change (the store's own way per engine:
+ * store/holds.ts `heldHoldCreation`), or returns the existing hold when the same request is retried.
+ * Only when no hold was created is anything read, to say why. A public hold takes only seats outside
+ * the waiting-list gate; an offer (`waitlist: true`) may take any available seat.
  */
 export async function createHold(context: EventServiceContext, input: HoldCreate): Promise<{ hold: HoldRow; created: boolean }> {
   const errors: FieldError[] = [];
   const expiresAt = parseDateField(input.expires_at, '#/expires_at', errors);
   if (errors.length > 0 || expiresAt === undefined) throw new ValidationError(errors);
   const audience: events.HoldAudience = input.waitlist === true ? 'waitlist' : 'public';
-  return context.write(async (trx) => {
-    const now = nowIso();
-    const hold = await holds.insertHeldHold(trx, { hold_id: input.hold_id, event_id: input.event_id, quantity: input.quantity, expires_at: expiresAt, now }, audience);
-    if (hold) {
-      // Thrown inside the write: the hold just inserted is rolled back with it.
-      if (!(await events.takeSeatsForHold(trx, input.event_id, input.quantity, now, audience))) throw await noSeatsReason(trx, input, now);
-      return { hold, created: true };
-    }
-    const existing = await holds.findHold(trx, input.hold_id);
-    if (existing) return existingHoldAnswer(existing, input);
-    throw await noSeatsReason(trx, input, now);
-  });
+  const now = nowIso();
+  const outcome = await context.createHeldHold({ hold_id: input.hold_id, event_id: input.event_id, quantity: input.quantity, expires_at: expiresAt, now }, audience);
+  if ('created' in outcome) return { hold: outcome.created, created: true };
+  if ('existing' in outcome) return existingHoldAnswer(outcome.existing, input);
+  throw await noSeatsReason(context.db, input, now);
 }
 
 /**

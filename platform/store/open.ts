@@ -22,11 +22,24 @@ export interface StoreOptions {
   onConnectionError: (error: Error) => void;
   /** Where the store reports batches, flushes or pool usage (metrics). */
   instruments?: StoreInstruments;
+  /** PostgreSQL: connections per process (DATABASE_POOL_SIZE), and processes of the service (WORKERS). */
+  pool?: { size: number; processes: number };
 }
 
-export async function openServiceStore<DB>(options: StoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
+/** What the store says at start-up beside its migrations: warnings worth a log line (a pool near the server's connection limit). */
+export async function openServiceStore<DB>(options: StoreOptions): Promise<ServiceStore<DB> & { migrated: string[]; warnings: string[] }> {
   if (options.databaseUrl !== undefined) {
-    return openPostgresStore<DB>({ url: options.databaseUrl, variable: options.urlVariable, migrations: options.migrations('postgres'), onConnectionError: options.onConnectionError, ...(options.instruments ? { instruments: options.instruments } : {}) });
+    return openPostgresStore<DB>({
+      url: options.databaseUrl,
+      variable: options.urlVariable,
+      migrations: options.migrations('postgres'),
+      onConnectionError: options.onConnectionError,
+      ...(options.pool ? { poolSize: options.pool.size, processes: options.pool.processes } : {}),
+      ...(options.instruments ? { instruments: options.instruments } : {}),
+    });
   }
-  return openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal, ...(options.instruments ? { instruments: options.instruments } : {}) });
+  return {
+    ...(await openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal, ...(options.instruments ? { instruments: options.instruments } : {}) })),
+    warnings: [],
+  };
 }

@@ -20,6 +20,8 @@ export interface PreparedQuery<DB, P extends Values, Row> {
   execute(db: Kysely<DB>, values: P): Promise<QueryResult<Row>>;
   /** The first row, or undefined (as kysely's executeTakeFirst). */
   takeFirst(db: Kysely<DB>, values: P): Promise<Row | undefined>;
+  /** The statement with these values, compiled for `db`'s dialect (for ServiceStore.writeStatement). */
+  compile(db: Kysely<DB>, values: P): CompiledQuery<Row>;
 }
 
 interface Template {
@@ -43,16 +45,18 @@ export function prepareQuery<DB, P extends Values, Row>(
     }
     return found;
   };
-  const execute = (db: Kysely<DB>, values: P): Promise<QueryResult<Row>> => {
+  const compile = (db: Kysely<DB>, values: P): CompiledQuery<Row> => {
     const { compiled, slots } = template(db);
     const parameters = compiled.parameters.map((constant, index) => {
       const name = slots[index];
       return name === undefined ? constant : values[name];
     });
-    return db.executeQuery<Row>({ ...compiled, parameters });
+    return { ...compiled, parameters } as CompiledQuery<Row>;
   };
+  const execute = (db: Kysely<DB>, values: P): Promise<QueryResult<Row>> => db.executeQuery<Row>(compile(db, values));
   return {
     execute,
+    compile,
     takeFirst: async (db, values) => (await execute(db, values)).rows[0],
   };
 }

@@ -3,7 +3,7 @@
  * platform/store/sqlite/) or PostgreSQL (platform/store/postgres/). Domain and store code see only
  * this: kysely for queries, `write` for atomic changes, `settled` before answering a read.
  */
-import type { Kysely, Transaction } from 'kysely';
+import type { CompiledQuery, Kysely, QueryResult, Transaction } from 'kysely';
 
 export type StoreDialect = 'sqlite' | 'postgres';
 
@@ -12,6 +12,12 @@ export interface ServiceStore<DB> {
   db: Kysely<DB>;
   /** Runs one atomic change; resolves once it is durable. */
   write: <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
+  /**
+   * Runs a change that is one statement, atomic by itself; resolves once it is durable. PostgreSQL
+   * sends it alone, as its own transaction (one round trip instead of BEGIN, the statement, COMMIT);
+   * SQLite runs it as `write` runs any change.
+   */
+  writeStatement: <Row>(statement: CompiledQuery<Row>) => Promise<QueryResult<Row>>;
   /** Resolves once everything committed so far is durable: a read answers after it. */
   settled: () => Promise<void>;
   /** True when the database answers a trivial query (GET /ready). */

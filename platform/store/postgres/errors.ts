@@ -1,7 +1,12 @@
 /** PostgreSQL errors by what a service should do about them. */
 
-/** SQLSTATEs of a connection the server ended or lost (pg_terminate_backend, a restart, the network) or a database that went away. */
-const CONNECTION_LOST = new Set(['57P01', '57P02', '57P03', '57P04', '08000', '08001', '08003', '08004', '08006', '08007', '3D000']);
+/**
+ * SQLSTATEs of a connection the server ended or lost (pg_terminate_backend, a restart, the network), a
+ * database that went away, or a connection the server refused because its connection slots (or the
+ * database's or role's CONNECTION LIMIT) are all taken (53300): the request is answered 503, not 500.
+ */
+const CONNECTION_LOST = new Set(['57P01', '57P02', '57P03', '57P04', '08000', '08001', '08003', '08004', '08006', '08007', '3D000', '53300']);
+
 
 /** The node errors and pg messages of a connection that is gone or never came. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH']);

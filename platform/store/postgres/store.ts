@@ -8,24 +8,28 @@
  * 503. Several replicas may open the same database: migrations run once, under an advisory lock.
  */
 import pg from 'pg';
-import { Kysely, Migrator, PostgresDialect, type Migration, type Transaction } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, type CompiledQuery, type Migration, type QueryResult, type Transaction } from 'kysely';
 import { ConfigError } from '../../config.js';
 import type { ServiceStore, StoreInstruments } from '../service-store.js';
 import { isConnectionLost, isRetryableConflict } from './errors.js';
+import { isStalePreparedStatement, namedStatementPool } from './named-statements.js';
 
 export interface PostgresStoreOptions {
   url: string;
   /** The environment variable the URL came from, named in every start-up error. */
   variable: string;
   migrations: Record<string, Migration>;
-  /** Connections in the pool. */
+  /** Connections in the pool (DATABASE_POOL_SIZE); 10 by default. */
   poolSize?: number;
+  /** Processes of the service, each with a pool of its own (WORKERS); 1 by default. */
+  processes?: number;
   /** Errors of connections the server ended (a terminated backend): logged, never fatal. */
   onConnectionError?: (error: Error) => void;
   instruments?: StoreInstruments;
 }
 
 const MAX_ATTEMPTS = 5;
+const DEFAULT_POOL_SIZE = 10;
 /** One key for every EventSync migration: replicas starting together migrate one after the other. */
 const MIGRATION_LOCK = 7_314_590_221;
 
@@ -60,15 +64,16 @@ const types: pg.CustomTypesConfig = {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export async function openPostgresStore<DB>(options: PostgresStoreOptions): Promise<ServiceStore<DB> & { migrated: string[] }> {
+export async function openPostgresStore<DB>(options: PostgresStoreOptions): Promise<ServiceStore<DB> & { migrated: string[]; warnings: string[] }> {
   const url = parseUrl(options);
   const pool = new pg.Pool({
     connectionString: options.url,
-    max: options.poolSize ?? 20,
+    max: options.poolSize ?? DEFAULT_POOL_SIZE,
     connectionTimeoutMillis: 5000,
     idleTimeoutMillis: 30_000,
-    // Durability is not left to the server's configuration.
-    options: '-c synchronous_commit=on',
+    // Durability is not left to the server's configuration; plans stay per execution with named
+    // statements (named-statements.ts).
+    options: '-c synchronous_commit=on -c plan_cache_mode=force_custom_plan',
     types,
   });
   const connectionFailed = (error: Error) => options.onConnectionError?.(error);
@@ -77,10 +82,12 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
   // emits 'error' on its client; without a listener that would crash the process. The query in
   // flight fails on its own, and the pool drops the broken client.
   pool.on('connect', (client) => client.on('error', connectionFailed));
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool: namedStatementPool(pool) }) });
   options.instruments?.postgres(() => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount }));
   let migrated: string[];
+  let warnings: string[];
   try {
+    warnings = await checkConnectionLimit(pool, options, url);
     migrated = await migrateUnderLock(pool, db, options.migrations);
   } catch (error) {
     await db.destroy().catch(() => undefined);
@@ -93,10 +100,23 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     dialect: 'postgres',
     db,
     migrated,
+    warnings,
     write: async <T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> => {
       for (let attempt = 1; ; attempt += 1) {
         try {
           return await db.transaction().execute(work);
+        } catch (error) {
+          if (!(isRetryableConflict(error) || isStalePreparedStatement(error)) || attempt >= MAX_ATTEMPTS) throw error;
+          await sleep(Math.random() * 5 * attempt);
+        }
+      }
+    },
+    // Outside a transaction block PostgreSQL runs a statement as its own transaction, committed (and,
+    // with synchronous_commit = on, durable) before it answers.
+    writeStatement: async <Row>(statement: CompiledQuery<Row>): Promise<QueryResult<Row>> => {
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          return await db.executeQuery(statement);
         } catch (error) {
           if (!isRetryableConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
           await sleep(Math.random() * 5 * attempt);
@@ -115,6 +135,45 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     },
     close: () => db.destroy(),
   };
+}
+
+/**
+ * The connections this service may open (WORKERS × DATABASE_POOL_SIZE, each process its own pool)
+ * against those the server lets a client open: max_connections less the slots kept for superusers
+ * (and, from PostgreSQL 16, reserved_connections), or the database's or role's CONNECTION LIMIT if
+ * lower. More than that can never be served: at the limit new connections are refused and requests
+ * fail, so start-up refuses it, naming the variables and the numbers. More than half (the two
+ * services usually share one server, and other clients use it too) is allowed with a warning.
+ */
+async function checkConnectionLimit(pool: pg.Pool, options: PostgresStoreOptions, url: URL): Promise<string[]> {
+  const size = options.poolSize ?? DEFAULT_POOL_SIZE;
+  const processes = options.processes ?? 1;
+  const wanted = size * processes;
+  const { rows } = await pool.query<{ max: number; superuser: number; reserved: number; database: number; role: number; rolsuper: boolean }>(
+    `SELECT current_setting('max_connections')::int AS max,
+       current_setting('superuser_reserved_connections')::int AS superuser,
+       coalesce(current_setting('reserved_connections', true)::int, 0) AS reserved,
+       (SELECT datconnlimit FROM pg_database WHERE datname = current_database()) AS database,
+       rolconnlimit AS role, rolsuper
+     FROM pg_roles WHERE rolname = current_user`,
+  );
+  const limits = rows[0];
+  if (!limits) return [];
+  // The reserved slots are left to administrators even when the service connects as a superuser.
+  const reservedNote = `max_connections ${limits.max} less ${limits.superuser + limits.reserved} reserved`;
+  const candidates: Array<[number, string]> = [[limits.max - limits.superuser - limits.reserved, reservedNote]];
+  // CONNECTION LIMITs do not apply to superusers.
+  if (limits.database >= 0 && !limits.rolsuper) candidates.push([limits.database, `the database's CONNECTION LIMIT ${limits.database}`]);
+  if (limits.role >= 0 && !limits.rolsuper) candidates.push([limits.role, `the role's CONNECTION LIMIT ${limits.role}`]);
+  const [allowed, why] = candidates.reduce((lowest, next) => (next[0] < lowest[0] ? next : lowest));
+  const opens = `WORKERS = ${processes} × DATABASE_POOL_SIZE = ${size}: the service may open ${wanted} connections to ${shown(url)}`;
+  if (wanted > allowed) {
+    throw new ConfigError([`${opens}, but the server allows ${allowed} (${why}); lower DATABASE_POOL_SIZE or WORKERS, or raise the server's limit`]);
+  }
+  if (wanted * 2 > allowed) {
+    return [`${opens}, more than half of the ${allowed} the server allows (${why}); the other service and other clients share them, and a request that finds none free answers 503`];
+  }
+  return [];
 }
 
 /**

@@ -105,6 +105,7 @@ export async function openSqliteStore<DB>(
     db,
     migrated,
     write: (work) => committer.run(work),
+    writeStatement: (statement) => committer.run((trx) => trx.executeQuery(statement)),
     settled: () => committer.settled(),
     reachable: async () => databaseReachable(database),
     close: async () => {
