@@ -73,13 +73,16 @@ async function launch(name: ServiceName, env: Record<string, string>): Promise<R
       child.kill('SIGKILL');
       reject(new Error(`${name} did not start in 60 s:\n${output.join('')}`));
     }, 60_000);
+    // With WORKERS=N every worker says it listens; the service is started once all of them do, so a
+    // test's first requests can reach each of them.
+    const workers = Number(env.WORKERS ?? '1');
     const onData = (chunk: Buffer) => {
-      const text = chunk.toString();
-      output.push(text);
-      const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(text);
-      if (match) {
+      output.push(chunk.toString());
+      const listening = [...output.join('').matchAll(/Server listening at http:\/\/127\.0\.0\.1:(\d+)/g)];
+      const first = listening[0];
+      if (first && listening.length >= workers) {
         clearTimeout(timer);
-        resolve(Number(match[1]));
+        resolve(Number(first[1]));
       }
     };
     child.stdout?.on('data', onData);
