@@ -51,9 +51,6 @@ t.test('a healthy system: exit 0, its figures on one screen and in --json; a ser
   t.match(degraded.stdout, /webhooks: no delivery pending; 0 endpoints failing, 1 disabled for failing/);
   t.match(degraded.stdout, /1 webhook endpoint disabled for failing: fix the receiver, then eventsync webhooks update <id> --enable/);
   t.match(degraded.stdout, /status: degraded/);
-  const degradedJson = parseJsonOutput<StatusJson>(await eventsync('--json', 'status'));
-  t.equal(degradedJson.status, 'degraded');
-  t.match(degradedJson.services['ticket-service']?.figures, { webhook_deliveries_pending: 0, webhook_endpoints_failing: 0, webhook_endpoints_disabled: 1 });
 });
 
 t.test('ticket-service up but not ready (it cannot reach event-service): degraded, exit 1', async (t) => {
