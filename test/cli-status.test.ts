@@ -3,7 +3,7 @@
  * of both services' health, readiness and figures from /metrics; exit 0 healthy, 1 degraded, 3 unreachable.
  */
 import t from 'tap';
-import { startSystem } from './helpers/system.js';
+import { eventually, startSystem } from './helpers/system.js';
 import { cliFor, closedPortUrl, describeRun, parseJsonOutput, runCli, seedEvent, seedTicket } from './helpers/cli.js';
 
 interface StatusJson {
@@ -11,8 +11,9 @@ interface StatusJson {
   services: Record<string, { reachable: boolean; ready: boolean; problems: string[]; figures: Record<string, number> }>;
 }
 
-t.test('a healthy system: exit 0, its figures on one screen and in --json; a service that does not answer: exit 3', async (t) => {
-  const system = await startSystem(t);
+t.test('a healthy system: exit 0, its figures on one screen and in --json; a service that does not answer: exit 3; a webhook endpoint disabled for failing: degraded, exit 1', async (t) => {
+  // A webhook retry window of about a second: a delivery to a dead endpoint fails for good at once.
+  const system = await startSystem(t, { env: { WEBHOOK_RETRY_HOURS: '0.0003', WEBHOOK_RETRY_BASE_SECONDS: '0.1' } });
   const event = await seedEvent(system, { name: 'Status Night', total_tickets: 10 });
   await seedTicket(system, event.id, 2, 'CONFIRMED');
   await seedTicket(system, event.id, 1);
@@ -24,17 +25,32 @@ t.test('a healthy system: exit 0, its figures on one screen and in --json; a ser
   t.match(screen.stdout, /1 event; seats 10: 7 available, 1 reserved, 2 sold, 0 set aside/);
   t.match(screen.stdout, /tickets: 1 reserved, 1 confirmed, 0 cancelled/);
   t.match(screen.stdout, /outbox: empty/);
+  t.match(screen.stdout, /webhooks: no delivery pending; 0 endpoints failing, 0 disabled for failing/);
   t.match(screen.stdout, /status: healthy/);
 
   const json = parseJsonOutput<StatusJson>(await eventsync('--json', 'status'));
   t.equal(json.status, 'healthy');
   t.match(json.services['ticket-service']?.figures, { tickets_reserved: 1, tickets_confirmed: 1, outbox_pending: 0, outbox_oldest_age_seconds: 0 });
+  t.match(json.services['ticket-service']?.figures, { webhook_deliveries_pending: 0, webhook_oldest_age_seconds: 0, webhook_endpoints_failing: 0, webhook_endpoints_disabled: 0 });
   t.match(json.services['event-service']?.figures, { events: 1, seats_total: 10, seats_held: 1, seats_sold: 2 });
 
   const unreachable = await runCli(['--event-url', system.event.url, '--ticket-url', await closedPortUrl(), 'status']);
   t.equal(unreachable.code, 3, describeRun(unreachable));
   t.match(unreachable.stdout, /ticket-service\s+\S+\s+unreachable/);
   t.match(unreachable.stdout, /status: unreachable/);
+
+  const dead = await system.tickets.call('createWebhook', { body: { url: await closedPortUrl(), events: ['ticket.confirmed'] } });
+  if (!dead.ok) throw new Error(`could not subscribe: ${JSON.stringify(dead.problem)}`);
+  t.equal((await system.tickets.call('pingWebhook', { path: { webhook_id: dead.body.id } })).status, 202);
+  t.ok(await eventually(async () => {
+    const hook = await system.tickets.call('getWebhook', { path: { webhook_id: dead.body.id } });
+    return hook.ok && !hook.body.enabled;
+  }), 'the dispatcher disabled the endpoint');
+  const degraded = await eventsync('status');
+  t.equal(degraded.code, 1, describeRun(degraded));
+  t.match(degraded.stdout, /webhooks: no delivery pending; 0 endpoints failing, 1 disabled for failing/);
+  t.match(degraded.stdout, /1 webhook endpoint disabled for failing: fix the receiver, then eventsync webhooks update <id> --enable/);
+  t.match(degraded.stdout, /status: degraded/);
 });
 
 t.test('ticket-service up but not ready (it cannot reach event-service): degraded, exit 1', async (t) => {

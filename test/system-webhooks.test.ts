@@ -37,6 +37,27 @@ async function attemptCounts(): Promise<Record<string, number>> {
   return Object.fromEntries(['delivered', 'retrying', 'failed', 'aborted'].map((outcome) => [outcome, metricValue(samples, 'eventsync_webhook_attempts_total', { outcome })]));
 }
 
+/** The webhook queue and endpoint figures from GET /metrics, and the pending deliveries the database has. */
+async function queueFigures(): Promise<{ pending: number; failing: number; disabled: number; inDatabase: number }> {
+  const samples = parseMetrics(await (await fetch(`${system.ticket.url}/metrics`)).text());
+  return {
+    pending: metricValue(samples, 'eventsync_webhook_deliveries_pending'),
+    failing: metricValue(samples, 'eventsync_webhook_failing_endpoints', { state: 'failing' }),
+    disabled: metricValue(samples, 'eventsync_webhook_failing_endpoints', { state: 'disabled' }),
+    inDatabase: await system.sql('ticket-service', "UPDATE webhook_deliveries SET status = status WHERE status = 'pending'"),
+  };
+}
+
+/** Waits until the figures are `expected` (they move once a change commits, after the receiver answered). */
+async function figuresBecome(expected: Awaited<ReturnType<typeof queueFigures>>): Promise<Awaited<ReturnType<typeof queueFigures>>> {
+  let last = await queueFigures();
+  await eventually(async () => {
+    last = await queueFigures();
+    return JSON.stringify(last) === JSON.stringify(expected);
+  });
+  return last;
+}
+
 const ofTicket = (receiver: Receiver, id: number): ReceivedDelivery[] => receiver.deliveries.filter((d) => d.message.data.id === id);
 const typesOf = (deliveries: ReceivedDelivery[]): string[] => deliveries.map((d) => `${d.message.type}${d.message.data.cancellation_reason ? `:${String(d.message.data.cancellation_reason)}` : ''}`);
 const pings = (receiver: Receiver): ReceivedDelivery[] => receiver.deliveries.filter((d) => d.message.type === 'webhook.ping');
@@ -165,6 +186,32 @@ t.test('a receiver that hangs does not slow purchases or another endpoint', asyn
   t.ok(await eventually(async () => main.deliveries.length >= before + 20, 10_000), 'the other endpoint got all 20 ticket.reserved deliveries meanwhile');
   t.ok(hanging.deliveries.length > 0, `the hanging endpoint was tried (${hanging.deliveries.length} attempts)`);
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
+});
+
+t.test('pending deliveries and failing endpoints are figures: up while a receiver fails, down once delivered or its subscription is deleted, read again at start-up', async (t) => {
+  t.same(await figuresBecome({ pending: 0, failing: 0, disabled: 0, inDatabase: 0 }), { pending: 0, failing: 0, disabled: 0, inDatabase: 0 }, 'quiet: nothing pending, no endpoint failing');
+  const receiver = await startReceiver(t);
+  receiver.answer = () => 500;
+  const hook = await subscribe(receiver, ['ticket.confirmed']);
+  await ping(hook);
+  await ping(hook);
+  t.same(await figuresBecome({ pending: 2, failing: 1, disabled: 0, inDatabase: 2 }), { pending: 2, failing: 1, disabled: 0, inDatabase: 2 }, 'two deliveries to a receiver that answers 500 are pending, and it is failing');
+  const age = metricValue(parseMetrics(await (await fetch(`${system.ticket.url}/metrics`)).text()), 'eventsync_webhook_oldest_pending_age_seconds');
+  t.ok(age >= 0 && age < 30, `the oldest has waited ${age} s`);
+
+  receiver.answer = () => 200;
+  t.same(await figuresBecome({ pending: 0, failing: 0, disabled: 0, inDatabase: 0 }), { pending: 0, failing: 0, disabled: 0, inDatabase: 0 }, 'once it answers 200 both were delivered and it is no longer failing');
+
+  receiver.answer = () => 500;
+  await ping(hook);
+  await ping(hook);
+  t.same(await figuresBecome({ pending: 2, failing: 1, disabled: 0, inDatabase: 2 }), { pending: 2, failing: 1, disabled: 0, inDatabase: 2 }, 'failing again, two pending');
+  await system.stop('ticket-service');
+  await system.restart('ticket-service');
+  t.same(await queueFigures(), { pending: 2, failing: 1, disabled: 0, inDatabase: 2 }, 'a restarted ticket-service reads them from its database');
+
+  t.equal((await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } })).status, 204);
+  t.same(await queueFigures(), { pending: 0, failing: 0, disabled: 0, inDatabase: 0 }, 'deleting the subscription takes its pending deliveries and its failing state out of the figures at once');
 });
 
 t.test('after rotate-secret, deliveries verify with both the new and the old secret', async (t) => {

@@ -3,20 +3,36 @@
  * and the reconciler's actions (counters), and the figures of its database (tickets by status, the
  * release outbox's depth and oldest pending age), kept current by the store functions that change
  * them (`ticketChanges.record`, applied once the change is committed: platform/metrics-figures.ts),
- * and webhook delivery attempts by outcome (the dispatcher reports each). The waiting list adds its
+ * webhook delivery attempts by outcome (the dispatcher reports each) and the webhook queue's depth,
+ * oldest pending age and failing endpoints (figures, like the outbox's). The waiting list adds its
  * counters and figures here when it exists.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
-import { changeRecorder, type FigureGauge } from '../platform/metrics-figures.js';
+import { changeRecorder, type FigureGauge, type FigureSet } from '../platform/metrics-figures.js';
 import { ServiceMetrics } from '../platform/metrics.js';
 
 export const PUBLIC_TICKET_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 export const ticketFigure = (status: string): string => `tickets:${status}`;
 export const OUTBOX = 'outbox';
+/** Pending webhook deliveries, by the second each was created. */
+export const WEBHOOK_QUEUE = 'webhook_queue';
+/**
+ * How an endpoint (a subscription) stands: `failing` when every attempt since `failing_since` failed
+ * and it was not disabled for it, `disabled` when the dispatcher disabled it for failing.
+ */
+export const WEBHOOK_ENDPOINT_STATES = ['failing', 'disabled'] as const;
+export type WebhookEndpointState = (typeof WEBHOOK_ENDPOINT_STATES)[number];
+export const webhookEndpointFigure = (state: WebhookEndpointState): string => `webhook_endpoints:${state}`;
 
 export type PurchaseOutcome = 'reserved' | 'sold_out' | 'sales_closed' | 'not_found' | 'invalid' | 'unavailable' | 'replayed' | 'in_flight' | 'rate_limited';
 export type ReconcilerAction = 'abandoned_purchase' | 'released_orphan_hold' | 'completed_confirm';
+
+/** Seconds since the oldest of an aged figure was created; 0 when there is none. */
+function oldestAge(figures: FigureSet, name: string, nowSeconds: number): number {
+  const oldest = figures.oldest(name);
+  return oldest === undefined ? 0 : Math.max(0, Math.floor(nowSeconds) - oldest);
+}
 
 export const ticketFigureGauges: FigureGauge[] = [
   {
@@ -29,10 +45,19 @@ export const ticketFigureGauges: FigureGauge[] = [
   {
     name: 'eventsync_outbox_oldest_pending_age_seconds',
     help: 'Age of the oldest seat release waiting in the outbox (0 when it is empty)',
-    values: (f, now) => {
-      const oldest = f.oldest(OUTBOX);
-      return [{ value: oldest === undefined ? 0 : Math.max(0, Math.floor(now) - oldest) }];
-    },
+    values: (f, now) => [{ value: oldestAge(f, OUTBOX, now) }],
+  },
+  { name: 'eventsync_webhook_deliveries_pending', help: 'Webhook deliveries still to be delivered (due, retrying, or behind a disabled endpoint)', values: (f) => [{ value: f.count(WEBHOOK_QUEUE) }] },
+  {
+    name: 'eventsync_webhook_oldest_pending_age_seconds',
+    help: 'Age of the oldest pending webhook delivery since it was created (0 when none is pending)',
+    values: (f, now) => [{ value: oldestAge(f, WEBHOOK_QUEUE, now) }],
+  },
+  {
+    name: 'eventsync_webhook_failing_endpoints',
+    help: 'Webhook endpoints by state: failing (every attempt since some time failed; still tried) and disabled (by the dispatcher, for failing)',
+    labelNames: ['state'],
+    values: (f) => WEBHOOK_ENDPOINT_STATES.map((state) => ({ labels: { state }, value: f.get(webhookEndpointFigure(state)) })),
   },
 ];
 

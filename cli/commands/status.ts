@@ -1,7 +1,8 @@
 /**
  * `eventsync status`: both services' health, readiness and key figures (read from their `/metrics`),
- * on one screen or as one JSON document. Exit 0 healthy, 1 degraded (not ready, an outbox release
- * waiting over a minute, metrics unreadable), 3 a service unreachable.
+ * on one screen or as one JSON document. Exit 0 healthy, 1 degraded (not ready, an outbox release or a
+ * webhook delivery waiting over a minute, a webhook endpoint disabled for failing, metrics unreadable),
+ * 3 a service unreachable.
  */
 import { Command } from 'commander';
 import { ServiceUnreachableError, type Problem } from '../../openapi/client.js';
@@ -11,6 +12,11 @@ import { EXIT, count, paint, printJson } from '../output.js';
 
 /** An outbox release older than this means event-service has not taken releases for a while. */
 const OUTBOX_AGE_LIMIT_SECONDS = 60;
+/**
+ * A pending webhook delivery older than this means an endpoint has failed for a while (backoff from
+ * WEBHOOK_RETRY_BASE_SECONDS), is disabled with deliveries waiting, or the dispatcher is behind.
+ */
+const WEBHOOK_AGE_LIMIT_SECONDS = 60;
 
 type Figures = Record<string, number>;
 
@@ -32,8 +38,8 @@ interface Probes {
 }
 
 /**
- * What each service's screen shows, read from its metrics. Webhook deliveries (failing endpoints)
- * and the waiting list add their lines here once ticket-service reports them.
+ * What each service's screen shows, read from its metrics. The waiting list adds its lines here once
+ * ticket-service reports them.
  */
 const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string, Record<string, string>?]>> = {
   'event-service': [
@@ -54,6 +60,10 @@ const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string,
     ['reconciler_released_orphan_holds', 'eventsync_reconciler_actions_total', { action: 'released_orphan_hold' }],
     ['reconciler_completed_confirms', 'eventsync_reconciler_actions_total', { action: 'completed_confirm' }],
     ['sweeper_cancellations', 'eventsync_sweeper_cancellations_total'],
+    ['webhook_deliveries_pending', 'eventsync_webhook_deliveries_pending'],
+    ['webhook_oldest_age_seconds', 'eventsync_webhook_oldest_pending_age_seconds'],
+    ['webhook_endpoints_failing', 'eventsync_webhook_failing_endpoints', { state: 'failing' }],
+    ['webhook_endpoints_disabled', 'eventsync_webhook_failing_endpoints', { state: 'disabled' }],
   ],
 };
 
@@ -95,6 +105,10 @@ function printService(name: string, status: ServiceStatus): void {
     const age = f.outbox_oldest_age_seconds ?? 0;
     const outbox = f.outbox_pending ? `${count(f.outbox_pending, 'release')} waiting, the oldest for ${age} s` : 'empty';
     process.stdout.write(`  outbox: ${age > OUTBOX_AGE_LIMIT_SECONDS ? paint('yellow', outbox) : outbox}\n`);
+    const webhookAge = f.webhook_oldest_age_seconds ?? 0;
+    const queue = f.webhook_deliveries_pending ? `${count(f.webhook_deliveries_pending, 'delivery', 'deliveries')} pending, the oldest for ${webhookAge} s` : 'no delivery pending';
+    const endpoints = `${count(f.webhook_endpoints_failing ?? 0, 'endpoint')} failing, ${f.webhook_endpoints_disabled ?? 0} disabled for failing`;
+    process.stdout.write(`  webhooks: ${webhookAge > WEBHOOK_AGE_LIMIT_SECONDS ? paint('yellow', queue) : queue}; ${f.webhook_endpoints_disabled ? paint('yellow', endpoints) : endpoints}\n`);
     process.stdout.write(
       `  since start: reconciler abandoned ${f.reconciler_abandoned_purchases} purchases, released ${f.reconciler_released_orphan_holds} orphan holds, completed ${f.reconciler_completed_confirms} confirms; sweeper expired ${f.sweeper_cancellations}\n`,
     );
@@ -125,6 +139,12 @@ export function statusCommand(): Command {
       const ticketFigures = services['ticket-service'].figures;
       if ((ticketFigures.outbox_oldest_age_seconds ?? 0) > OUTBOX_AGE_LIMIT_SECONDS) {
         services['ticket-service'].problems.push(`a seat release has waited in the outbox over ${OUTBOX_AGE_LIMIT_SECONDS} s: is event-service taking releases?`);
+      }
+      if ((ticketFigures.webhook_oldest_age_seconds ?? 0) > WEBHOOK_AGE_LIMIT_SECONDS) {
+        services['ticket-service'].problems.push(`a webhook delivery has been pending over ${WEBHOOK_AGE_LIMIT_SECONDS} s: an endpoint failing or disabled with deliveries waiting (eventsync webhooks list)`);
+      }
+      if ((ticketFigures.webhook_endpoints_disabled ?? 0) > 0) {
+        services['ticket-service'].problems.push(`${count(ticketFigures.webhook_endpoints_disabled ?? 0, 'webhook endpoint')} disabled for failing: fix the receiver, then eventsync webhooks update <id> --enable (or delete it)`);
       }
       const all = Object.values(services);
       const verdict = all.some((s) => !s.reachable) ? 'unreachable' : all.some((s) => s.problems.length > 0) ? 'degraded' : 'healthy';

@@ -1,21 +1,48 @@
 /**
  * Queries on webhook subscriptions, the webhook event outbox and deliveries. Work is found by status and
  * due time (never by an id cursor: ids commit out of order) and claimed by conditional updates.
+ * Every function that makes a delivery pending or ends one, or changes how an endpoint stands
+ * (failing, disabled for failing), records it for the metrics (`ticketChanges`, applied on commit).
  */
 import type { Kysely, Updateable } from 'kysely';
 import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
+import { WEBHOOK_QUEUE, ticketChanges, webhookEndpointFigure, type WebhookEndpointState } from '../metrics.js';
 import type { TicketDatabase } from './schema.js';
 import type { WebhookDeliveryRow, WebhookDeliveryStatus, WebhookDeliveryTable, WebhookEventRow, WebhookSubscriptionRow, WebhookSubscriptionTable } from './webhooks-schema.js';
 
 type Db = Kysely<TicketDatabase>;
+
+/** How a subscription counts among the failing endpoints (ticket-service/metrics.ts), if at all. */
+export function endpointState(row: Pick<WebhookSubscriptionRow, 'failing_since' | 'disabled_reason'>): WebhookEndpointState | undefined {
+  if (row.disabled_reason === 'failing') return 'disabled';
+  return row.failing_since === null ? undefined : 'failing';
+}
+
+function recordEndpointState(db: Db, before: WebhookEndpointState | undefined, after: WebhookEndpointState | undefined): void {
+  if (before === after) return;
+  ticketChanges.record(db, ({ figures }) => {
+    if (before) figures.add(webhookEndpointFigure(before), -1);
+    if (after) figures.add(webhookEndpointFigure(after), 1);
+  });
+}
+
+/** Deliveries (by their creation time) that became pending (+1) or stopped being pending (−1). */
+function recordQueue(db: Db, createdAt: string[], delta: 1 | -1): void {
+  if (createdAt.length === 0) return;
+  ticketChanges.record(db, ({ figures }) => {
+    for (const at of createdAt) figures.addAt(WEBHOOK_QUEUE, at, delta);
+  });
+}
 
 // Subscriptions
 
 export type NewSubscription = Omit<WebhookSubscriptionRow, 'id'>;
 
 export async function insertSubscription(db: Db, values: NewSubscription): Promise<WebhookSubscriptionRow> {
-  return db.insertInto('webhook_subscriptions').values(values).returningAll().executeTakeFirstOrThrow();
+  const row = await db.insertInto('webhook_subscriptions').values(values).returningAll().executeTakeFirstOrThrow();
+  recordEndpointState(db, undefined, endpointState(row));
+  return row;
 }
 
 export async function findSubscription(db: Db, id: number): Promise<WebhookSubscriptionRow | undefined> {
@@ -23,14 +50,25 @@ export async function findSubscription(db: Db, id: number): Promise<WebhookSubsc
 }
 
 export async function updateSubscription(db: Db, id: number, changes: Updateable<WebhookSubscriptionTable>): Promise<WebhookSubscriptionRow | undefined> {
-  return db.updateTable('webhook_subscriptions').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+  const healthChanges = changes.failing_since !== undefined || changes.disabled_reason !== undefined;
+  // Locked until the update: the dispatcher's recordEndpointHealth cannot change it in between.
+  const before = healthChanges ? await db.selectFrom('webhook_subscriptions').select(['failing_since', 'disabled_reason']).where('id', '=', id).forUpdate().executeTakeFirst() : undefined;
+  const row = await db.updateTable('webhook_subscriptions').set(changes).where('id', '=', id).returningAll().executeTakeFirst();
+  if (row && before) recordEndpointState(db, endpointState(before), endpointState(row));
+  return row;
 }
 
-/** Removes a subscription and its deliveries; false when there was none. */
+/** Removes a subscription and its deliveries (the pending ones leave the queue figure); false when there was none. */
 export async function deleteSubscription(db: Db, id: number): Promise<boolean> {
-  await db.deleteFrom('webhook_deliveries').where('subscription_id', '=', id).execute();
-  const result = await db.deleteFrom('webhook_subscriptions').where('id', '=', id).executeTakeFirst();
-  return result.numDeletedRows > 0n;
+  const deliveries = await db.deleteFrom('webhook_deliveries').where('subscription_id', '=', id).returning(['status', 'created_at']).execute();
+  recordQueue(
+    db,
+    deliveries.filter((delivery) => delivery.status === 'pending').map((delivery) => delivery.created_at),
+    -1,
+  );
+  const gone = await db.deleteFrom('webhook_subscriptions').where('id', '=', id).returning(['failing_since', 'disabled_reason']).executeTakeFirst();
+  if (gone) recordEndpointState(db, endpointState(gone), undefined);
+  return gone !== undefined;
 }
 
 export async function selectSubscriptionPage(db: Db, limit: number, position: { cursor?: Cursor; offset: number }): Promise<WebhookSubscriptionRow[]> {
@@ -116,8 +154,13 @@ export async function insertDeliveries(db: Db, rows: NewDelivery[]): Promise<num
     .insertInto('webhook_deliveries')
     .values(values)
     .onConflict((oc) => oc.columns(['event_id', 'subscription_id']).doNothing())
-    .returning('id')
+    .returning('created_at')
     .execute();
+  recordQueue(
+    db,
+    inserted.map((row) => row.created_at),
+    1,
+  );
   return inserted.length;
 }
 
@@ -164,10 +207,18 @@ export async function claimDelivery(db: Db, id: number, now: string, leaseUntil:
   return result.numUpdatedRows > 0n;
 }
 
-/** Records an attempt's outcome, if this dispatcher still holds the lease it claimed. */
+/** Records an attempt's outcome, if this dispatcher still holds the lease it claimed (on a pending delivery). */
 export async function finishAttempt(db: Db, id: number, leaseUntil: string, changes: Updateable<WebhookDeliveryTable>): Promise<boolean> {
-  const result = await db.updateTable('webhook_deliveries').set({ ...changes, lease_until: null }).where('id', '=', id).where('lease_until', '=', leaseUntil).executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  const row = await db
+    .updateTable('webhook_deliveries')
+    .set({ ...changes, lease_until: null })
+    .where('id', '=', id)
+    .where('lease_until', '=', leaseUntil)
+    .where('status', '=', 'pending')
+    .returning(['status', 'created_at'])
+    .executeTakeFirst();
+  if (row && row.status !== 'pending') recordQueue(db, [row.created_at], -1);
+  return row !== undefined;
 }
 
 export async function findDelivery(db: Db, subscriptionId: number, id: number): Promise<(WebhookDeliveryRow & { type: string; message_id: string; ticket_id: number | null }) | undefined> {
@@ -219,25 +270,24 @@ export async function countDeliveries(db: Db, subscriptionId: number, status: We
 
 /** Makes a delivery pending and due now, with a fresh retry window. */
 export async function requeueDelivery(db: Db, subscriptionId: number, id: number, now: string, retryUntil: string): Promise<boolean> {
-  const result = await db
+  // Locked until the update: whether it joins the queue figure depends on its status before.
+  const before = await db.selectFrom('webhook_deliveries').select('status').where('id', '=', id).where('subscription_id', '=', subscriptionId).forUpdate().executeTakeFirst();
+  if (!before) return false;
+  const row = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'pending', next_attempt_at: now, retry_until: retryUntil, first_attempt_at: null, updated_at: now })
     .where('id', '=', id)
     .where('subscription_id', '=', subscriptionId)
+    .returning('created_at')
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  if (row && before.status !== 'pending') recordQueue(db, [row.created_at], 1);
+  return row !== undefined;
 }
 
 /** Delivered and failed rows whose last change is older than `before` leave the log. */
 export async function deleteFinishedDeliveries(db: Db, before: string): Promise<number> {
   const result = await db.deleteFrom('webhook_deliveries').where('status', 'in', ['delivered', 'failed']).where('updated_at', '<', before).executeTakeFirst();
   return Number(result.numDeletedRows);
-}
-
-/** Pending deliveries (for the metrics hook and `eventsync status`). */
-export async function countPendingDeliveries(db: Db): Promise<number> {
-  const row = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('count')).where('status', '=', 'pending').executeTakeFirstOrThrow();
-  return Number(row.count);
 }
 
 /**
@@ -247,18 +297,24 @@ export async function countPendingDeliveries(db: Db): Promise<number> {
  * True when this call disabled it.
  */
 export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore?: string): Promise<boolean> {
+  // Each update's conditions say what the row was before, and none changes disabled_reason but the last.
   if (delivered) {
-    await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).execute();
+    const recovered = await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).returning('disabled_reason').executeTakeFirst();
+    if (recovered && recovered.disabled_reason !== 'failing') recordEndpointState(db, 'failing', undefined);
     return false;
   }
-  await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).execute();
+  const failing = await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).returning('disabled_reason').executeTakeFirst();
+  if (failing && failing.disabled_reason !== 'failing') recordEndpointState(db, undefined, 'failing');
   if (disableBefore === undefined) return false;
-  const result = await db
+  const disabled = await db
     .updateTable('webhook_subscriptions')
     .set({ enabled: 0, disabled_reason: 'failing', updated_at: now })
     .where('id', '=', subscriptionId)
     .where('enabled', '=', 1)
+    .where('disabled_reason', 'is', null)
     .where('failing_since', '<=', disableBefore)
+    .returning('id')
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  if (disabled) recordEndpointState(db, 'failing', 'disabled');
+  return disabled !== undefined;
 }
