@@ -123,7 +123,7 @@ t.test('holds whose connections are ended mid-transaction (pg_terminate_backend)
   t.ok((await terminateBackends(databaseUrl)) >= inFlight.length, 'the service connections (and the blocking session) were ended');
 
   for (const answer of await answers) assertProblem(t, answer, 503, 'unavailable');
-  t.same(await ledger(app, event.id), { event_id: event.id, total_tickets: 50, available_tickets: 45, held_tickets: 5, sold_tickets: 0, manual_reserved_tickets: 0, sums: { held: 5, committed: 0, manual: 0 } }, 'only the settled hold is counted');
+  t.same(await ledger(app, event.id), { event_id: event.id, total_tickets: 50, available_tickets: 45, held_tickets: 5, sold_tickets: 0, manual_reserved_tickets: 0, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 5, committed: 0, manual: 0 } }, 'only the settled hold is counted');
   for (const body of inFlight) t.equal((await app.inject({ method: 'GET', url: `/holds/${body.hold_id}`, headers: serviceAuth })).statusCode, 404, `hold ${body.hold_id} was not written`);
 
   t.equal((await app.inject({ method: 'GET', url: '/ready' })).statusCode, 200, 'ready without a restart');

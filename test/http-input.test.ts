@@ -108,7 +108,8 @@ t.test('integer query parameters are plain decimal too: event_id=0x10 never mean
 
 /** A request for `operation` that is valid except for what the test adds: path ids, the spec's example body. */
 function validRequest(spec: SpecOperation): InjectOptions {
-  const url = spec.path.replace('{hold_id}', '3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44').replace('{id}', '1');
+  // Every other path parameter is a numeric id (`{id}`, `{webhook_id}`, `{delivery_id}`…).
+  const url = spec.path.replace('{hold_id}', '3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44').replace(/\{[a-z_]+\}/g, '1');
   const media = spec.operation.requestBody?.content['application/json'] as { example?: unknown; examples?: Record<string, { value: unknown }> } | undefined;
   const payload = media ? (media.example ?? Object.values(media.examples ?? {})[0]?.value) : undefined;
   return { method: spec.method.toUpperCase() as 'GET', url, headers: serviceAuth, ...(payload === undefined ? {} : { payload: payload as object }) };

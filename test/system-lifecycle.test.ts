@@ -24,6 +24,8 @@ for (const store of await testStores()) {
     t.equal(read.ok && read.body.cancellation_reason, 'expired', 'with cancellation_reason expired');
     t.equal(read.ok && read.body.expires_at, null, 'a CANCELLED ticket has no expires_at');
     t.ok(read.ok && Date.parse(read.body.updated_at) >= Date.parse(ticket.expires_at ?? ''), 'not before expires_at');
+    // The sweeper answers nobody: its release follows the local cancel (at once, or through the outbox).
+    t.ok(await eventually(async () => (await getHold(system, ticket.reference))?.state === 'RELEASED', 10_000), 'the hold is released after the cancel');
     const current = await getEvent(system, event.id);
     t.equal(current.held_tickets, 0, 'no seat is held any more');
     t.equal(current.available_tickets, 10, 'the seats are back on sale');

@@ -59,7 +59,7 @@ for (const store of await testStores()) {
 
     const opened = await openTicketStore(t, store, where);
     t.teardown(() => opened.close());
-    t.same(opened.migrated, ['002-claimed-references'], 'the claim table is added by its own migration');
+    t.equal(opened.migrated[0], '002-claimed-references', 'the claim table is added by its own migration, the first after 001');
     const { db, write } = opened;
 
     t.test('a ticket written before the claim table owns its reference: the reconciler cannot claim it', async (t) => {
