@@ -3,7 +3,7 @@
  * and the reconciler's actions (counters), and the figures of its database (tickets by status, the
  * release outbox's depth and oldest pending age), kept current by the store functions that change
  * them (`ticketChanges.record`, applied once the change is committed: platform/metrics-figures.ts).
- * Webhook deliveries and the waiting list add their counters and figures here when they exist.
+ * Webhook deliveries add their counters here when they exist; the waiting list's size by status is a figure.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -13,6 +13,9 @@ import { ServiceMetrics } from '../platform/metrics.js';
 export const PUBLIC_TICKET_STATUSES = ['RESERVED', 'CONFIRMED', 'CANCELLED'] as const;
 export const ticketFigure = (status: string): string => `tickets:${status}`;
 export const OUTBOX = 'outbox';
+/** As the API shows them: OFFERING (internal) counts as WAITING. */
+export const WAITLIST_STATUSES = ['WAITING', 'OFFERED', 'CONFIRMED', 'DECLINED', 'EXPIRED', 'LEFT', 'CLOSED'] as const;
+export const waitlistFigure = (status: string): string => `waitlist:${status === 'OFFERING' ? 'WAITING' : status}`;
 
 export type PurchaseOutcome = 'reserved' | 'sold_out' | 'sales_closed' | 'not_found' | 'invalid' | 'unavailable' | 'replayed' | 'in_flight' | 'rate_limited';
 export type ReconcilerAction = 'abandoned_purchase' | 'released_orphan_hold' | 'completed_confirm';
@@ -23,6 +26,12 @@ export const ticketFigureGauges: FigureGauge[] = [
     help: 'Tickets by status',
     labelNames: ['status'],
     values: (f) => PUBLIC_TICKET_STATUSES.map((status) => ({ labels: { status }, value: f.get(ticketFigure(status)) })),
+  },
+  {
+    name: 'eventsync_waitlist_entries',
+    help: 'Waiting-list entries by status',
+    labelNames: ['status'],
+    values: (f) => WAITLIST_STATUSES.map((status) => ({ labels: { status }, value: f.get(waitlistFigure(status)) })),
   },
   { name: 'eventsync_outbox_pending', help: 'Seat releases waiting in the outbox for event-service', values: (f) => [{ value: f.count(OUTBOX) }] },
   {
