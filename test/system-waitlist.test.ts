@@ -1,0 +1,169 @@
+/**
+ * The waiting list (DESIGN.md "Waiting list") with both services really running on SQLite (the
+ * gate, the offers and their endings are the same code on PostgreSQL; the store's part is the
+ * conditional updates and the open-entry unique index, which migration 004 builds on both): the
+ * order of the line, seats from raised capacity, the endings that pass seats on, the refusals, and
+ * event deletion closing the list. Offers run out after 2 s here.
+ */
+import t from 'tap';
+import type { components } from '../openapi/generated/ticket-service.js';
+import { eventServiceClient } from '../openapi/client.js';
+import { ADMIN_TOKEN, eventually, startSystem } from './helpers/system.js';
+import { asProblem, createEvent, getEvent, raw, reserve } from './helpers/system-api.js';
+import { cliFor, describeRun } from './helpers/cli.js';
+import { startReceiver } from './helpers/webhook-receiver.js';
+
+type Entry = components['schemas']['WaitlistEntry'];
+
+const system = await startSystem(t, { env: { ADMIN_TOKEN, WAITLIST_OFFER_TTL_SECONDS: '2', WEBHOOK_ALLOW_PRIVATE_URLS: 'true' }, ticketToken: ADMIN_TOKEN });
+const admin = eventServiceClient({ baseUrl: system.event.url, token: ADMIN_TOKEN });
+t.teardown(() => admin.close());
+const receiver = await startReceiver(t);
+const hook = await system.tickets.call('createWebhook', { body: { url: receiver.url, events: ['waitlist.offered', 'waitlist.expired'] } });
+if (!hook.ok) throw new Error('could not subscribe');
+
+let people = 0;
+async function join(eventId: number, quantity = 1, email = `person${(people += 1)}@example.com`): Promise<Entry> {
+  const answer = await system.tickets.call('joinWaitlist', { body: { event_id: eventId, customer_name: `Person ${people}`, customer_email: email, quantity } });
+  if (!answer.ok) throw new Error(`joining answered ${answer.status}: ${JSON.stringify(answer.problem)}`);
+  return answer.body;
+}
+
+async function entry(id: number): Promise<Entry> {
+  const answer = await system.tickets.call('getWaitlistEntry', { path: { entry_id: id } });
+  if (!answer.ok) throw new Error(`entry ${id} answered ${answer.status}`);
+  return answer.body;
+}
+
+const statusOf = async (id: number): Promise<string> => (await entry(id)).status;
+const becomes = (id: number, status: string) => eventually(async () => (await statusOf(id)) === status);
+
+async function publicPurchase(eventId: number, quantity = 1): Promise<number> {
+  const answer = await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: { event_id: eventId, customer_name: 'Public', customer_email: 'public@example.com', quantity } });
+  return answer.status;
+}
+
+async function cancel(ticketId: number, reference?: string): Promise<number> {
+  const headers: Record<string, string> = reference ? { 'x-ticket-reference': reference } : { authorization: `Bearer ${ADMIN_TOKEN}` };
+  return (await raw(`${system.ticket.url}/tickets/${ticketId}/status`, { method: 'PUT', headers, body: { status: 'CANCELLED' } })).status;
+}
+
+/** The gate event-service has equals the seats the list still waits for. */
+async function gateMatchesDemand(eventId: number): Promise<boolean> {
+  const list = await system.tickets.call('listWaitlist', { query: { event_id: eventId, status: 'WAITING' } });
+  if (!list.ok) return false;
+  const demand = list.body.reduce((sum, e) => sum + e.quantity, 0);
+  return (await getEvent(system, eventId)).waitlist_reserved_tickets === demand;
+}
+
+t.test('sold out, three join, one ticket is cancelled: the first in line gets the offer, a racing public purchase gets 409, and waitlist.offered arrives', async (t) => {
+  const event = await createEvent(system, { total_tickets: 2 }, admin);
+  const sold = [await reserve(system, event.id), await reserve(system, event.id)];
+  const [first, second, third] = [await join(event.id), await join(event.id), await join(event.id)];
+  if (!first || !second || !third) throw new Error('could not join');
+  t.same([first.position, second.position, third.position], [1, 2, 3], 'positions follow the order of joining');
+  t.equal((await getEvent(system, event.id)).waitlist_reserved_tickets, 3, 'the gate is the demand once the joins are answered');
+  const [cancelled, racing] = await Promise.all([cancel(sold[0]?.id ?? 0), publicPurchase(event.id)]);
+  t.equal(cancelled, 200);
+  t.equal(racing, 409, 'the public purchase racing the cancellation gets no seat');
+  t.equal(await publicPurchase(event.id), 409, 'nor does one after it');
+  t.ok(await becomes(first.id, 'OFFERED'), 'the first in line gets the offer');
+  const offered = await entry(first.id);
+  t.equal(offered.position, null);
+  const ticket = await system.tickets.call('getTicket', { path: { id: offered.offer?.ticket_id ?? 0 } });
+  t.ok(ticket.ok && ticket.body.status === 'RESERVED' && ticket.body.reference === offered.offer?.reference, 'the offer is a RESERVED ticket the entry shows');
+  t.same([(await entry(second.id)).position, (await entry(third.id)).position], [1, 2], 'the others move up');
+  t.ok(await eventually(async () => receiver.deliveries.some((d) => d.message.type === 'waitlist.offered' && d.message.data.id === first.id)), 'waitlist.offered arrives');
+  t.ok(await eventually(() => gateMatchesDemand(event.id)), 'the gate is the seats still waited for');
+});
+
+t.test('raised capacity while three wait: the public gets none of the new seats, the first two in line get offers', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  await reserve(system, event.id);
+  const waiting = [await join(event.id), await join(event.id), await join(event.id)];
+  const raised = await admin.call('updateEvent', { path: { id: event.id }, body: { total_tickets: 3 } });
+  t.equal(raised.status, 200);
+  t.equal(await publicPurchase(event.id), 409, 'the new seats are behind the gate');
+  t.ok(await becomes(waiting[0]?.id ?? 0, 'OFFERED'), 'the first gets an offer');
+  t.ok(await becomes(waiting[1]?.id ?? 0, 'OFFERED'), 'the second gets an offer');
+  t.equal(await statusOf(waiting[2]?.id ?? 0), 'WAITING', 'the third keeps waiting');
+  t.equal(await publicPurchase(event.id), 409, 'the public still gets none');
+});
+
+t.test('an offer that expires, one declined and one left each pass the seats to the next in line; a confirmed offer confirms the entry', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  const sold = await reserve(system, event.id);
+  const [a, b, c, d] = [await join(event.id), await join(event.id), await join(event.id), await join(event.id)];
+  if (!a || !b || !c || !d) throw new Error('could not join');
+  t.equal(await cancel(sold.id), 200);
+  t.ok(await becomes(a.id, 'OFFERED'));
+  const aTicket = (await entry(a.id)).offer?.ticket_id ?? 0;
+  t.ok(await becomes(a.id, 'EXPIRED'), 'the unanswered offer expires');
+  const lapsed = await system.tickets.call('getTicket', { path: { id: aTicket } });
+  t.ok(lapsed.ok && lapsed.body.status === 'CANCELLED' && lapsed.body.cancellation_reason === 'expired', 'its ticket is cancelled as expired');
+  t.ok(await eventually(async () => receiver.deliveries.some((d) => d.message.type === 'waitlist.expired' && d.message.data.id === a.id)), 'waitlist.expired arrives');
+  t.ok(await becomes(b.id, 'OFFERED'), 'the next in line gets the seats');
+
+  const bOffer = (await entry(b.id)).offer;
+  t.equal(await cancel(bOffer?.ticket_id ?? 0, bOffer?.reference), 200, 'the customer cancels the offer with its reference');
+  t.equal(await statusOf(b.id), 'DECLINED');
+  t.ok(await becomes(c.id, 'OFFERED'), 'the seats go to the next');
+
+  const cTicket = (await entry(c.id)).offer?.ticket_id ?? 0;
+  const left = await raw(`${system.ticket.url}/waitlist/${c.id}`, { method: 'DELETE', headers: { 'x-ticket-reference': c.reference } });
+  t.equal(left.status, 200);
+  t.equal((left.json as Entry).status, 'LEFT');
+  const cancelledOffer = await system.tickets.call('getTicket', { path: { id: cTicket } });
+  t.ok(cancelledOffer.ok && cancelledOffer.body.status === 'CANCELLED', 'leaving while offered cancels the ticket');
+  t.ok(await becomes(d.id, 'OFFERED'), 'and the seats go to the next');
+
+  const dTicket = (await entry(d.id)).offer?.ticket_id ?? 0;
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: dTicket }, body: { status: 'CONFIRMED' } })).status, 200);
+  t.equal(await statusOf(d.id), 'CONFIRMED', 'confirming the offer confirms the entry');
+  t.equal(await publicPurchase(event.id), 409);
+});
+
+t.test('refusals: seats on sale, a second entry for the same email in another case, someone else\'s entry, too many seats, a disabled list', async (t) => {
+  const open = await createEvent(system, { total_tickets: 5 }, admin);
+  const refused = await system.tickets.call('joinWaitlist', { body: { event_id: open.id, customer_name: 'Ann', customer_email: 'ann@example.com', quantity: 1 } });
+  t.equal(refused.status, 409);
+  t.equal(refused.ok ? '' : refused.problem.type, 'urn:eventsync:problem:seats-available', 'joining while seats are on sale is 409 seats-available');
+
+  const full = await createEvent(system, { total_tickets: 1 }, admin);
+  await reserve(system, full.id);
+  const ann = await join(full.id, 1, 'ann@example.com');
+  const again = await raw(`${system.ticket.url}/waitlist`, { method: 'POST', body: { event_id: full.id, customer_name: 'Ann', customer_email: 'Ann@Example.com', quantity: 1 } });
+  t.equal(again.status, 409, 'Ann@Example.com after ann@example.com is 409');
+  t.equal(asProblem(again.json).type, 'urn:eventsync:problem:conflict');
+
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`)).status, 401, 'reading without the reference is 401');
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { headers: { 'x-ticket-reference': '6d1e0c7a-2f4b-4b8e-9a51-3c2d1e0f9a87' } })).status, 401, 'with another reference too');
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { method: 'DELETE' })).status, 401, 'leaving without the reference is 401');
+  t.equal((await raw(`${system.ticket.url}/waitlist?event_id=${full.id}`)).status, 401, 'the list needs the admin token');
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { headers: { 'x-ticket-reference': ann.reference } })).status, 200, 'the reference reads it');
+  t.equal(await statusOf(ann.id), 'WAITING', 'and it is still in line');
+
+  const tooMany = await raw(`${system.ticket.url}/waitlist`, { method: 'POST', body: { event_id: full.id, customer_name: 'Bo', customer_email: 'bo@example.com', quantity: 11 } });
+  t.equal(tooMany.status, 400, 'more than MAX_TICKETS_PER_ORDER is 400');
+  const closed = await createEvent(system, { total_tickets: 1, waitlist_enabled: false }, admin);
+  await reserve(system, closed.id);
+  t.equal((await raw(`${system.ticket.url}/waitlist`, { method: 'POST', body: { event_id: closed.id, customer_name: 'Cy', customer_email: 'cy@example.com', quantity: 1 } })).status, 409, 'a disabled list refuses');
+  t.equal((await raw(`${system.ticket.url}/waitlist`, { method: 'POST', body: { event_id: 999999, customer_name: 'Cy', customer_email: 'cy@example.com', quantity: 1 } })).status, 404, 'no such event is 404');
+});
+
+t.test('deleting an event with waiting entries (--cancel-tickets) closes them, makes no offer, and the event is gone', async (t) => {
+  const event = await createEvent(system, { total_tickets: 2 }, admin);
+  const sold = [await reserve(system, event.id), await reserve(system, event.id)];
+  const waiting = [await join(event.id), await join(event.id)];
+  const cli = cliFor(system, { env: { EVENTSYNC_ADMIN_TOKEN: ADMIN_TOKEN } });
+  const deleted = await cli('events', 'delete', String(event.id), '--cancel-tickets');
+  t.equal(deleted.code, 0, describeRun(deleted));
+  t.equal((await system.events.call('getEvent', { path: { id: event.id } })).status, 404, 'the event is gone');
+  for (const e of waiting) t.equal(await statusOf(e.id), 'CLOSED', 'its entries are CLOSED');
+  const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id } });
+  t.same(tickets.ok ? tickets.body.map((ticket) => [ticket.id, ticket.status]) : [], sold.map((ticket) => [ticket.id, 'CANCELLED']), 'no offer was made');
+});
+
+t.test('once settled the invariant holds and each gate equals its waiting demand', async (t) => {
+  t.same(await system.audit(), []);
+});
