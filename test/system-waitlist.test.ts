@@ -10,7 +10,7 @@ import type { components } from '../openapi/generated/ticket-service.js';
 import { eventServiceClient } from '../openapi/client.js';
 import { ADMIN_TOKEN, eventually, startSystem } from './helpers/system.js';
 import { asProblem, createEvent, getEvent, raw, reserve } from './helpers/system-api.js';
-import { cliFor, describeRun } from './helpers/cli.js';
+import { cliFor, describeRun, runShell } from './helpers/cli.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
 
 type Entry = components['schemas']['WaitlistEntry'];
@@ -164,6 +164,48 @@ t.test('deleting an event with waiting entries (--cancel-tickets) closes them, m
   t.same(tickets.ok ? tickets.body.map((ticket) => [ticket.id, ticket.status]) : [], sold.map((ticket) => [ticket.id, 'CANCELLED']), 'no offer was made');
 });
 
-t.test('once settled the invariant holds and each gate equals its waiting demand', async (t) => {
+t.test('eventsync tickets buy answered sold-out prints the waitlist join command with the same arguments, and it joins; waitlist get, list, offer and leave', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  await reserve(system, event.id);
+  const env = { EVENTSYNC_ADMIN_TOKEN: ADMIN_TOKEN };
+  const cli = cliFor(system, { env });
+  const bought = await cli('tickets', 'buy', '--event', String(event.id), '--name', "Dana O'Neil", '--email', 'dana@example.com', '--quantity', '1');
+  t.equal(bought.code, 1, describeRun(bought));
+  const printed = /^\s*(eventsync waitlist join .*)$/m.exec(bought.stderr)?.[1];
+  t.ok(printed?.includes(`--event ${event.id} --name 'Dana O'\\''Neil' --email 'dana@example.com' --quantity 1`), `the join command has the same arguments: ${printed}`);
+  const joined = await runShell(`${printed ?? 'false'} --json`, { env });
+  t.equal(joined.code, 0, describeRun(joined));
+  const entry = JSON.parse(joined.stdout) as Entry;
+  t.equal(entry.status, 'WAITING');
+  const shown = await cli('waitlist', 'get', String(entry.id), '--reference', entry.reference);
+  t.match(shown.stdout, /WAITING/, describeRun(shown));
+  const listed = await cli('--json', 'waitlist', 'list', '--event', String(event.id));
+  t.same((JSON.parse(listed.stdout) as Entry[]).map((e) => e.id), [entry.id], describeRun(listed));
+  const noSeats = await cli('waitlist', 'offer', String(entry.id));
+  t.equal(noSeats.code, 1, `an offer without free seats is refused: ${describeRun(noSeats)}`);
+  const left = await cli('--json', 'waitlist', 'leave', String(entry.id), '--reference', entry.reference);
+  t.equal((JSON.parse(left.stdout) as Entry).status, 'LEFT', describeRun(left));
+});
+
+t.test('once every list is closed: the invariant holds, each gate is 0, and the waiting-list figures of /metrics count the entries by status', async (t) => {
+  const all = await system.tickets.call('listWaitlist', { query: { limit: 1000 } });
+  if (!all.ok) throw new Error('could not list the waiting list');
+  const events = [...new Set(all.body.map((e) => e.event_id))];
+  for (const eventId of events) await system.tickets.call('closeWaitlist', { query: { event_id: eventId } });
+  for (const eventId of events) {
+    const gone = (await system.events.call('getEvent', { path: { id: eventId } })).status === 404;
+    t.ok(gone || (await gateMatchesDemand(eventId)), `event ${eventId}: the gate equals the waiting demand`);
+  }
   t.same(await system.audit(), []);
+  // A gate out of step with the line, behind the services' backs, is what the audit reports.
+  const stray = await createEvent(system, { total_tickets: 1 }, admin);
+  await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 3 WHERE id = ?', stray.id);
+  t.match(await system.audit(), [`event ${stray.id}: the waiting-list gate is 3 seats but its WAITING entries ask for 0 seats`], 'a gate that differs from the waiting demand is reported');
+  await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 0 WHERE id = ?', stray.id);
+  const metrics = await raw(`${system.ticket.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+  for (const status of ['WAITING', 'OFFERED', 'CONFIRMED', 'DECLINED', 'EXPIRED', 'LEFT', 'CLOSED'] as const) {
+    const listed = await system.tickets.call('listWaitlist', { query: { status, limit: 1 } });
+    const total = listed.ok ? Number(listed.headers['x-total-count']) : -1;
+    t.match(String(metrics.json), new RegExp(`eventsync_waitlist_entries\\{status="${status}"\\} ${total}\\n`), `${status}: ${total} in /metrics as in the list`);
+  }
 });

@@ -33,7 +33,7 @@ interface Probes {
 
 /**
  * What each service's screen shows, read from its metrics. Webhook deliveries (failing endpoints)
- * and the waiting list add their lines here once ticket-service reports them.
+ * add their lines here once ticket-service reports them.
  */
 const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string, Record<string, string>?]>> = {
   'event-service': [
@@ -54,6 +54,8 @@ const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string,
     ['reconciler_released_orphan_holds', 'eventsync_reconciler_actions_total', { action: 'released_orphan_hold' }],
     ['reconciler_completed_confirms', 'eventsync_reconciler_actions_total', { action: 'completed_confirm' }],
     ['sweeper_cancellations', 'eventsync_sweeper_cancellations_total'],
+    ['waitlist_waiting', 'eventsync_waitlist_entries', { status: 'WAITING' }],
+    ['waitlist_offered', 'eventsync_waitlist_entries', { status: 'OFFERED' }],
   ],
 };
 
@@ -95,6 +97,7 @@ function printService(name: string, status: ServiceStatus): void {
     const age = f.outbox_oldest_age_seconds ?? 0;
     const outbox = f.outbox_pending ? `${count(f.outbox_pending, 'release')} waiting, the oldest for ${age} s` : 'empty';
     process.stdout.write(`  outbox: ${age > OUTBOX_AGE_LIMIT_SECONDS ? paint('yellow', outbox) : outbox}\n`);
+    if (has('waitlist_waiting')) process.stdout.write(`  waiting list: ${f.waitlist_waiting} waiting, ${f.waitlist_offered} offered\n`);
     process.stdout.write(
       `  since start: reconciler abandoned ${f.reconciler_abandoned_purchases} purchases, released ${f.reconciler_released_orphan_holds} orphan holds, completed ${f.reconciler_completed_confirms} confirms; sweeper expired ${f.sweeper_cancellations}\n`,
     );
