@@ -9,7 +9,7 @@ import t from 'tap';
 import type { components } from '../openapi/generated/ticket-service.js';
 import { eventServiceClient } from '../openapi/client.js';
 import { ADMIN_TOKEN, eventually, startSystem } from './helpers/system.js';
-import { asProblem, createEvent, getEvent, raw, reserve } from './helpers/system-api.js';
+import { asProblem, createEvent, getEvent, getHold, raw, reserve, uuid } from './helpers/system-api.js';
 import { cliFor, describeRun, runShell } from './helpers/cli.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
 
@@ -185,6 +185,42 @@ t.test('eventsync tickets buy answered sold-out prints the waitlist join command
   t.equal(noSeats.code, 1, `an offer without free seats is refused: ${describeRun(noSeats)}`);
   const left = await cli('--json', 'waitlist', 'leave', String(entry.id), '--reference', entry.reference);
   t.equal((JSON.parse(left.stdout) as Entry).status, 'LEFT', describeRun(left));
+});
+
+t.test('every release carries the gate: seats freed while event-service had lost it stay behind it; a gate not acknowledged is sent again', async (t) => {
+  const event = await createEvent(system, { total_tickets: 2 }, admin);
+  const sold = await reserve(system, event.id);
+  await reserve(system, event.id);
+  const pair = await join(event.id, 2);
+  // event-service loses the gate (behind both services' backs): only the release can bring it back in time.
+  await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 0, waitlist_sequence = 0 WHERE id = ?', event.id);
+  t.equal(await cancel(sold.id), 200);
+  t.equal(await publicPurchase(event.id), 409, 'the freed seat is not public: the release set the gate again');
+  t.equal((await getEvent(system, event.id)).waitlist_reserved_tickets, 2);
+  t.equal(await statusOf(pair.id), 'WAITING', 'one free seat does not fit an entry for two');
+
+  await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 0, waitlist_sequence = 0 WHERE id = ?', event.id);
+  await system.sql('ticket-service', 'UPDATE waitlist_gates SET sent_sequence = 0 WHERE event_id = ?', event.id);
+  t.ok(await eventually(async () => (await getEvent(system, event.id)).waitlist_reserved_tickets === 2), 'the reconciler sends the unacknowledged gate again');
+});
+
+t.test('an offer left OFFERING by a crash between its hold and its ticket is undone by the reconciler, and the entry is offered exactly once', async (t) => {
+  const event = await createEvent(system, { total_tickets: 2 }, admin);
+  await reserve(system, event.id);
+  // What a crashed offer leaves: its claimed reference, its hold, and the entry OFFERING.
+  const crashed = uuid();
+  await system.sql('ticket-service', "INSERT INTO claimed_references (reference, claimant, claimed_at) VALUES (?, 'ticket', ?)", crashed, new Date().toISOString());
+  const hold = await system.events.call('createHold', { body: { hold_id: crashed, event_id: event.id, quantity: 1, expires_at: new Date(Date.now() + 3600_000).toISOString(), waitlist: true } });
+  t.equal(hold.status, 201);
+  const waiting = await join(event.id);
+  await system.sql('ticket-service', "UPDATE waitlist_entries SET status = 'OFFERING', offer_reference = ?, updated_at = ? WHERE id = ?", crashed, '2000-01-01T00:00:00.000Z', waiting.id);
+  t.ok(await becomes(waiting.id, 'OFFERED'), 'the entry is offered again');
+  const offered = await entry(waiting.id);
+  t.not(offered.offer?.reference, crashed, 'with a new reference');
+  t.equal((await getHold(system, crashed))?.state, 'RELEASED', "the crashed offer's hold is released");
+  const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id, status: 'RESERVED' } });
+  t.equal(tickets.ok ? tickets.body.length : -1, 2, 'one ticket sold before, one offer: the entry was offered once');
+  t.same(await system.audit(), []);
 });
 
 t.test('once every list is closed: the invariant holds, each gate is 0, and the waiting-list figures of /metrics count the entries by status', async (t) => {
