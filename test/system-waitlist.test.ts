@@ -223,6 +223,29 @@ t.test('an offer left OFFERING by a crash between its hold and its ticket is und
   t.same(await system.audit(), []);
 });
 
+t.test('200 public purchases racing 50 cancellations of a sold-out event with 50 waiting: every freed seat goes to the list, none to the public, and the audit is exact', async (t) => {
+  const event = await createEvent(system, { total_tickets: 50 }, admin);
+  const sold = await Promise.all(Array.from({ length: 50 }, () => reserve(system, event.id)));
+  const waiting: Entry[] = [];
+  for (let i = 0; i < 50; i += 1) waiting.push(await join(event.id));
+  const started = Date.now();
+  const [cancels, purchases] = await Promise.all([Promise.all(sold.map((ticket) => cancel(ticket.id))), Promise.all(Array.from({ length: 200 }, () => publicPurchase(event.id)))]);
+  t.same(cancels.filter((status) => status !== 200), [], 'every cancellation answers 200');
+  t.same(purchases.filter((status) => status !== 409), [], 'every public purchase gets 409');
+  // Offers run out after 2 s here: an entry that got one is OFFERED, or EXPIRED once nobody else waits.
+  const offeredToAll = async () => {
+    const list = await system.tickets.call('listWaitlist', { query: { event_id: event.id, limit: 100 } });
+    return list.ok && list.body.length === 50 && list.body.every((e) => e.offer !== null);
+  };
+  t.ok(await eventually(offeredToAll, 15_000), 'all 50 entries get an offer');
+  t.comment(`50 cancellations racing 200 public purchases, then 50 offers: ${Date.now() - started} ms`);
+  const all = await system.tickets.call('listTickets', { query: { event_id: event.id, limit: 1000 } });
+  const offers = all.ok ? all.body.filter((ticket) => ticket.customer_email !== 'public@example.com' && !sold.some((s) => s.id === ticket.id)) : [];
+  t.equal(offers.length, 50, 'exactly one offer per entry');
+  t.equal(all.ok ? all.body.filter((ticket) => ticket.customer_email === 'public@example.com').length : -1, 0, 'the public got no seat');
+  t.same(await system.audit(), []);
+});
+
 t.test('once every list is closed: the invariant holds, each gate is 0, and the waiting-list figures of /metrics count the entries by status', async (t) => {
   const all = await system.tickets.call('listWaitlist', { query: { limit: 1000 } });
   if (!all.ok) throw new Error('could not list the waiting list');
