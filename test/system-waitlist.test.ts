@@ -12,10 +12,20 @@ import { ADMIN_TOKEN, eventually, startSystem } from './helpers/system.js';
 import { asProblem, createEvent, getEvent, getHold, raw, reserve, uuid } from './helpers/system-api.js';
 import { cliFor, describeRun, runShell } from './helpers/cli.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
+import { startDelayingProxy } from './helpers/delaying-proxy.js';
 
 type Entry = components['schemas']['WaitlistEntry'];
 
-const system = await startSystem(t, { env: { ADMIN_TOKEN, WAITLIST_OFFER_TTL_SECONDS: '2', WEBHOOK_ALLOW_PRIVATE_URLS: 'true' }, ticketToken: ADMIN_TOKEN });
+// ticket-service reaches event-service through a proxy that can hold back an answer (the crash test).
+const proxy = await startDelayingProxy(t);
+const system = await startSystem(t, {
+  env: { ADMIN_TOKEN, WAITLIST_OFFER_TTL_SECONDS: '2', WEBHOOK_ALLOW_PRIVATE_URLS: 'true' },
+  ticketToken: ADMIN_TOKEN,
+  eventServiceUrlForTickets: (url) => {
+    proxy.target = url;
+    return proxy.url;
+  },
+});
 const admin = eventServiceClient({ baseUrl: system.event.url, token: ADMIN_TOKEN });
 t.teardown(() => admin.close());
 const receiver = await startReceiver(t);
@@ -220,6 +230,36 @@ t.test('an offer left OFFERING by a crash between its hold and its ticket is und
   t.equal((await getHold(system, crashed))?.state, 'RELEASED', "the crashed offer's hold is released");
   const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id, status: 'RESERVED' } });
   t.equal(tickets.ok ? tickets.body.length : -1, 2, 'one ticket sold before, one offer: the entry was offered once');
+  t.same(await system.audit(), []);
+});
+
+t.test('ticket-service SIGKILLed between an offer\'s hold and its ticket write: after the restart the entry is offered exactly once and the audit is exact', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  const sold = await reserve(system, event.id);
+  const waiting = await join(event.id);
+  let firstOffer: string | undefined;
+  let letGo: () => void = () => undefined;
+  const heldBack = new Promise<void>((resolve) => (letGo = resolve));
+  proxy.answerGateFor = (method, path, body) => {
+    if (method !== 'POST' || path !== '/holds' || !body.includes('"waitlist":true') || firstOffer !== undefined) return undefined;
+    firstOffer = (JSON.parse(body) as { hold_id: string }).hold_id;
+    return heldBack;
+  };
+  t.teardown(() => letGo());
+  t.equal(await cancel(sold.id), 200);
+  t.ok(await eventually(async () => firstOffer !== undefined && (await getHold(system, firstOffer))?.state === 'HELD'), 'the offer hold exists at event-service');
+  await system.stop('ticket-service', 'SIGKILL');
+  proxy.answerGateFor = () => undefined;
+  letGo();
+  await system.restart('ticket-service');
+  // The crash left the entry OFFERING; age it past the hold-call window instead of waiting for it.
+  t.equal(await system.sql('ticket-service', "UPDATE waitlist_entries SET updated_at = ? WHERE id = ? AND status = 'OFFERING'", '2000-01-01T00:00:00.000Z', waiting.id), 1, 'the crash left the entry OFFERING');
+  t.ok(await becomes(waiting.id, 'OFFERED'), 'the entry is offered after the restart');
+  const offered = await entry(waiting.id);
+  t.not(offered.offer?.reference, firstOffer, 'with a new hold');
+  t.equal((await getHold(system, firstOffer ?? ''))?.state, 'RELEASED', 'the hold of the interrupted offer is released');
+  const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id, status: 'RESERVED' } });
+  t.equal(tickets.ok ? tickets.body.length : -1, 1, 'exactly one offer ticket');
   t.same(await system.audit(), []);
 });
 
