@@ -100,7 +100,7 @@ t.test('raised capacity while three wait: the public gets none of the new seats,
   t.equal(await publicPurchase(event.id), 409, 'the public still gets none');
 });
 
-t.test('an offer that expires, one declined and one left each pass the seats to the next in line; a confirmed offer confirms the entry', async (t) => {
+t.test('an offer that expires, one declined, one left and one deleted each pass the seats to the next in line; a confirmed offer confirms the entry', async (t) => {
   const event = await createEvent(system, { total_tickets: 1 }, admin);
   const sold = await reserve(system, event.id);
   const [a, b, c, d] = [await join(event.id), await join(event.id), await join(event.id), await join(event.id)];
@@ -127,9 +127,15 @@ t.test('an offer that expires, one declined and one left each pass the seats to 
   t.ok(cancelledOffer.ok && cancelledOffer.body.status === 'CANCELLED', 'leaving while offered cancels the ticket');
   t.ok(await becomes(d.id, 'OFFERED'), 'and the seats go to the next');
 
+  const e = await join(event.id);
   const dTicket = (await entry(d.id)).offer?.ticket_id ?? 0;
-  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: dTicket }, body: { status: 'CONFIRMED' } })).status, 200);
-  t.equal(await statusOf(d.id), 'CONFIRMED', 'confirming the offer confirms the entry');
+  t.equal((await system.tickets.call('deleteTicket', { path: { id: dTicket } })).status, 204, 'an admin deletes the offer ticket');
+  t.equal(await statusOf(d.id), 'DECLINED', 'a deleted offer is declined');
+  t.ok(await becomes(e.id, 'OFFERED'), 'and its seats go to the next');
+
+  const eTicket = (await entry(e.id)).offer?.ticket_id ?? 0;
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: eTicket }, body: { status: 'CONFIRMED' } })).status, 200);
+  t.equal(await statusOf(e.id), 'CONFIRMED', 'confirming the offer confirms the entry');
   t.equal(await publicPurchase(event.id), 409);
 });
 
