@@ -33,7 +33,7 @@ export function toApiEntry(row: WaitlistEntryRow, position: number | null): ApiW
     customer_name: row.customer_name,
     customer_email: row.customer_email,
     quantity: row.quantity,
-    status: waiting ? 'WAITING' : row.status === 'OFFERED' || row.status === 'CONFIRMED' || row.status === 'DECLINED' || row.status === 'EXPIRED' || row.status === 'LEFT' ? row.status : 'CLOSED',
+    status: row.status === 'OFFERING' ? 'WAITING' : row.status,
     position: waiting ? position : null,
     reference: row.reference,
     offer:
@@ -86,11 +86,11 @@ export type OfferOutcome = 'offered' | 'no-seats' | 'lost' | 'failed';
 const offerExpiry = (context: TicketServiceContext): string =>
   new Date(Math.ceil((Date.now() + context.config.WAITLIST_OFFER_TTL_SECONDS * 1000) / 1000) * 1000).toISOString();
 
-/** Gives the offer's hold back (a tombstone if it never existed) through the outbox, tried at once. */
-async function releaseOfferHold(context: TicketServiceContext, trxWork: (trx: TicketTransaction, at: string) => Promise<boolean>, reference: string): Promise<void> {
+/** One transaction makes `change` and, if it applied, queues the release of the offer's hold (a tombstone if it never existed), then tried at once. */
+async function releaseOfferHold(context: TicketServiceContext, change: (trx: TicketTransaction, at: string) => Promise<boolean>, reference: string): Promise<void> {
   const outboxId = await context.write(async (trx) => {
     const at = new Date().toISOString();
-    if (!(await trxWork(trx, at))) return undefined;
+    if (!(await change(trx, at))) return undefined;
     return tickets.enqueueRelease(trx, reference, at, releaseLeaseUntil(context));
   });
   if (outboxId !== undefined) await releaseNow(context, outboxId, reference, { signal: context.stopping });
