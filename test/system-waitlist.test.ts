@@ -13,6 +13,10 @@ import { asProblem, createEvent, getEvent, getHold, raw, reserve, uuid } from '.
 import { cliFor, describeRun, runShell } from './helpers/cli.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
 import { startDelayingProxy } from './helpers/delaying-proxy.js';
+import { join as joinPath } from 'node:path';
+import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
+import { buildTicketApp } from '../ticket-service/app.js';
+import { SERVICE_TOKEN, tempDir } from './helpers/event-app.js';
 
 type Entry = components['schemas']['WaitlistEntry'];
 
@@ -290,6 +294,24 @@ t.test('200 public purchases racing 50 cancellations of a sold-out event with 50
   t.equal(offers.length, 50, 'exactly one offer per entry');
   t.equal(all.ok ? all.body.filter((ticket) => ticket.customer_email === 'public@example.com').length : -1, 0, 'the public got no seat');
   t.same(await system.audit(), []);
+});
+
+t.test('joins count toward the public write rate limit', async (t) => {
+  const config = loadConfig(TicketServiceConfigSchema, {
+    SERVICE_TOKEN,
+    TICKET_DB_PATH: joinPath(tempDir(t), 'ticket_data.db'),
+    LOG_LEVEL: 'silent',
+    EVENT_SERVICE_URL: 'http://127.0.0.1:1',
+    RATE_LIMIT_WRITES_PER_MINUTE: '2',
+  });
+  const app = await buildTicketApp(config, { background: false });
+  t.teardown(() => app.close());
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    const answer = await app.inject({ method: 'POST', url: '/waitlist', payload: { event_id: 1, customer_name: 'Ann', customer_email: 'ann@example.com', quantity: 1 } });
+    statuses.push(answer.statusCode);
+  }
+  t.same(statuses, [503, 503, 429], 'the third join in a minute is refused (the first two find event-service unreachable)');
 });
 
 t.test('once every list is closed: the invariant holds, each gate is 0, and the waiting-list figures of /metrics count the entries by status', async (t) => {
