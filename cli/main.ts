@@ -10,6 +10,7 @@ import { ticketsCommand } from './commands/tickets.js';
 import { auditCommand } from './commands/audit.js';
 import { statusCommand } from './commands/status.js';
 import { webhooksCommand } from './commands/webhooks.js';
+import { waitlistCommand } from './commands/waitlist.js';
 import { EXIT, printError, reportError } from './output.js';
 import { closeClients } from './context.js';
 import { runSystem } from './system.js';
@@ -47,6 +48,7 @@ program.addCommand(venuesCommand());
 program.addCommand(eventsCommand());
 program.addCommand(ticketsCommand());
 program.addCommand(webhooksCommand());
+program.addCommand(waitlistCommand());
 program.addCommand(auditCommand());
 program.addCommand(statusCommand());
 

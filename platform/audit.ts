@@ -7,7 +7,9 @@
  * - across services, for records older than the settle window: RESERVED ↔ HELD, CONFIRMED ↔ COMMITTED
  *   (same id, event and quantity), CANCELLED has no live hold, every live hold has its ticket.
  *   Holds are read, then tickets, then holds again; only what both hold reads show is reported, so
- *   purchases in flight are not.
+ *   purchases in flight are not;
+ * - per event whose waiting list has not changed within the settle window, the gate event-service
+ *   applies (`waitlist_reserved_tickets`) equals the seats its WAITING entries ask for.
  */
 import { nextCursor, type EventOperations, type Problem, type ServiceClient, type TicketOperations } from '../openapi/client.js';
 import type { components as EventComponents } from '../openapi/generated/event-service.js';
@@ -19,6 +21,7 @@ const seats = (n: number): string => count(n, 'seat');
 type Hold = EventComponents['schemas']['Hold'];
 type SeatLedger = EventComponents['schemas']['SeatLedger'];
 type Ticket = TicketComponents['schemas']['Ticket'];
+type WaitlistEntry = TicketComponents['schemas']['WaitlistEntry'];
 
 export interface AuditReport {
   problems: string[];
@@ -127,5 +130,24 @@ export async function auditSystem(events: ServiceClient<EventOperations>, ticket
     const ticket = ticketByReference.get(hold.hold_id);
     if (!ticket) problems.push(`hold ${hold.hold_id} (${hold.state}, event ${hold.event_id}, ${seats(hold.quantity)}) has no ticket`);
   }
+  problems.push(...gateProblems(ledgers, await readAll<WaitlistEntry>((cursor) => tickets.call('listWaitlist', { query: { limit: 1000, ...(cursor ? { cursor } : {}) } }), 'the waiting list'), unsettled));
   return { problems, events: ledgers.length, tickets: allTickets.length, holds: secondHolds.length };
+}
+
+/** Each settled event's gate against the seats its WAITING entries ask for. */
+function gateProblems(ledgers: SeatLedger[], entries: WaitlistEntry[], unsettled: (at: string) => boolean): string[] {
+  const demand = new Map<number, number>();
+  const changing = new Set<number>();
+  for (const entry of entries) {
+    if (entry.status === 'WAITING') demand.set(entry.event_id, (demand.get(entry.event_id) ?? 0) + entry.quantity);
+    if (unsettled(entry.updated_at)) changing.add(entry.event_id);
+  }
+  const problems: string[] = [];
+  for (const ledger of ledgers) {
+    const wanted = demand.get(ledger.event_id) ?? 0;
+    if (!changing.has(ledger.event_id) && ledger.waitlist_reserved_tickets !== wanted) {
+      problems.push(`event ${ledger.event_id}: the waiting-list gate is ${seats(ledger.waitlist_reserved_tickets)} but its WAITING entries ask for ${seats(wanted)}`);
+    }
+  }
+  return problems;
 }

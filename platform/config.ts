@@ -51,6 +51,8 @@ export const TicketServiceConfigSchema = Type.Object({
   RESERVATION_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 31_536_000, default: 900 }),
   RECONCILE_SETTLE_SECONDS: Seconds(30),
   MAX_TICKETS_PER_ORDER: Type.Integer({ minimum: 1, maximum: 1000, default: 10 }),
+  /** How long a waiting-list offer's ticket stays RESERVED. */
+  WAITLIST_OFFER_TTL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 31_536_000, default: 3600 }),
   /** A token that may confirm (and read) tickets, for a payment integration, when ADMIN_TOKEN is set. */
   PAYMENT_TOKEN: Type.Optional(Token),
   /** Connect + answer budget for one call to event-service. */

@@ -9,6 +9,7 @@ export const PROBLEM_KINDS = {
   'not-found': { status: 404, title: 'Not found' },
   'sold-out': { status: 409, title: 'Not enough seats' },
   'sales-closed': { status: 409, title: 'Sales are closed' },
+  'seats-available': { status: 409, title: 'Seats are available' },
   'hold-state': { status: 409, title: 'Hold is in the wrong state' },
   'in-use': { status: 409, title: 'Resource is in use' },
   'capacity-exceeded': { status: 409, title: 'Venue capacity exceeded' },
@@ -109,6 +110,7 @@ export class ConflictError extends ProblemError {
 type ConflictKind =
   | 'sold-out'
   | 'sales-closed'
+  | 'seats-available'
   | 'hold-state'
   | 'in-use'
   | 'capacity-exceeded'

@@ -70,6 +70,24 @@ t.test('every ticket-service operation answers a valid request with a 2xx that c
   t.equal((await client.call('listWebhookDeliveries', { path: { webhook_id }, query: { status: 'pending' } })).status, 200);
   t.equal((await client.call('retryWebhookDelivery', { path: { webhook_id, delivery_id: ping.body.id } })).status, 202);
   t.equal((await client.call('deleteWebhook', { path: { webhook_id } })).status, 204);
+  // The waiting list: a sold-out event, one entry, a cancellation that becomes its offer.
+  const small = await system.events.call('createEvent', { body: { name: 'Contract Waitlist', event_date: '2027-01-02T20:00:00Z', total_tickets: 1 } });
+  if (!small.ok) throw new Error('could not create the event');
+  const last = await client.call('createTicket', { body: { event_id: small.body.id, customer_name: 'Bo', customer_email: 'bo@example.com', quantity: 1 } });
+  if (!last.ok) throw new Error('could not buy the last seat');
+  const joined = await client.call('joinWaitlist', { body: { event_id: small.body.id, customer_name: 'Cy', customer_email: 'cy@example.com', quantity: 1 } });
+  if (!joined.ok) throw new Error('could not join the waiting list');
+  const entry_id = joined.body.id;
+  t.equal((await client.call('listWaitlist', { query: { event_id: small.body.id, status: 'WAITING' } })).status, 200);
+  t.equal((await client.call('updateTicketStatus', { path: { id: last.body.id }, body: { status: 'CANCELLED' } })).status, 200);
+  for (let i = 0; i < 100; i += 1) {
+    const entry = await client.call('getWaitlistEntry', { path: { entry_id } });
+    if (entry.ok && entry.body.status === 'OFFERED') break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  t.equal((await client.call('offerWaitlistEntry', { path: { entry_id } })).status, 200);
+  t.equal((await client.call('leaveWaitlist', { path: { entry_id } })).status, 200);
+  t.equal((await client.call('closeWaitlist', { query: { event_id: small.body.id } })).status, 200);
   for (const { operation } of operations) {
     const statuses = [...(checker.seen.get(operation.operationId) ?? [])];
     t.ok(statuses.some((status) => status >= 200 && status < 300), `${operation.operationId} was seen with a 2xx answer (seen: ${statuses.join(', ') || 'none'})`);

@@ -3,9 +3,9 @@
  * and the reconciler's actions (counters), and the figures of its database (tickets by status, the
  * release outbox's depth and oldest pending age), kept current by the store functions that change
  * them (`ticketChanges.record`, applied once the change is committed: platform/metrics-figures.ts),
- * webhook delivery attempts by outcome (the dispatcher reports each) and the webhook queue's depth,
- * oldest pending age and failing endpoints (figures, like the outbox's). The waiting list adds its
- * counters and figures here when it exists.
+ * webhook delivery attempts by outcome (the dispatcher reports each), the webhook queue's depth,
+ * oldest pending age and failing endpoints, and the waiting list's size by status (figures, like the
+ * outbox's).
  */
 import type { FastifyInstance } from 'fastify';
 import type { Counter } from 'prom-client';
@@ -24,6 +24,9 @@ export const WEBHOOK_QUEUE = 'webhook_queue';
 export const WEBHOOK_ENDPOINT_STATES = ['failing', 'disabled'] as const;
 export type WebhookEndpointState = (typeof WEBHOOK_ENDPOINT_STATES)[number];
 export const webhookEndpointFigure = (state: WebhookEndpointState): string => `webhook_endpoints:${state}`;
+/** As the API shows them: OFFERING (internal) counts as WAITING. */
+export const WAITLIST_STATUSES = ['WAITING', 'OFFERED', 'CONFIRMED', 'DECLINED', 'EXPIRED', 'LEFT', 'CLOSED'] as const;
+export const waitlistFigure = (status: string): string => `waitlist:${status === 'OFFERING' ? 'WAITING' : status}`;
 
 export type PurchaseOutcome = 'reserved' | 'sold_out' | 'sales_closed' | 'not_found' | 'invalid' | 'unavailable' | 'replayed' | 'in_flight' | 'rate_limited';
 export type ReconcilerAction = 'abandoned_purchase' | 'released_orphan_hold' | 'completed_confirm';
@@ -40,6 +43,12 @@ export const ticketFigureGauges: FigureGauge[] = [
     help: 'Tickets by status',
     labelNames: ['status'],
     values: (f) => PUBLIC_TICKET_STATUSES.map((status) => ({ labels: { status }, value: f.get(ticketFigure(status)) })),
+  },
+  {
+    name: 'eventsync_waitlist_entries',
+    help: 'Waiting-list entries by status',
+    labelNames: ['status'],
+    values: (f) => WAITLIST_STATUSES.map((status) => ({ labels: { status }, value: f.get(waitlistFigure(status)) })),
   },
   { name: 'eventsync_outbox_pending', help: 'Seat releases waiting in the outbox for event-service', values: (f) => [{ value: f.count(OUTBOX) }] },
   {

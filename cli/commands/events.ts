@@ -166,6 +166,8 @@ export function eventsCommand(): Command {
       const eventId = parseInteger('id', 1)(id);
       let cancelled = 0;
       if (options.cancelTickets) {
+        // The waiting list is closed first (its gate to 0), so these cancellations never make offers.
+        expectOk(await context.tickets.call('closeWaitlist', { query: { event_id: eventId } }));
         for (const status of ['RESERVED', 'CONFIRMED'] as const) {
           for (;;) {
             const page = expectOk(await context.tickets.call('listTickets', { query: { event_id: eventId, status, limit: 1000 } }));

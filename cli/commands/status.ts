@@ -38,8 +38,7 @@ interface Probes {
 }
 
 /**
- * What each service's screen shows, read from its metrics. The waiting list adds its lines here once
- * ticket-service reports them.
+ * What each service's screen shows, read from its metrics.
  */
 const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string, Record<string, string>?]>> = {
   'event-service': [
@@ -64,6 +63,8 @@ const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string,
     ['webhook_oldest_age_seconds', 'eventsync_webhook_oldest_pending_age_seconds'],
     ['webhook_endpoints_failing', 'eventsync_webhook_failing_endpoints', { state: 'failing' }],
     ['webhook_endpoints_disabled', 'eventsync_webhook_failing_endpoints', { state: 'disabled' }],
+    ['waitlist_waiting', 'eventsync_waitlist_entries', { status: 'WAITING' }],
+    ['waitlist_offered', 'eventsync_waitlist_entries', { status: 'OFFERED' }],
   ],
 };
 
@@ -109,6 +110,7 @@ function printService(name: string, status: ServiceStatus): void {
     const queue = f.webhook_deliveries_pending ? `${count(f.webhook_deliveries_pending, 'delivery', 'deliveries')} pending, the oldest for ${webhookAge} s` : 'no delivery pending';
     const endpoints = `${count(f.webhook_endpoints_failing ?? 0, 'endpoint')} failing, ${f.webhook_endpoints_disabled ?? 0} disabled for failing`;
     process.stdout.write(`  webhooks: ${webhookAge > WEBHOOK_AGE_LIMIT_SECONDS ? paint('yellow', queue) : queue}; ${f.webhook_endpoints_disabled ? paint('yellow', endpoints) : endpoints}\n`);
+    if (has('waitlist_waiting')) process.stdout.write(`  waiting list: ${f.waitlist_waiting} waiting, ${f.waitlist_offered} offered\n`);
     process.stdout.write(
       `  since start: reconciler abandoned ${f.reconciler_abandoned_purchases} purchases, released ${f.reconciler_released_orphan_holds} orphan holds, completed ${f.reconciler_completed_confirms} confirms; sweeper expired ${f.sweeper_cancellations}\n`,
     );

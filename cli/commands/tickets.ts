@@ -116,6 +116,7 @@ export function ticketsCommand(): Command {
     .action(async (options: { event: number; name: string; email: string; quantity: number; idempotencyKey?: string; retries: number }, command: Command) => {
       const context = cliContext(command);
       const key = options.idempotencyKey ?? randomUUID();
+      const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
       const body = { event_id: options.event, customer_name: options.name, customer_email: options.email, quantity: options.quantity };
       let answer: Awaited<ReturnType<typeof buyWithRetries>>;
       try {
@@ -126,10 +127,17 @@ export function ticketsCommand(): Command {
           (error instanceof ApiRefusal && (error.status >= 500 || error.problem.type === 'urn:eventsync:problem:idempotency-in-flight'));
         if (!unavailable) throw error;
         process.exitCode = reportError(error);
-        const quoted = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
         printNote(
           `The purchase did not go through after ${count(options.retries, 'attempt')}. It is safe to retry with the same key; it will never buy twice:\n` +
             `  eventsync tickets buy --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity} --idempotency-key ${key}${urlFlags(command)}`,
+        );
+        return;
+      }
+      if (!answer.ok && answer.problem.type === 'urn:eventsync:problem:sold-out') {
+        process.exitCode = reportError(new ApiRefusal(answer.status, answer.problem));
+        printNote(
+          `Sold out. Join the waiting list: freed seats are offered to it in order, before the public:\n` +
+            `  eventsync waitlist join --event ${options.event} --name ${quoted(options.name)} --email ${quoted(options.email)} --quantity ${options.quantity}${urlFlags(command)}`,
         );
         return;
       }

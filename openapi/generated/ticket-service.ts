@@ -362,10 +362,162 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/waitlist": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List waiting-list entries
+         * @description Entries in id order (the order of the line), filtered by event and status. Paging as for
+         *     `/tickets`. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        get: operations["listWaitlist"];
+        put?: never;
+        /**
+         * Join an event's waiting list
+         * @description Queues for `quantity` seats of a sold-out event. Allowed only while the public cannot buy
+         *     them (the event's `available_tickets − waitlist_reserved_tickets` is below `quantity`; else
+         *     409 `seats-available`: buy instead) and while the event has `waitlist_enabled`. One open
+         *     entry per event and email (compared case-insensitively): a second is 409. Keep the
+         *     `reference`: it reads or leaves the entry (`X-Ticket-Reference`).
+         *
+         *     Seats that come back go to the line in order, before the public: the first entry whose
+         *     quantity fits the free seats gets an offer, a `RESERVED` ticket (its id, `reference` and
+         *     `expires_at` are in `offer`) valid for `WAITLIST_OFFER_TTL_SECONDS`. An earlier, larger entry
+         *     keeps its place and is served as soon as enough seats are free.
+         */
+        post: operations["joinWaitlist"];
+        /**
+         * Close an event's waiting list
+         * @description Every open entry of the event becomes `CLOSED` and its gate goes to 0 (offers already made
+         *     keep their tickets). `eventsync events delete --cancel-tickets` does this first. With
+         *     `ADMIN_TOKEN` set this needs the admin token.
+         */
+        delete: operations["closeWaitlist"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/waitlist/{entry_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The entry's id, in plain decimal digits.
+                 * @example 1
+                 */
+                entry_id: components["parameters"]["WaitlistEntryId"];
+            };
+            cookie?: never;
+        };
+        /**
+         * Get one waiting-list entry
+         * @description The entry with its `position` among those still waiting and, while `OFFERED`, the offer's
+         *     ticket id, `reference` and `expires_at` (confirm or cancel that ticket as any other). With
+         *     `ADMIN_TOKEN` set this needs the admin token or the entry's `reference` in `X-Ticket-Reference`.
+         */
+        get: operations["getWaitlistEntry"];
+        put?: never;
+        post?: never;
+        /**
+         * Leave the waiting list
+         * @description A `WAITING` or `OFFERED` entry becomes `LEFT`; leaving while `OFFERED` cancels the offer's
+         *     ticket (its seats go to the next in line). Leaving again answers the entry as it is. With
+         *     `ADMIN_TOKEN` set this needs the admin token or the entry's `reference` in `X-Ticket-Reference`.
+         */
+        delete: operations["leaveWaitlist"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/waitlist/{entry_id}/offer": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The entry's id, in plain decimal digits.
+                 * @example 1
+                 */
+                entry_id: components["parameters"]["WaitlistEntryId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Make an offer now
+         * @description Offers the seats to this `WAITING` entry now, out of order, if the event has them free
+         *     (else 409 `sold-out`, and the entry keeps waiting). An entry already `OFFERED` is answered
+         *     as it is. With `ADMIN_TOKEN` set this needs the admin token.
+         */
+        post: operations["offerWaitlistEntry"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * @description `WAITING` → `OFFERED` → `CONFIRMED` (its ticket confirmed) | `DECLINED` (its ticket cancelled by
+         *     the customer) | `EXPIRED` (the offer ran out); `WAITING`/`OFFERED` → `LEFT`; any open entry →
+         *     `CLOSED` when the event's list is closed or the event deleted.
+         * @enum {string}
+         */
+        WaitlistStatus: "WAITING" | "OFFERED" | "CONFIRMED" | "DECLINED" | "EXPIRED" | "LEFT" | "CLOSED";
+        /** @description The offer's ticket, `RESERVED` until `expires_at`. */
+        WaitlistOffer: {
+            ticket_id: number;
+            /**
+             * Format: uuid
+             * @description The ticket's reference (send it as `X-Ticket-Reference` to confirm or cancel the ticket).
+             */
+            reference: string;
+            /** Format: date-time */
+            expires_at: string | null;
+        };
+        WaitlistEntry: {
+            id: number;
+            event_id: number;
+            customer_name: string;
+            customer_email: string;
+            quantity: number;
+            status: components["schemas"]["WaitlistStatus"];
+            /** @description The place among those still waiting (1 is next); null unless `WAITING`. */
+            position: number | null;
+            /**
+             * Format: uuid
+             * @description The entry's secret reference; send it as `X-Ticket-Reference` to read or leave the entry.
+             */
+            reference: string;
+            /** @description The offer's ticket while `OFFERED` (and after, for the record); null before any offer. */
+            offer: components["schemas"]["WaitlistOffer"] | null;
+            created_at: components["schemas"]["DateTime"];
+            updated_at: components["schemas"]["DateTime"];
+        };
+        WaitlistJoin: {
+            event_id: number;
+            customer_name: string;
+            /** Format: email */
+            customer_email: string;
+            /** @description Seats wanted. The real maximum is `MAX_TICKETS_PER_ORDER` (default 10), validated by the service (400 beyond it). */
+            quantity: number;
+        };
+        WaitlistClosed: {
+            event_id: number;
+            /** @description Entries that became `CLOSED`. */
+            closed: number;
+        };
         /**
          * Format: date-time
          * @description UTC date-time with `Z`.
@@ -389,7 +541,7 @@ export interface components {
              * @description Stable URI of the kind of problem.
              * @enum {string}
              */
-            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:webhook-url-refused" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
+            type: "urn:eventsync:problem:validation" | "urn:eventsync:problem:malformed-body" | "urn:eventsync:problem:malformed-request" | "urn:eventsync:problem:unauthorized" | "urn:eventsync:problem:forbidden" | "urn:eventsync:problem:not-found" | "urn:eventsync:problem:sold-out" | "urn:eventsync:problem:sales-closed" | "urn:eventsync:problem:seats-available" | "urn:eventsync:problem:hold-state" | "urn:eventsync:problem:in-use" | "urn:eventsync:problem:capacity-exceeded" | "urn:eventsync:problem:conflict" | "urn:eventsync:problem:invalid-transition" | "urn:eventsync:problem:reservation-expired" | "urn:eventsync:problem:idempotency-in-flight" | "urn:eventsync:problem:idempotency-key-reused" | "urn:eventsync:problem:precondition-failed" | "urn:eventsync:problem:request-timeout" | "urn:eventsync:problem:payload-too-large" | "urn:eventsync:problem:headers-too-large" | "urn:eventsync:problem:unsupported-media-type" | "urn:eventsync:problem:rate-limited" | "urn:eventsync:problem:webhook-url-refused" | "urn:eventsync:problem:unavailable" | "urn:eventsync:problem:internal";
             title: string;
             status: number;
             detail?: string;
@@ -447,7 +599,7 @@ export interface components {
         /**
          * @description What happened. `ticket.cancelled` carries `cancellation_reason` in its ticket (an expiry is
          *     `cancelled` with `expired`). `webhook.ping` comes only from `POST /webhooks/{id}/ping`.
-         *     The waiting-list types arrive once the waiting list exists.
+         *     `waitlist.offered` and `waitlist.expired` carry the waiting-list entry.
          * @enum {string}
          */
         WebhookEventType: "ticket.reserved" | "ticket.confirmed" | "ticket.cancelled" | "ticket.deleted" | "waitlist.offered" | "waitlist.expired" | "webhook.ping";
@@ -670,6 +822,19 @@ export interface components {
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
+        /**
+         * @description `seats-available` (the public can still buy the seats: buy instead), `conflict` (an open entry
+         *     for this event and email exists, or the event's waiting list is disabled) or, for an offer,
+         *     `sold-out` (not enough free seats yet).
+         */
+        WaitlistConflict: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
         /** @description The subscription is disabled; enable it with `PATCH` first. */
         WebhookDisabled: {
             headers: {
@@ -779,6 +944,11 @@ export interface components {
          * @example 1
          */
         TicketId: number;
+        /**
+         * @description The entry's id, in plain decimal digits.
+         * @example 1
+         */
+        WaitlistEntryId: number;
         /**
          * @description The subscription's id, in plain decimal digits.
          * @example 1
@@ -1567,6 +1737,234 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["WebhookDisabled"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    listWaitlist: {
+        parameters: {
+            query?: {
+                /** @description Only entries for this event. Example: `1`. */
+                event_id?: number;
+                /** @description Only entries in this status. Example: `WAITING`. */
+                status?: components["schemas"]["WaitlistStatus"];
+                /** @description Page size. Example: `20`. */
+                limit?: components["parameters"]["Limit"];
+                /** @description Skip this many items (use the `Link` header's cursor for deep paging). Example: `0`. */
+                offset?: components["parameters"]["Offset"];
+                /** @description Opaque position from a `Link` header. Example: `eyJpZCI6MjB9`. */
+                cursor?: components["parameters"]["Cursor"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Matching entries. */
+            200: {
+                headers: {
+                    Link: components["headers"]["Link"];
+                    "X-Total-Count": components["headers"]["XTotalCount"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example [
+                     *       {
+                     *         "id": 1,
+                     *         "event_id": 1,
+                     *         "customer_name": "Ann Lee",
+                     *         "customer_email": "ann@example.com",
+                     *         "quantity": 2,
+                     *         "status": "WAITING",
+                     *         "position": 1,
+                     *         "reference": "6d1e0c7a-2f4b-4b8e-9a51-3c2d1e0f9a87",
+                     *         "offer": null,
+                     *         "created_at": "2025-06-01T12:00:00Z",
+                     *         "updated_at": "2025-06-01T12:00:00Z"
+                     *       }
+                     *     ]
+                     */
+                    "application/json": components["schemas"]["WaitlistEntry"][];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    joinWaitlist: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "event_id": 1,
+                 *       "customer_name": "Ann Lee",
+                 *       "customer_email": "ann@example.com",
+                 *       "quantity": 2
+                 *     }
+                 */
+                "application/json": components["schemas"]["WaitlistJoin"];
+            };
+        };
+        responses: {
+            /** @description The entry, in line. */
+            201: {
+                headers: {
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WaitlistConflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    closeWaitlist: {
+        parameters: {
+            query: {
+                /** @description The event whose list to close. Example: `1`. */
+                event_id: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The list is closed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "event_id": 1,
+                     *       "closed": 3
+                     *     }
+                     */
+                    "application/json": components["schemas"]["WaitlistClosed"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    getWaitlistEntry: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
+                "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
+            };
+            path: {
+                /**
+                 * @description The entry's id, in plain decimal digits.
+                 * @example 1
+                 */
+                entry_id: components["parameters"]["WaitlistEntryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    leaveWaitlist: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The ticket's `reference`; needed, unless the admin token is sent, when `ADMIN_TOKEN` is set. Example: `3f1c2a9e-8b7d-4c61-9f0a-2b5d7e8c1a44`. */
+                "X-Ticket-Reference"?: components["parameters"]["TicketReference"];
+            };
+            path: {
+                /**
+                 * @description The entry's id, in plain decimal digits.
+                 * @example 1
+                 */
+                entry_id: components["parameters"]["WaitlistEntryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry, `LEFT` (or as it was, if it had already ended). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            429: components["responses"]["TooManyRequests"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    offerWaitlistEntry: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The entry's id, in plain decimal digits.
+                 * @example 1
+                 */
+                entry_id: components["parameters"]["WaitlistEntryId"];
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The entry, `OFFERED`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WaitlistEntry"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            409: components["responses"]["WaitlistConflict"];
             503: components["responses"]["Unavailable"];
         };
     };

@@ -16,6 +16,7 @@ import { cancelTicket } from './tickets.js';
 import { drainReleaseOutbox, releaseLeaseUntil, releaseNow, type ReleaseOutcome } from './outbox.js';
 import { forEachBounded } from '../../platform/bounded.js';
 import { recordTicketEvent } from './webhooks.js';
+import { endOfferOnConfirm, runWaitlistRound } from './waitlist-offers.js';
 
 const BATCH = 200;
 /** The hold's state at event-service, or undefined when event-service cannot say. */
@@ -34,6 +35,7 @@ async function completeConfirm(context: TicketServiceContext, row: TicketRow): P
   const done = await context.write(async (trx) => {
     const confirmed = await tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
     if (confirmed) await recordTicketEvent(trx, 'ticket.confirmed', confirmed);
+    if (confirmed) await endOfferOnConfirm(trx, confirmed);
     return confirmed;
   });
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
@@ -213,6 +215,7 @@ export async function runMaintenance(context: TicketServiceContext): Promise<voi
     ['stale purchases', abandonStalePurchases],
     ['interrupted confirms', completeInterruptedConfirms],
     ['orphan holds', releaseOrphanHolds],
+    ['waiting list', runWaitlistRound],
     ['idempotency keys', (c) => tickets.deleteExpiredIdempotencyKeys(c.db, new Date().toISOString())],
   ];
   for (const [name, part] of parts) {

@@ -2,6 +2,7 @@
 import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import { forEachBounded } from '../../platform/bounded.js';
 import * as tickets from '../store/tickets.js';
+import * as waitlist from '../store/waitlist.js';
 import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
 
 const BATCH = 200;
@@ -30,9 +31,15 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
   let failure: string;
   let outcome: ReleaseOutcome;
   try {
-    const result = await context.events.call('releaseHold', { path: { hold_id: holdId } }, { ...options.origin, signal: options.signal });
+    // The event's waiting-list gate, as it is now, rides on the release: freed seats are never public while people wait.
+    const gate = await waitlist.gateForHold(context.db, holdId);
+    const body = gate ? { waitlist_reserved_tickets: Math.max(0, gate.reserved), sequence: gate.sequence } : undefined;
+    const result = await context.events.call('releaseHold', { path: { hold_id: holdId }, ...(body ? { body } : {}) }, { ...options.origin, signal: options.signal });
     if (result.ok) {
-      await context.write((trx) => tickets.completeRelease(trx, outboxId));
+      await context.write(async (trx) => {
+        await tickets.completeRelease(trx, outboxId);
+        if (gate) await waitlist.markGateSent(trx, gate.event_id, gate.sequence);
+      });
       return 'released';
     }
     failure = `HTTP ${result.status}: ${result.problem.detail ?? result.problem.title}`;

@@ -14,6 +14,7 @@ import { unreachableText, type TicketServiceContext } from './context.js';
 import { releaseLeaseUntil, releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
 import type { PublicStatus } from './representation.js';
 import { recordTicketDeleted, recordTicketEvent } from './webhooks.js';
+import { endOfferOnCancel, endOfferOnConfirm, offerSeatsOf } from './waitlist-offers.js';
 
 type StatusUpdate = components['schemas']['TicketStatusUpdate'];
 type ListQuery = NonNullable<operations['listTickets']['parameters']['query']>;
@@ -79,11 +80,14 @@ export async function cancelTicket(
     });
     if (!cancelled) return undefined;
     await recordTicketEvent(trx, 'ticket.cancelled', cancelled);
+    await endOfferOnCancel(trx, cancelled, reason);
     const outboxId = await tickets.enqueueRelease(trx, row.reference, at, options.releaseAtOnce === false ? undefined : releaseLeaseUntil(context));
     return { cancelled, outboxId };
   });
   if (!outcome) return undefined;
   const release = options.releaseAtOnce === false ? 'queued' : await releaseNow(context, outcome.outboxId, row.reference, options);
+  // The freed seats go to the waiting list at once (the gate rode on the release); a deleted event's never do.
+  if (release === 'released' && reason !== 'event_deleted') void offerSeatsOf(context, row.event_id);
   return { ticket: outcome.cancelled, release };
 }
 
@@ -166,6 +170,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
       updated_at: new Date().toISOString(),
     });
     if (done) await recordTicketEvent(trx, 'ticket.confirmed', done);
+    if (done) await endOfferOnConfirm(trx, done);
     return done;
   });
   if (confirmed) return confirmed;
@@ -179,7 +184,9 @@ export async function deleteTicket(context: TicketServiceContext, id: number, ac
   const outboxId = await context.write(async (trx) => {
     await recordTicketDeleted(trx, row.id);
     await tickets.deleteTicketRow(trx, row.id);
+    // A deleted offer is a declined one.
+    await endOfferOnCancel(trx, { ...row, updated_at: new Date().toISOString() }, 'admin');
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context));
   });
-  if (outboxId !== undefined) await releaseNow(context, outboxId, row.reference, { origin });
+  if (outboxId !== undefined && (await releaseNow(context, outboxId, row.reference, { origin })) === 'released') void offerSeatsOf(context, row.event_id);
 }

@@ -12,6 +12,7 @@ import { purchaseTickets } from '../domain/purchase.js';
 import { changeTicketStatus, deleteTicket, listTickets, visibleTicket, type Access } from '../domain/tickets.js';
 import { toApiTicket } from '../domain/representation.js';
 import { webhookHandlers } from './webhooks.js';
+import { waitlistHandlers } from './waitlist.js';
 
 function access(context: TicketServiceContext, request: FastifyRequest): Access {
   const reference = request.headers['x-ticket-reference'];
@@ -28,6 +29,7 @@ export function ticketServiceHandlers(context: TicketServiceContext, store: Pick
   const withEvent = async (row: Parameters<typeof toApiTicket>[0], origin: CallOrigin) => toApiTicket(row, await context.summaries.get(row.event_id, origin));
   return {
     ...webhookHandlers(context),
+    ...waitlistHandlers(context, (request) => access(context, request)),
     getHealth: async () => ({ status: 200, body: { status: 'ok', service: 'ticket-service' } }),
     getReady: async (request) => {
       if (!(await store.reachable())) throw new UnavailableError('The database is not reachable.');

@@ -1,5 +1,6 @@
 /** Row shapes of ticket_data.db. Timestamps are ISO strings with milliseconds (sortable). */
 import type { Generated, Insertable, Selectable } from 'kysely';
+import type { WaitlistEntryTable, WaitlistGateTable } from './waitlist-schema.js';
 import type { WebhookDeliveryTable, WebhookEventTable, WebhookSubscriptionTable } from './webhooks-schema.js';
 
 /** PENDING and ABANDONED are internal: a ticket before its hold exists, and one the reconciler gave up. */
@@ -67,6 +68,8 @@ export interface TicketDatabase {
   webhook_subscriptions: WebhookSubscriptionTable;
   webhook_events: WebhookEventTable;
   webhook_deliveries: WebhookDeliveryTable;
+  waitlist_entries: WaitlistEntryTable;
+  waitlist_gates: WaitlistGateTable;
 }
 
 export type TicketRow = Selectable<TicketTable>;
