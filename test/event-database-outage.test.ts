@@ -125,10 +125,11 @@ t.test('holds whose connections are ended mid-transaction (pg_terminate_backend)
 
   for (const answer of await answers) assertProblem(t, answer, 503, 'unavailable');
   // The pool learns of its ended idle connections asynchronously: the service is ready again within moments, without a restart.
-  t.ok(await eventually(async () => (await app.inject({ method: 'GET', url: '/ready' })).statusCode === 200, 5_000), 'ready without a restart');
+  t.ok(await eventually(async () => (await raw(app, { method: 'GET', url: '/ready' })).statusCode === 200, 5_000), 'ready without a restart');
   t.same(await ledger(app, event.id), { event_id: event.id, total_tickets: 50, available_tickets: 45, held_tickets: 5, sold_tickets: 0, manual_reserved_tickets: 0, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 5, committed: 0, manual: 0 } }, 'only the settled hold is counted');
   for (const body of inFlight) t.equal((await app.inject({ method: 'GET', url: `/holds/${body.hold_id}`, headers: serviceAuth })).statusCode, 404, `hold ${body.hold_id} was not written`);
 
-  for (const body of inFlight) t.equal((await requestHold(app, body)).statusCode, 201, 'a retry of a 503 hold is taken');
+  // A client retries a 503; a connection the pool has not yet learnt was ended may cost one more.
+  for (const body of inFlight) t.ok(await eventually(async () => (await raw(app, { method: 'POST', url: '/holds', headers: serviceAuth, payload: { ...body } })).statusCode === 201, 5_000), 'a retry of a 503 hold is taken');
   t.match(await ledger(app, event.id), { available_tickets: 25, held_tickets: 25, sums: { held: 25 } }, 'each retried hold counted once');
 });

@@ -224,6 +224,17 @@ t.test('every release carries the gate: seats freed while event-service had lost
   t.ok(await eventually(async () => (await getEvent(system, event.id)).waitlist_reserved_tickets === 2), 'the reconciler sends the unacknowledged gate again');
 });
 
+t.test('the release of a deleted ticket carries the gate too: its row is gone, so the queued release names the event', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  const sold = await reserve(system, event.id);
+  const entry = await join(event.id, 2);
+  await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 0, waitlist_sequence = 0 WHERE id = ?', event.id);
+  t.equal((await system.tickets.call('deleteTicket', { path: { id: sold.id } })).status, 204, 'an admin deletes the ticket');
+  t.equal(await publicPurchase(event.id), 409, 'the freed seat is not public: the release set the gate again');
+  t.equal((await getEvent(system, event.id)).waitlist_reserved_tickets, 2);
+  t.equal(await statusOf(entry.id), 'WAITING', 'one free seat does not fit an entry for two');
+});
+
 t.test('an offer left OFFERING by a crash between its hold and its ticket is undone by the reconciler, and the entry is offered exactly once', async (t) => {
   const event = await createEvent(system, { total_tickets: 2 }, admin);
   await reserve(system, event.id);

@@ -137,11 +137,11 @@ export async function completeInterruptedConfirms(context: TicketServiceContext)
  * claim and answers 503 instead of selling a released hold, and a crash before the call leaves the
  * release to the outbox. Undefined when the claim was lost (a ticket, or another replica, owns it).
  */
-async function claimAndRelease(context: TicketServiceContext, holdId: string): Promise<{ outcome: ReleaseOutcome } | undefined> {
+async function claimAndRelease(context: TicketServiceContext, holdId: string, eventId: number | undefined): Promise<{ outcome: ReleaseOutcome } | undefined> {
   const outboxId = await context.write(async (trx) => {
     const at = new Date().toISOString();
     if (!(await claimReference(trx, holdId, 'reconciler', at))) return undefined;
-    return tickets.enqueueRelease(trx, holdId, at, releaseLeaseUntil(context));
+    return tickets.enqueueRelease(trx, holdId, at, releaseLeaseUntil(context), eventId);
   });
   if (outboxId === undefined) return undefined;
   return { outcome: await releaseNow(context, outboxId, holdId, { signal: context.stopping }) };
@@ -187,7 +187,7 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
       return !inFlight.has(hold.hold_id) && owner === undefined;
     });
     const round = await forEachBounded(orphans, BACKGROUND_CONCURRENCY, context.stopping, async (hold) => {
-      const claimed = await claimAndRelease(context, hold.hold_id);
+      const claimed = await claimAndRelease(context, hold.hold_id, hold.event_id ?? undefined);
       if (claimed === undefined) return 'done';
       // Counted once claimed: the release is then queued, and the outbox finishes it if this call fails.
       context.metrics.reconcilerActions.inc({ action: 'released_orphan_hold' });

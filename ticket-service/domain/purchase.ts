@@ -266,7 +266,7 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
     if (asked.outcome === 'refused') throw new StoredProblemError(asked.problem);
     if (asked.outcome !== 'held') {
       logFailedHold(context, asked, { reference }, 'releasing whatever hold it may have left');
-      await releaseAbandonedHold(context, reference, origin);
+      await releaseAbandonedHold(context, reference, body.event_id, origin);
       throw new UnavailableError(`${failureText(asked)}; retry the purchase (send an Idempotency-Key to make retries safe).`);
     }
     // Null only on a release tombstone, never on a hold just created.
@@ -291,8 +291,8 @@ async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCre
 }
 
 /** The hold call failed or was refused unexpectedly: a hold may exist (or appear late); release it through the outbox. */
-async function releaseAbandonedHold(context: TicketServiceContext, reference: string, origin: CallOrigin): Promise<void> {
-  const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString(), releaseLeaseUntil(context)));
+async function releaseAbandonedHold(context: TicketServiceContext, reference: string, eventId: number, origin: CallOrigin): Promise<void> {
+  const outboxId = await context.write((trx) => tickets.enqueueRelease(trx, reference, new Date().toISOString(), releaseLeaseUntil(context), eventId));
   // Tried in the background: event-service may be the one that is down, and the outbox retries.
   void releaseNow(context, outboxId, reference, { origin }).catch((error: unknown) => context.log.error({ err: error, reference }, 'seat release failed'));
 }

@@ -186,7 +186,7 @@ export async function deleteTicket(context: TicketServiceContext, id: number, ac
     await tickets.deleteTicketRow(trx, row.id);
     // A deleted offer is a declined one.
     await endOfferOnCancel(trx, { ...row, updated_at: new Date().toISOString() }, 'admin');
-    return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context));
+    return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context), row.event_id);
   });
   if (outboxId !== undefined && (await releaseNow(context, outboxId, row.reference, { origin })) === 'released') void offerSeatsOf(context, row.event_id);
 }

@@ -1,5 +1,5 @@
 /** Row shapes of ticket_data.db. Timestamps are ISO strings with milliseconds (sortable). */
-import type { Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 import type { WaitlistEntryTable, WaitlistGateTable } from './waitlist-schema.js';
 import type { WebhookDeliveryTable, WebhookEventTable, WebhookSubscriptionTable } from './webhooks-schema.js';
 
@@ -48,6 +48,8 @@ export interface OutboxTable {
   next_attempt_at: string;
   last_error: string | null;
   created_at: string;
+  /** The event of the released hold, where the queuing side knew it (the waiting-list gate rides on the release). */
+  event_id: ColumnType<number | null, number | null | undefined, never>;
 }
 
 /** Who owns a reference: a ticket written with it, or the reconciler releasing its orphan hold. */

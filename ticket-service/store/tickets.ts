@@ -214,10 +214,10 @@ export async function deleteExpiredIdempotencyKeys(db: Db, now: string): Promise
  * Queues a release. `leasedUntil` is for a caller that tries it at once: no replica's outbox takes the
  * row before then (if the caller dies, it becomes due then); without it the row is due now.
  */
-export async function enqueueRelease(db: Db, holdId: string, now: string, leasedUntil?: string): Promise<number> {
+export async function enqueueRelease(db: Db, holdId: string, now: string, leasedUntil?: string, eventId?: number): Promise<number> {
   const row = await db
     .insertInto('release_outbox')
-    .values({ hold_id: holdId, attempts: 0, next_attempt_at: leasedUntil ?? now, last_error: null, created_at: now })
+    .values({ hold_id: holdId, attempts: 0, next_attempt_at: leasedUntil ?? now, last_error: null, created_at: now, event_id: eventId ?? null })
     .returning('id')
     .executeTakeFirstOrThrow();
   ticketChanges.record(db, ({ figures }) => figures.addAt(OUTBOX, now, 1));

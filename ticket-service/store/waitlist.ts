@@ -167,11 +167,19 @@ export async function gateForHold(db: Db, holdId: string): Promise<WaitlistGateR
     .where('tickets.reference', '=', holdId)
     .executeTakeFirst();
   if (viaTicket) return viaTicket;
-  return db
+  const viaOffer = await db
     .selectFrom('waitlist_entries')
     .innerJoin('waitlist_gates', 'waitlist_gates.event_id', 'waitlist_entries.event_id')
     .selectAll('waitlist_gates')
     .where('waitlist_entries.offer_reference', '=', holdId)
+    .executeTakeFirst();
+  if (viaOffer) return viaOffer;
+  // No ticket or entry has the reference any more (a deleted ticket, an orphan hold): the queued release says which event.
+  return db
+    .selectFrom('release_outbox')
+    .innerJoin('waitlist_gates', 'waitlist_gates.event_id', 'release_outbox.event_id')
+    .selectAll('waitlist_gates')
+    .where('release_outbox.hold_id', '=', holdId)
     .executeTakeFirst();
 }
 
