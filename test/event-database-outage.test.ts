@@ -113,6 +113,7 @@ t.test('holds whose connections are ended mid-transaction (pg_terminate_backend)
   await blocker.connect();
   await blocker.query('BEGIN');
   await blocker.query('SELECT id FROM events WHERE id = $1 FOR UPDATE', [event.id]);
+  const blockerPid = Number((await blocker.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid);
   // On the server's own database: terminateBackends ends every session of the service's.
   const admin = new pg.Client({ connectionString: TEST_DATABASE_URL });
   await admin.connect();
@@ -121,9 +122,10 @@ t.test('holds whose connections are ended mid-transaction (pg_terminate_backend)
   const inFlight = Array.from({ length: 10 }, () => holdRequest(event.id, 2));
   const answers = Promise.all(inFlight.map((body) => raw(app, { method: 'POST', url: '/holds', headers: serviceAuth, payload: { ...body } })));
   await waitForLockWaiters(admin, databaseUrl, inFlight.length);
-  t.ok((await terminateBackends(databaseUrl)) >= inFlight.length, 'the service connections (and the blocking session) were ended');
-
+  // The service's sessions first: were the blocking one ended with them, a hold (one statement) could take the lock and commit before its own session ends.
+  t.ok((await terminateBackends(databaseUrl, [blockerPid])) >= inFlight.length, 'the service connections were ended');
   for (const answer of await answers) assertProblem(t, answer, 503, 'unavailable');
+  await blocker.end();
   // The pool learns of its ended idle connections asynchronously: the service is ready again within moments, without a restart.
   t.ok(await eventually(async () => (await raw(app, { method: 'GET', url: '/ready' })).statusCode === 200, 5_000), 'ready without a restart');
   t.same(await ledger(app, event.id), { event_id: event.id, total_tickets: 50, available_tickets: 45, held_tickets: 5, sold_tickets: 0, manual_reserved_tickets: 0, waitlist_reserved_tickets: 0, waitlist_sequence: 0, sums: { held: 5, committed: 0, manual: 0 } }, 'only the settled hold is counted');

@@ -200,10 +200,10 @@ export async function createTestDatabase(t: Test, label: string, options: TestDa
 }
 
 /** Ends every connection to the database but the caller's: a lost connection, as the service sees it. */
-export async function terminateBackends(databaseUrl: string): Promise<number> {
+export async function terminateBackends(databaseUrl: string, sparing: number[] = []): Promise<number> {
   const name = new URL(databaseUrl).pathname.slice(1);
   return admin(async (client) => {
-    const result = await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()', [name]);
+    const result = await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND pid <> ALL($2::int[])', [name, sparing]);
     return result.rowCount ?? 0;
   });
 }
