@@ -74,3 +74,27 @@ export function pageFromRows<T>(
   if (!cursor && offset > 0) links.prev = { offset: String(Math.max(0, offset - limit)) };
   return { items, links };
 }
+
+/** Where a page starts: after (or before) a cursor, or at an offset. */
+export interface PagePosition {
+  cursor?: Cursor;
+  offset: number;
+}
+
+/**
+ * A page of a list ordered by id, from the query's `limit` (100 by default), `offset` and `cursor`:
+ * `select` fetches `limit + 1` rows from the position, `count` gives the total.
+ */
+export async function pageById<T extends { id: number }>(
+  query: { limit?: number; offset?: number; cursor?: string },
+  select: (limit: number, position: PagePosition) => Promise<T[]>,
+  count: () => Promise<number>,
+): Promise<Page<T>> {
+  const limit = query.limit ?? 100;
+  const offset = query.offset ?? 0;
+  const cursor = decodeCursor(query.cursor);
+  const rows = await select(limit, { cursor, offset });
+  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
+  page.total = await count();
+  return page;
+}

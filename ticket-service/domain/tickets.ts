@@ -7,7 +7,7 @@ import type { components, operations } from '../../openapi/generated/ticket-serv
 import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ForbiddenError } from '../../platform/errors.js';
 import { sameSecret, type Principal } from '../../platform/auth.js';
-import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { pageById, type Page } from '../../platform/pagination.js';
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
 import { unreachableText, type TicketServiceContext } from './context.js';
@@ -50,13 +50,11 @@ export async function listTickets(context: TicketServiceContext, query: ListQuer
   const filter: tickets.TicketFilter = {};
   if (query.event_id !== undefined) filter.eventId = query.event_id;
   if (query.status !== undefined) filter.status = query.status;
-  const limit = query.limit ?? 100;
-  const offset = query.offset ?? 0;
-  const cursor = decodeCursor(query.cursor);
-  const rows = await tickets.selectTicketPage(context.db, filter, limit, { cursor, offset });
-  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
-  page.total = await tickets.countTickets(context.db, filter);
-  return page;
+  return pageById(
+    query,
+    (limit, position) => tickets.selectTicketPage(context.db, filter, limit, position),
+    () => tickets.countTickets(context.db, filter),
+  );
 }
 
 /**

@@ -7,7 +7,7 @@ import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.j
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
 import { sameSecret } from '../../platform/auth.js';
 import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ValidationError } from '../../platform/errors.js';
-import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { pageById, type Page } from '../../platform/pagination.js';
 import * as tickets from '../store/tickets.js';
 import * as waitlist from '../store/waitlist.js';
 import type { WaitlistEntryRow } from '../store/waitlist-schema.js';
@@ -110,13 +110,11 @@ export async function listWaitlist(context: TicketServiceContext, query: ListQue
   const filter: waitlist.EntryFilter = {};
   if (query.event_id !== undefined) filter.eventId = query.event_id;
   if (query.status !== undefined) filter.status = query.status;
-  const limit = query.limit ?? 100;
-  const offset = query.offset ?? 0;
-  const cursor = decodeCursor(query.cursor);
-  const rows = await waitlist.selectEntryPage(context.db, filter, limit, { cursor, offset });
-  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
-  page.total = await waitlist.countEntries(context.db, filter);
-  return page;
+  return pageById(
+    query,
+    (limit, position) => waitlist.selectEntryPage(context.db, filter, limit, position),
+    () => waitlist.countEntries(context.db, filter),
+  );
 }
 
 /** Every open entry of the event becomes CLOSED and its gate goes to 0 (sent before the answer). */

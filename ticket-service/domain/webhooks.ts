@@ -7,7 +7,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
 import { webhookPrivateUrlsAllowed } from '../../platform/config.js';
 import { ConflictError, NotFoundError, ProblemError } from '../../platform/errors.js';
-import { decodeCursor, pageFromRows, type Page } from '../../platform/pagination.js';
+import { pageById, type Page } from '../../platform/pagination.js';
 import { toApiDate } from '../../platform/time.js';
 import type { TicketRow } from '../store/schema.js';
 import { findTicket } from '../store/tickets.js';
@@ -112,13 +112,11 @@ export async function findWebhook(context: TicketServiceContext, id: number): Pr
 }
 
 export async function listWebhooks(context: TicketServiceContext, query: PageQuery): Promise<Page<WebhookSubscriptionRow>> {
-  const limit = query.limit ?? 100;
-  const offset = query.offset ?? 0;
-  const cursor = decodeCursor(query.cursor);
-  const rows = await store.selectSubscriptionPage(context.db, limit, { cursor, offset });
-  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
-  page.total = await store.countSubscriptions(context.db);
-  return page;
+  return pageById(
+    query,
+    (limit, position) => store.selectSubscriptionPage(context.db, limit, position),
+    () => store.countSubscriptions(context.db),
+  );
 }
 
 export async function updateWebhook(context: TicketServiceContext, id: number, body: WebhookUpdate): Promise<WebhookSubscriptionRow> {
@@ -200,13 +198,11 @@ export function toApiDelivery(row: store.LoggedDelivery): ApiDelivery {
 
 export async function listDeliveries(context: TicketServiceContext, id: number, query: DeliveryQuery): Promise<Page<store.LoggedDelivery>> {
   await findWebhook(context, id);
-  const limit = query.limit ?? 100;
-  const offset = query.offset ?? 0;
-  const cursor = decodeCursor(query.cursor);
-  const rows = await store.selectDeliveryPage(context.db, id, query.status, limit, { cursor, offset });
-  const page = pageFromRows(rows, { limit, cursor, offset, position: (row) => ({ k: null, id: row.id }) });
-  page.total = await store.countDeliveries(context.db, id, query.status);
-  return page;
+  return pageById(
+    query,
+    (limit, position) => store.selectDeliveryPage(context.db, id, query.status, limit, position),
+    () => store.countDeliveries(context.db, id, query.status),
+  );
 }
 
 /** The delivery is due again now, with a fresh retry window; it keeps its `webhook-id`. */

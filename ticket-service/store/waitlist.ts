@@ -160,26 +160,18 @@ export async function findGate(db: Db, eventId: number): Promise<WaitlistGateRow
 
 /** The gate of the event a hold (a ticket's or an offer's reference) belongs to, if that event has one. */
 export async function gateForHold(db: Db, holdId: string): Promise<WaitlistGateRow | undefined> {
-  const viaTicket = await db
-    .selectFrom('tickets')
-    .innerJoin('waitlist_gates', 'waitlist_gates.event_id', 'tickets.event_id')
-    .selectAll('waitlist_gates')
-    .where('tickets.reference', '=', holdId)
-    .executeTakeFirst();
-  if (viaTicket) return viaTicket;
-  const viaOffer = await db
-    .selectFrom('waitlist_entries')
-    .innerJoin('waitlist_gates', 'waitlist_gates.event_id', 'waitlist_entries.event_id')
-    .selectAll('waitlist_gates')
-    .where('waitlist_entries.offer_reference', '=', holdId)
-    .executeTakeFirst();
-  if (viaOffer) return viaOffer;
-  // No ticket or entry has the reference any more (a deleted ticket, an orphan hold): the queued release says which event.
+  // One read per release: the event comes from the ticket, else the offer's entry, else (a deleted
+  // ticket, an orphan hold: nothing else has the reference any more) the queued release itself.
   return db
-    .selectFrom('release_outbox')
-    .innerJoin('waitlist_gates', 'waitlist_gates.event_id', 'release_outbox.event_id')
-    .selectAll('waitlist_gates')
-    .where('release_outbox.hold_id', '=', holdId)
+    .selectFrom('waitlist_gates')
+    .selectAll()
+    .where('event_id', '=', (eb) =>
+      eb.fn.coalesce(
+        eb.selectFrom('tickets').select('event_id').where('reference', '=', holdId).limit(1),
+        eb.selectFrom('waitlist_entries').select('event_id').where('offer_reference', '=', holdId).limit(1),
+        eb.selectFrom('release_outbox').select('event_id').where('hold_id', '=', holdId).where('event_id', 'is not', null).limit(1),
+      ),
+    )
     .executeTakeFirst();
 }
 

@@ -221,39 +221,29 @@ export async function finishAttempt(db: Db, id: number, leaseUntil: string, chan
   return row !== undefined;
 }
 
-export async function findDelivery(db: Db, subscriptionId: number, id: number): Promise<(WebhookDeliveryRow & { type: string; message_id: string; ticket_id: number | null }) | undefined> {
-  return db
-    .selectFrom('webhook_deliveries as d')
-    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
-    .selectAll('d')
-    .select(['e.type', 'e.message_id', 'e.ticket_id'])
-    .where('d.id', '=', id)
-    .where('d.subscription_id', '=', subscriptionId)
-    .executeTakeFirst();
-}
-
-export async function findDeliveryOfEvent(db: Db, subscriptionId: number, eventId: number): Promise<LoggedDelivery | undefined> {
-  return db
-    .selectFrom('webhook_deliveries as d')
-    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
-    .selectAll('d')
-    .select(['e.type', 'e.message_id', 'e.ticket_id'])
-    .where('d.event_id', '=', eventId)
-    .where('d.subscription_id', '=', subscriptionId)
-    .executeTakeFirst();
-}
-
 export type LoggedDelivery = WebhookDeliveryRow & { type: string; message_id: string; ticket_id: number | null };
 
-/** A page of a subscription's delivery log, newest first. */
-export async function selectDeliveryPage(db: Db, subscriptionId: number, status: WebhookDeliveryStatus | undefined, limit: number, position: { cursor?: Cursor; offset: number }): Promise<LoggedDelivery[]> {
-  const backwards = position.cursor?.d === 'p';
-  let query = db
+/** A subscription's deliveries as the log shows them: each with its event's type, message id and ticket. */
+const loggedDeliveries = (db: Db, subscriptionId: number) =>
+  db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
     .selectAll('d')
     .select(['e.type', 'e.message_id', 'e.ticket_id'])
     .where('d.subscription_id', '=', subscriptionId);
+
+export async function findDelivery(db: Db, subscriptionId: number, id: number): Promise<LoggedDelivery | undefined> {
+  return loggedDeliveries(db, subscriptionId).where('d.id', '=', id).executeTakeFirst();
+}
+
+export async function findDeliveryOfEvent(db: Db, subscriptionId: number, eventId: number): Promise<LoggedDelivery | undefined> {
+  return loggedDeliveries(db, subscriptionId).where('d.event_id', '=', eventId).executeTakeFirst();
+}
+
+/** A page of a subscription's delivery log, newest first. */
+export async function selectDeliveryPage(db: Db, subscriptionId: number, status: WebhookDeliveryStatus | undefined, limit: number, position: { cursor?: Cursor; offset: number }): Promise<LoggedDelivery[]> {
+  const backwards = position.cursor?.d === 'p';
+  let query = loggedDeliveries(db, subscriptionId);
   if (status) query = query.where('d.status', '=', status);
   if (position.cursor) query = query.where('d.id', backwards ? '>' : '<', Number(position.cursor.id));
   query = query.orderBy('d.id', backwards ? 'asc' : 'desc').limit(limit + 1);
