@@ -96,6 +96,26 @@ if (!(await testStores()).includes('postgres')) {
     t.same(names, ['before', 'after'], 'the lost change left nothing behind, and later changes commit');
   });
 
+  t.test('connections the server ended while idle in the pool are replaced: reads and changes right after succeed', async (t) => {
+    const url = await createTestDatabase(t, 'stale');
+    const store = await open(url);
+    t.teardown(() => store.close());
+    const reads = () => Promise.all(Array.from({ length: 6 }, () => store.db.selectFrom('items').select('name').execute()));
+    const changes = (round: number) =>
+      Promise.all(Array.from({ length: 6 }, (_, i) => store.write((trx) => trx.insertInto('items').values({ name: `r${round}-${i}`, size: 1 }).execute())));
+    for (let round = 1; round <= 3; round += 1) {
+      await reads(); // six idle connections in the pool
+      await terminateBackends(url);
+      await t.resolves(reads(), `round ${round}: reads on the ended connections succeed`);
+      await reads();
+      await terminateBackends(url);
+      await t.resolves(changes(round), `round ${round}: changes on the ended connections commit`);
+      t.ok(await store.reachable(), `round ${round}: reachable`);
+    }
+    const count = await store.db.selectFrom('items').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    t.equal(count.n, 18, 'every change committed once');
+  });
+
   t.test('a URL that is malformed, unreachable or refused stops the store with a message naming the variable', async (t) => {
     const url = await createTestDatabase(t, 'refused');
     const cases: Array<[string, string, RegExp]> = [

@@ -212,7 +212,10 @@ export async function terminateBackends(databaseUrl: string, sparing: number[] =
 export interface PostgresProxy {
   /** The same database, reached through the proxy. */
   through(databaseUrl: string): string;
-  /** Holds back what clients send (their queries wait, unanswered) until `pass()`. */
+  /**
+   * Holds back what clients send inside a transaction (its BEGIN passes, the statements after it wait,
+   * unanswered) until `pass()`: a change in flight on a live backend.
+   */
   hold(): void;
   /** Sends on what was held back, and everything after it. */
   pass(): void;
@@ -229,9 +232,17 @@ export async function startPostgresProxy(t: Test): Promise<PostgresProxy> {
     client: Socket;
     server: Socket;
     answered: boolean;
+    /** The client's last simple-query BEGIN has not been followed by COMMIT or ROLLBACK yet. */
+    inTransaction: boolean;
     held: Buffer[];
   }
   const links = new Set<Link>();
+  const forward = (link: Link, chunk: Buffer) => {
+    link.server.write(chunk);
+    const text = chunk.toString('latin1').toLowerCase();
+    if (text.includes('begin\0')) link.inTransaction = true;
+    if (text.includes('commit\0') || text.includes('rollback\0')) link.inTransaction = false;
+  };
   let holding = false;
   let refusing = false;
   const proxy = createServer((client) => {
@@ -240,9 +251,15 @@ export async function startPostgresProxy(t: Test): Promise<PostgresProxy> {
       return;
     }
     const server = connect(Number(target.port || '5432'), target.hostname);
-    const link: Link = { client, server, answered: false, held: [] };
+    const link: Link = { client, server, answered: false, inTransaction: false, held: [] };
     links.add(link);
-    client.on('data', (chunk: Buffer) => (holding ? link.held.push(chunk) : server.write(chunk)));
+    client.on('data', (chunk: Buffer) => {
+      if (holding && link.inTransaction) {
+        link.held.push(chunk);
+        return;
+      }
+      forward(link, chunk);
+    });
     server.on('data', (chunk: Buffer) => {
       link.answered = true;
       client.write(chunk);
@@ -286,7 +303,7 @@ export async function startPostgresProxy(t: Test): Promise<PostgresProxy> {
     },
     pass: () => {
       holding = false;
-      for (const link of links) for (const chunk of link.held.splice(0)) link.server.write(chunk);
+      for (const link of links) for (const chunk of link.held.splice(0)) forward(link, chunk);
     },
     heldQueries: () => [...links].filter((link) => link.answered && link.held.length > 0).length,
     cut: () => {

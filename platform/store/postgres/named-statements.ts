@@ -11,9 +11,16 @@
  * text gets a new name, so every connection parses it afresh; outside a transaction the statement is
  * sent again at once (nothing of it ran), inside one the error ends the transaction and the store's
  * `write` runs it again (`isStalePreparedStatement`).
+ *
+ * A connection the server ended while it sat idle in the pool (a restart, pg_terminate_backend) may be
+ * handed out before the pool has read its end. When the first statement of a checkout fails that way
+ * and is one that cannot have changed anything (the `BEGIN` of a transaction, or a plain `SELECT`), the
+ * broken connection is dropped and the statement sent again on another one, once: a read or a change
+ * then succeeds instead of answering 503 because of a connection it never used.
  */
 import type pg from 'pg';
 import type { PostgresPool, PostgresPoolClient, PostgresQueryResult } from 'kysely';
+import { isConnectionLost } from './errors.js';
 
 const MAX_NAMED = 1000;
 
@@ -39,23 +46,39 @@ class StatementNames {
   }
 }
 
+/** Statements that change nothing when they fail first on a checkout, so sending them again is safe. */
+const resendable = (text: string, command: string): boolean => command === 'begin' || /^\s*select\s/i.test(text);
+
 /** The pool as kysely's PostgresDialect sees it, its clients naming their parameterised statements. */
 export function namedStatementPool(pool: pg.Pool): PostgresPool {
   const names = new StatementNames();
-  const wrappers = new WeakMap<pg.PoolClient, PostgresPoolClient>();
-  const wrap = (client: pg.PoolClient): PostgresPoolClient => {
+  const checkout = (first: pg.PoolClient): PostgresPoolClient => {
+    let client = first;
     // kysely opens and ends its transactions with these statements on the connection it holds.
     let inTransaction = false;
+    let used = false;
     const send = async <R>(text: string, values: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> => {
       const name = values.length > 0 ? names.nameFor(text) : undefined;
       if (name === undefined) return (await client.query(text, [...values])) as unknown as PostgresQueryResult<R>;
       return (await client.query({ name, text, values: [...values] })) as unknown as PostgresQueryResult<R>;
     };
+    const sendOnLiveConnection = async <R>(text: string, command: string, values: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> => {
+      if (used) return send<R>(text, values);
+      used = true;
+      try {
+        return await send<R>(text, values);
+      } catch (error) {
+        if (!isConnectionLost(error) || !resendable(text, command)) throw error;
+        client.release(error instanceof Error ? error : true);
+        client = await pool.connect();
+        return send<R>(text, values);
+      }
+    };
     const query = async <R>(text: string, values: ReadonlyArray<unknown>): Promise<PostgresQueryResult<R>> => {
       const command = values.length === 0 ? text.trim().toLowerCase() : '';
       if (command === 'begin' || command.startsWith('start transaction')) inTransaction = true;
       try {
-        return await send<R>(text, values);
+        return await sendOnLiveConnection<R>(text, command, values);
       } catch (error) {
         if (!isStalePreparedStatement(error)) throw error;
         names.forget(text);
@@ -68,22 +91,11 @@ export function namedStatementPool(pool: pg.Pool): PostgresPool {
     return {
       query: ((textOrCursor: unknown, values?: ReadonlyArray<unknown>) =>
         typeof textOrCursor === 'string' ? query(textOrCursor, values ?? []) : client.query(textOrCursor as never)) as PostgresPoolClient['query'],
-      release: (destroy?: boolean) => {
-        inTransaction = false;
-        client.release(destroy);
-      },
+      release: (destroy?: boolean) => client.release(destroy),
     };
   };
   return {
-    connect: async () => {
-      const client = await pool.connect();
-      let wrapper = wrappers.get(client);
-      if (!wrapper) {
-        wrapper = wrap(client);
-        wrappers.set(client, wrapper);
-      }
-      return wrapper;
-    },
+    connect: async () => checkout(await pool.connect()),
     end: () => pool.end(),
   };
 }

@@ -127,7 +127,7 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     settled: async () => undefined,
     reachable: async () => {
       try {
-        await pool.query('SELECT 1');
+        await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
         return true;
       } catch {
         return false;
