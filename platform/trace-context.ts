@@ -7,7 +7,8 @@
  */
 import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
+import type { Logger as PinoLogger } from 'pino';
 import type { CallOrigin } from '../openapi/client.js';
 
 /** A `traceparent` header's fields, as sent. */
@@ -109,10 +110,86 @@ function traceOfRaw(raw: { headers: IncomingHttpHeaders }): TraceContext {
   return trace;
 }
 
+type Logger = PinoLogger;
+type LevelName = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+type LogMethod = (...args: unknown[]) => void;
+
+/**
+ * A request's logger that makes its pino child (bindings: the request id, trace_id and span_id) only
+ * when a line at an enabled level is written: pino serialises a child's bindings when the child is
+ * made, which cost more than the rest of a small read's logging when nothing is logged (LOG_LEVEL=warn
+ * and a request that succeeds). Every line it writes is the child's, so each carries the trace.
+ */
+class RequestLogger {
+  #child: Logger | undefined;
+  readonly #parent: Logger;
+  readonly #bindings: Record<string, unknown>;
+
+  constructor(parent: Logger, bindings: Record<string, unknown>) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+  }
+
+  get real(): Logger {
+    this.#child ??= this.#parent.child(this.#bindings);
+    return this.#child;
+  }
+
+  get level(): string {
+    return (this.#child ?? this.#parent).level;
+  }
+
+  set level(level: string) {
+    this.real.level = level;
+  }
+
+  #write(level: LevelName, args: unknown[]): void {
+    const logger = this.#child ?? this.#parent;
+    if (!logger.isLevelEnabled(level)) return;
+    (this.real[level] as LogMethod)(...args);
+  }
+
+  fatal(...args: unknown[]): void {
+    this.#write('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.#write('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.#write('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.#write('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.#write('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.#write('trace', args);
+  }
+  silent(): void {}
+
+  isLevelEnabled(level: string): boolean {
+    return (this.#child ?? this.#parent).isLevelEnabled(level);
+  }
+
+  bindings(): Record<string, unknown> {
+    return this.real.bindings();
+  }
+
+  child(bindings: Record<string, unknown>, options?: Parameters<Logger['child']>[1]): PinoLogger<string> {
+    return this.real.child(bindings, options);
+  }
+}
+
 /** Every request's child logger (so every request log line, from 'incoming request' on) carries the trace. */
 const childLoggerWithTrace: FastifyInstance['childLoggerFactory'] = (logger, bindings, options, raw) => {
   const trace = traceOfRaw(raw);
-  return logger.child({ ...bindings, trace_id: trace.traceId, span_id: trace.spanId }, options);
+  const withTrace = { ...bindings, trace_id: trace.traceId, span_id: trace.spanId };
+  // A route's own log level (or serializers) makes a child whose levels differ from its parent's: made at once.
+  // Only pino says which levels are enabled; any other logger (or none: Fastify's no-op) gets its child at once.
+  if (Object.keys(options).length > 0 || typeof (logger as Partial<Logger>).isLevelEnabled !== 'function') return logger.child(withTrace, options);
+  return new RequestLogger(logger as Logger, withTrace) as unknown as FastifyBaseLogger;
 };
 
 /** Call before any route is added: routes take the logger factory in force when they are declared. */
