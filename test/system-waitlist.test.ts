@@ -284,6 +284,74 @@ t.test('ticket-service SIGKILLed between an offer\'s hold and its ticket write: 
   t.same(await system.audit(), []);
 });
 
+t.test('an offer whose hold call fails (event-service unreachable, or a 503 after the hold was made) leaves the entry WAITING with no ticket and no hold, and it is offered once event-service answers again', async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  const sold = await reserve(system, event.id);
+  const waiting = await join(event.id);
+  // Every offer hold of this event reaches event-service (the hold is made), but its answer is lost.
+  let failure: 'reset' | 503 | undefined = 'reset';
+  const failed: string[] = [];
+  proxy.failAnswerFor = (method, path, body) => {
+    if (method !== 'POST' || path !== '/holds' || failure === undefined) return undefined;
+    const hold = JSON.parse(body) as { hold_id: string; event_id: number; waitlist?: boolean };
+    if (hold.event_id !== event.id || hold.waitlist !== true) return undefined;
+    failed.push(hold.hold_id);
+    return failure;
+  };
+  t.teardown(() => (proxy.failAnswerFor = () => undefined));
+  t.equal(await cancel(sold.id), 200);
+  for (const kind of ['reset', 503] as const) {
+    failure = kind;
+    const before = failed.length;
+    // Tried again on each round: the entry went back to WAITING and the seat came back each time.
+    t.ok(await eventually(async () => failed.length >= before + 2, 5_000), `the offer fails (${kind}) and is tried again`);
+  }
+  failure = undefined;
+  t.ok(await becomes(waiting.id, 'OFFERED'), 'once event-service answers, the entry is offered');
+  const offered = await entry(waiting.id);
+  t.notOk(failed.includes(offered.offer?.reference ?? ''), 'with a hold of its own');
+  const holdStates = async () => new Set(await Promise.all(failed.map(async (reference) => (await getHold(system, reference))?.state)));
+  await eventually(async () => (await holdStates()).size === 1);
+  t.same(await holdStates(), new Set(['RELEASED']), `each of the ${failed.length} failed offers' holds is released`);
+  const tickets = await system.tickets.call('listTickets', { query: { event_id: event.id } });
+  t.same(tickets.ok ? tickets.body.map((ticket) => ticket.reference).sort() : [], [sold.reference, offered.offer?.reference].sort(), 'no ticket but the sold one and the offer');
+  // The offer runs out after 2 s: its cancel and its release may be in between.
+  await eventually(async () => (await system.audit()).length === 0, 5_000);
+  t.same(await system.audit(), []);
+});
+
+t.test("an entry left while its offer's hold call is in flight: the call fails, and the hold it made is released all the same", async (t) => {
+  const event = await createEvent(system, { total_tickets: 1 }, admin);
+  const sold = await reserve(system, event.id);
+  const leaving = await join(event.id);
+  let offerHold: string | undefined;
+  let letGo: () => void = () => undefined;
+  const heldBack = new Promise<void>((resolve) => (letGo = resolve));
+  const isOfferHold = (method: string, path: string, body: string) => method === 'POST' && path === '/holds' && (JSON.parse(body) as { hold_id: string }).hold_id === offerHold;
+  proxy.answerGateFor = (method, path, body) => {
+    if (method !== 'POST' || path !== '/holds' || offerHold !== undefined) return undefined;
+    const hold = JSON.parse(body) as { hold_id: string; event_id: number; waitlist?: boolean };
+    if (hold.event_id !== event.id || hold.waitlist !== true) return undefined;
+    offerHold = hold.hold_id;
+    return heldBack;
+  };
+  proxy.failAnswerFor = (method, path, body) => (isOfferHold(method, path, body) ? 'reset' : undefined);
+  t.teardown(() => {
+    letGo();
+    proxy.answerGateFor = () => undefined;
+    proxy.failAnswerFor = () => undefined;
+  });
+  t.equal(await cancel(sold.id), 200);
+  t.ok(await eventually(async () => offerHold !== undefined && (await getHold(system, offerHold))?.state === 'HELD'), 'the offer hold is made; its answer is held back');
+  const left = await raw(`${system.ticket.url}/waitlist/${leaving.id}`, { method: 'DELETE', headers: { 'x-ticket-reference': leaving.reference } });
+  t.equal((left.json as Entry).status, 'LEFT', 'the customer leaves meanwhile');
+  letGo();
+  t.ok(await eventually(async () => (await getHold(system, offerHold ?? ''))?.state === 'RELEASED'), 'the connection drops: the hold is released');
+  t.equal((await getEvent(system, event.id)).available_tickets, 1, 'its seat is back');
+  t.equal(await statusOf(leaving.id), 'LEFT');
+  t.same(await system.audit(), []);
+});
+
 t.test('200 public purchases racing 50 cancellations of a sold-out event with 50 waiting: every freed seat goes to the list, none to the public, and the audit is exact', async (t) => {
   const event = await createEvent(system, { total_tickets: 50 }, admin);
   const sold = await Promise.all(Array.from({ length: 50 }, () => reserve(system, event.id)));

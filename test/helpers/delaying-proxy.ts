@@ -2,7 +2,8 @@
  * A pass-through HTTP proxy for the calls ticket-service makes to event-service, which can hold back
  * chosen answers (the request reaches event-service and takes effect at once, the answer comes late)
  * or hold back chosen requests until the test lets them through (they take effect only then), or
- * hold back chosen answers until the test lets them through.
+ * hold back chosen answers until the test lets them through, or replace chosen answers with a failure
+ * (after the call took effect).
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,6 +22,12 @@ export interface DelayingProxy {
   onForward: (method: string, path: string, body: string) => void;
   /** A promise to wait for before the answer, already given by event-service, is passed back (undefined: at once). */
   answerGateFor: (method: string, path: string, body: string) => Promise<void> | undefined;
+  /**
+   * What ticket-service gets instead of event-service's answer, once the call took effect: `reset`
+   * drops the connection (unreachable, as ticket-service sees it), a status answers a problem with
+   * it (a 503, say); undefined passes the answer back.
+   */
+  failAnswerFor: (method: string, path: string, body: string) => 'reset' | number | undefined;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'proxy-connection', 'te', 'trailer']);
@@ -32,7 +39,7 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
 }
 
 export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
-  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined, answerGateFor: () => undefined };
+  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined, answerGateFor: () => undefined, failAnswerFor: () => undefined };
   const server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -51,6 +58,16 @@ export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
           const body = Buffer.from(await answer.body.arrayBuffer());
           if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
           await proxy.answerGateFor(method, path, text);
+          const failure = proxy.failAnswerFor(method, path, text);
+          if (failure === 'reset') {
+            outgoing.destroy();
+            return;
+          }
+          if (failure !== undefined) {
+            outgoing.writeHead(failure, { 'content-type': 'application/problem+json' });
+            outgoing.end(JSON.stringify({ type: 'urn:eventsync:problem:unavailable', title: 'Service Unavailable', status: failure, detail: 'failed on purpose by the test proxy' }));
+            return;
+          }
           outgoing.writeHead(answer.statusCode, endToEnd(answer.headers));
           outgoing.end(body);
         })

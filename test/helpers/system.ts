@@ -108,6 +108,8 @@ export interface SystemOptions {
   env?: Record<string, string>;
   /** Token the tickets client sends (none by default, like the original curl calls). */
   ticketToken?: string;
+  /** Variables for ticket-service alone, over `env` (its own WORKERS, say). */
+  ticketEnv?: Record<string, string>;
   /** Where ticket-service is told event-service is, given where it runs (a proxy, say). */
   eventServiceUrlForTickets?: (eventServiceUrl: string) => string;
   /**
@@ -175,7 +177,7 @@ export async function startSystem(t: Test, options: SystemOptions = {}): Promise
   const services: Record<ServiceName, RunningService | undefined> = { 'event-service': undefined, 'ticket-service': undefined };
   const event = await launch('event-service', env);
   services['event-service'] = event;
-  const ticketEnv = { ...env, EVENT_SERVICE_URL: options.eventServiceUrlForTickets?.(event.url) ?? event.url };
+  const ticketEnv = { ...env, ...options.ticketEnv, EVENT_SERVICE_URL: options.eventServiceUrlForTickets?.(event.url) ?? event.url };
   const ticket = await launch('ticket-service', ticketEnv);
   services['ticket-service'] = ticket;
   // Every answer the tests receive through the clients is checked against the contract.

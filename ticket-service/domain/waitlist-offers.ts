@@ -112,6 +112,7 @@ export async function offerEntry(context: TicketServiceContext, entry: WaitlistE
   });
   if (!taken) return 'lost';
   const expiresAt = offerExpiry(context);
+  const backToWaiting = (trx: TicketTransaction, at: string) => waitlist.updateEntryIf(trx, entry.id, 'OFFERING', { status: 'WAITING', updated_at: at }, reference);
   let answer;
   try {
     answer = await context.events.call(
@@ -121,15 +122,27 @@ export async function offerEntry(context: TicketServiceContext, entry: WaitlistE
     );
   } catch (error) {
     if (!(error instanceof ServiceUnreachableError)) throw error;
-    // The hold may exist or appear late: back to WAITING, and its reference released (a tombstone).
-    await releaseOfferHold(context, async (trx, at) => (await waitlist.updateEntryIf(trx, entry.id, 'OFFERING', { status: 'WAITING', updated_at: at }, reference)) !== undefined, reference);
-    return 'failed';
+    answer = undefined;
   }
-  if (!answer.ok) {
+  if (answer !== undefined && !answer.ok && (answer.status === 409 || answer.status === 404)) {
     // Not enough seats (or the event is gone): a refused create wrote nothing; the entry waits on.
-    await context.write(async (trx) => waitlist.updateEntryIf(trx, entry.id, 'OFFERING', { status: 'WAITING', updated_at: new Date().toISOString() }, reference));
-    if (answer.status !== 409 && answer.status !== 404) context.log.error({ status: answer.status, problem: answer.problem }, 'event-service refused an offer hold unexpectedly');
-    return answer.status === 409 || answer.status === 404 ? 'no-seats' : 'failed';
+    await context.write((trx) => backToWaiting(trx, new Date().toISOString()));
+    return 'no-seats';
+  }
+  if (answer === undefined || !answer.ok) {
+    // No answer, or one that is not final (a 503 may come after the hold was made): the hold may exist
+    // or appear late, and its claimed reference keeps the reconciler off it, so it is released here (a
+    // tombstone if it never existed) whether or not the entry is still ours to put back.
+    if (answer !== undefined) context.log.error({ status: answer.status, problem: answer.problem }, 'event-service refused an offer hold unexpectedly; releasing whatever hold it may have made');
+    await releaseOfferHold(
+      context,
+      async (trx, at) => {
+        await backToWaiting(trx, at);
+        return true;
+      },
+      reference,
+    );
+    return 'failed';
   }
   const hold = answer.body;
   const offered = await context.write(async (trx) => {
