@@ -104,6 +104,24 @@ t.test('raised capacity while three wait: the public gets none of the new seats,
   t.equal(await publicPurchase(event.id), 409, 'the public still gets none');
 });
 
+t.test('order rule: an earlier entry wanting more seats than are free keeps its place while a later one that fits is offered; it gets the next offer once enough seats are free', async (t) => {
+  const event = await createEvent(system, { total_tickets: 3 }, admin);
+  const sold = [await reserve(system, event.id), await reserve(system, event.id), await reserve(system, event.id)];
+  const [big, small] = [await join(event.id, 2), await join(event.id, 1)];
+  t.equal(await cancel(sold[0]?.id ?? 0), 200);
+  t.ok(await becomes(small.id, 'OFFERED'), 'the later entry for one seat gets the one free seat');
+  const waiting = await entry(big.id);
+  t.same([waiting.status, waiting.position], ['WAITING', 1], 'the earlier entry for two keeps its place, first in line');
+  t.equal(await cancel(sold[1]?.id ?? 0), 200);
+  t.equal(await publicPurchase(event.id), 409, 'the freed seat stays behind the gate while the entry for two waits');
+  t.equal(await statusOf(big.id), 'WAITING', 'one free seat is not enough for it');
+  t.equal(await cancel(sold[2]?.id ?? 0), 200);
+  t.ok(await becomes(big.id, 'OFFERED'), 'with two seats free the entry for two gets its offer');
+  const offer = await system.tickets.call('getTicket', { path: { id: (await entry(big.id)).offer?.ticket_id ?? 0 } });
+  t.equal(offer.ok && offer.body.quantity, 2, 'for both seats');
+  t.same(await system.audit(), []);
+});
+
 t.test('an offer that expires, one declined, one left and one deleted each pass the seats to the next in line; a confirmed offer confirms the entry', async (t) => {
   const event = await createEvent(system, { total_tickets: 1 }, admin);
   const sold = await reserve(system, event.id);
@@ -158,6 +176,10 @@ t.test('refusals: seats on sale, a second entry for the same email in another ca
 
   t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`)).status, 401, 'reading without the reference is 401');
   t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { headers: { 'x-ticket-reference': '6d1e0c7a-2f4b-4b8e-9a51-3c2d1e0f9a87' } })).status, 401, 'with another reference too');
+  const bo = await join(full.id, 1, 'bo@example.com');
+  const asBo = { 'x-ticket-reference': bo.reference };
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { headers: asBo })).status, 401, "reading Ann's entry with Bo's own entry reference is 401");
+  t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { method: 'DELETE', headers: asBo })).status, 401, "and so is leaving it");
   t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { method: 'DELETE' })).status, 401, 'leaving without the reference is 401');
   t.equal((await raw(`${system.ticket.url}/waitlist?event_id=${full.id}`)).status, 401, 'the list needs the admin token');
   t.equal((await raw(`${system.ticket.url}/waitlist/${ann.id}`, { headers: { 'x-ticket-reference': ann.reference } })).status, 200, 'the reference reads it');
