@@ -611,7 +611,7 @@ async function runServiceScenarios(
   scenario: Scenario,
 ): Promise<void> {
   const { ticket } = services;
-  const subscriber = await startWebhookSubscriber(ticket.url);
+  const subscriber = process.env.BENCH_WITHOUT_SUBSCRIBER === '1' ? { stop: async () => 0 } : await startWebhookSubscriber(ticket.url);
   try {
     if (OPTIONS.scenarios.has('storm')) {
       const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference`, () => runStorms(services, seeded));

@@ -10,7 +10,7 @@
  * plain values (`add`), and values by the second something was created (`addAt`), from which the
  * number and the age of the oldest are read (the outbox's depth and oldest pending age).
  */
-import type { KyselyPlugin, Transaction } from 'kysely';
+import type { Transaction } from 'kysely';
 import { Gauge, type Registry } from 'prom-client';
 
 export interface FigureSnapshot {
@@ -103,12 +103,6 @@ export function registerFigureGauges(registry: Registry, gauges: FigureGauge[], 
   }
 }
 
-/** Passes every query through unchanged: `withPlugin` with it gives a change its own transaction handle. */
-const PASS_THROUGH: KyselyPlugin = {
-  transformQuery: (args) => args.node,
-  transformResult: async (args) => args.result,
-};
-
 type Write<DB> = <T>(work: (trx: Transaction<DB>) => Promise<T>) => Promise<T>;
 
 /**
@@ -123,18 +117,25 @@ export function changeRecorder<M>() {
       pending.get(trx)?.effects.push(effect);
     },
     /**
-     * Wraps a store's `write`: each change gets its own transaction handle (changes of one group
-     * commit share a transaction), so what it records is applied only if it, and its commit, succeed.
+     * Wraps a store's `write` so that what a change records is applied only if it, and its commit,
+     * succeed. The changes of one group commit share a transaction handle but run one after another
+     * (each in its savepoint), so while a change's work runs, the handle's entry is that change's.
+     * (A handle of its own per change, from `withPlugin`, cost a Kysely instance per change and a
+     * plugin pass over every query.)
      */
     track<DB>(write: Write<DB>, metrics: M): Write<DB> {
       return async <T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> => {
         let effects: Array<(metrics: M) => void> = [];
-        const value = await write((trx) => {
+        const value = await write(async (trx) => {
           // A retried transaction (PostgreSQL 40001) starts again with nothing recorded.
-          effects = [];
-          const own = trx.withPlugin(PASS_THROUGH);
-          pending.set(own, { metrics, effects });
-          return work(own);
+          const own = { metrics, effects: [] as Array<(metrics: M) => void> };
+          effects = own.effects;
+          pending.set(trx, own);
+          try {
+            return await work(trx);
+          } finally {
+            if (pending.get(trx) === own) pending.delete(trx);
+          }
         });
         for (const effect of effects) effect(metrics);
         return value;

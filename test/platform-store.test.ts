@@ -260,3 +260,28 @@ t.test('after drain starts, new changes are refused and the ones under way finis
   await closing;
   t.pass('the change under way was committed before the database closed');
 });
+
+t.test('what a change records is applied only when it commits, also when changes share one group commit and one of them fails', async (t) => {
+  const { changeRecorder } = await import('../platform/metrics-figures.js');
+  const dir = tempDir(t);
+  const store = await openSqliteStore<TestDatabase>({ path: join(dir, 'recorded.db'), synchronous: 'FULL', migrations });
+  t.teardown(() => store.close());
+  const recorder = changeRecorder<{ applied: string[] }>();
+  const metrics = { applied: [] as string[] };
+  const write = recorder.track(store.write, metrics);
+  const change = (name: string, fail: boolean) =>
+    write(async (trx) => {
+      recorder.record(trx, (m) => m.applied.push(`${name} before`));
+      await trx.insertInto('items').values({ name, size: 1 }).execute();
+      await sleep(1); // the other changes of the batch wait meanwhile
+      recorder.record(trx, (m) => m.applied.push(`${name} after`));
+      if (fail) throw new Error(`${name} fails`);
+    });
+  const outcomes = await Promise.allSettled([change('a', false), change('b', true), change('c', false)]);
+  t.same(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+  t.same(metrics.applied.sort(), ['a after', 'a before', 'c after', 'c before'], "each change's own records, none of the failed one's");
+  const names = (await store.db.selectFrom('items').select('name').orderBy('name').execute()).map((row) => row.name);
+  t.same(names, ['a', 'c'], 'the failed change left nothing behind');
+  recorder.record(store.db, (m) => m.applied.push('outside'));
+  t.notOk(metrics.applied.includes('outside'), 'a change outside a tracked write records nothing');
+});
