@@ -184,14 +184,25 @@ export class WebhookDispatcher {
     const saturated = [...this.inFlight].filter(([, count]) => count >= ENDPOINT_CONCURRENCY).map(([id]) => id);
     const now = new Date().toISOString();
     const due = await store.dueDeliveries(this.context.db, now, free, saturated);
+    // Within the endpoints' limits (several due deliveries may share one endpoint).
+    const planned = new Map(this.inFlight);
+    const wanted = due.filter((delivery) => {
+      const running = planned.get(delivery.subscription_id) ?? 0;
+      if (running >= ENDPOINT_CONCURRENCY) return false;
+      planned.set(delivery.subscription_id, running + 1);
+      return true;
+    });
+    if (wanted.length === 0 || this.context.stopping.aborted) return;
     // Longer than any attempt: a lease that lapses means its dispatcher is gone.
     const leaseMs = this.context.config.WEBHOOK_TIMEOUT_SECONDS * 2000 + 10_000;
-    for (const delivery of due) {
-      if (this.context.stopping.aborted || this.attempts.size >= TOTAL_CONCURRENCY) return;
-      const running = this.inFlight.get(delivery.subscription_id) ?? 0;
-      if (running >= ENDPOINT_CONCURRENCY) continue;
-      const lease = new Date(Date.now() + leaseMs).toISOString();
-      if (!(await this.context.write((trx) => store.claimDelivery(trx, delivery.id, now, lease)))) continue;
+    const lease = new Date(Date.now() + leaseMs).toISOString();
+    // One change claims them all (each by its own conditional update: another replica may win some).
+    const claimed = await this.context.write(async (trx) => {
+      const won: store.DueDelivery[] = [];
+      for (const delivery of wanted) if (await store.claimDelivery(trx, delivery.id, now, lease)) won.push(delivery);
+      return won;
+    });
+    for (const delivery of claimed) {
       this.inFlight.set(delivery.subscription_id, (this.inFlight.get(delivery.subscription_id) ?? 0) + 1);
       const attempt: Promise<void> = this.attempt(delivery, lease)
         .catch((error: unknown) => this.context.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed unexpectedly; it is retried once its lease lapses'))
@@ -255,7 +266,7 @@ export class WebhookDispatcher {
     const result = await this.post(delivery);
     if (result === 'aborted') {
       // Shutting down: the lease is given back and the delivery stays due, its attempts unchanged.
-      await this.context.write((trx) => store.finishAttempt(trx, delivery.id, lease, {}));
+      await this.context.write((trx) => store.finishAttempt(trx, delivery.id, lease, undefined));
       this.report({ outcome: 'aborted', subscriptionId: delivery.subscription_id, statusCode: null, durationMs: Date.now() - started });
       return;
     }

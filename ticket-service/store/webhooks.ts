@@ -194,29 +194,59 @@ export async function dueDeliveries(db: Db, now: string, limit: number, skip: nu
   return query.orderBy('d.next_attempt_at').limit(limit).execute();
 }
 
+// Every delivery is claimed and finished once: compiled once (platform/store/prepared.ts).
+const deliveryClaim = prepareQuery<TicketDatabase, { id: number; now: string; lease_until: string }, never>((db, param) =>
+  db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: param('lease_until') })
+    .where('id', '=', param('id'))
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', param('now'))
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', param('now'))])),
+);
+
 /** Claims a due delivery for one attempt: a conditional update only one dispatcher wins. */
 export async function claimDelivery(db: Db, id: number, now: string, leaseUntil: string): Promise<boolean> {
-  const result = await db
-    .updateTable('webhook_deliveries')
-    .set({ lease_until: leaseUntil })
-    .where('id', '=', id)
-    .where('status', '=', 'pending')
-    .where('next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', now)]))
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  const result = await deliveryClaim.execute(db, { id, now, lease_until: leaseUntil });
+  return (result.numAffectedRows ?? 0n) > 0n;
 }
 
-/** Records an attempt's outcome, if this dispatcher still holds the lease it claimed (on a pending delivery). */
-export async function finishAttempt(db: Db, id: number, leaseUntil: string, changes: Updateable<WebhookDeliveryTable>): Promise<boolean> {
-  const row = await db
+/** What an attempt that got an answer (or none) records. */
+export type AttemptRecord = Pick<
+  WebhookDeliveryRow,
+  'status' | 'attempts' | 'first_attempt_at' | 'next_attempt_at' | 'last_attempt_at' | 'last_status_code' | 'last_error' | 'response_excerpt' | 'updated_at'
+>;
+
+const attemptFinish = prepareQuery<TicketDatabase, AttemptRecord & { id: number; lease: string }, { status: WebhookDeliveryStatus; created_at: string }>((db, param) =>
+  db
     .updateTable('webhook_deliveries')
-    .set({ ...changes, lease_until: null })
-    .where('id', '=', id)
-    .where('lease_until', '=', leaseUntil)
+    .set({
+      status: param('status'),
+      attempts: param('attempts'),
+      first_attempt_at: param('first_attempt_at'),
+      next_attempt_at: param('next_attempt_at'),
+      last_attempt_at: param('last_attempt_at'),
+      last_status_code: param('last_status_code'),
+      last_error: param('last_error'),
+      response_excerpt: param('response_excerpt'),
+      updated_at: param('updated_at'),
+      lease_until: null,
+    })
+    .where('id', '=', param('id'))
+    .where('lease_until', '=', param('lease'))
     .where('status', '=', 'pending')
-    .returning(['status', 'created_at'])
-    .executeTakeFirst();
+    .returning(['status', 'created_at']),
+);
+
+/**
+ * Records an attempt's outcome (or, with `undefined`, only gives the lease back), if this dispatcher
+ * still holds the lease it claimed on a pending delivery.
+ */
+export async function finishAttempt(db: Db, id: number, leaseUntil: string, record: AttemptRecord | undefined): Promise<boolean> {
+  const row =
+    record === undefined
+      ? await db.updateTable('webhook_deliveries').set({ lease_until: null }).where('id', '=', id).where('lease_until', '=', leaseUntil).where('status', '=', 'pending').returning(['status', 'created_at']).executeTakeFirst()
+      : await attemptFinish.takeFirst(db, { ...record, id, lease: leaseUntil });
   if (row && row.status !== 'pending') recordQueue(db, [row.created_at], -1);
   return row !== undefined;
 }
@@ -280,6 +310,11 @@ export async function deleteFinishedDeliveries(db: Db, before: string): Promise<
   return Number(result.numDeletedRows);
 }
 
+// After every delivered attempt (a no-op unless the endpoint was failing): compiled once.
+const endpointRecovery = prepareQuery<TicketDatabase, { id: number }, { disabled_reason: WebhookSubscriptionRow['disabled_reason'] }>((db, param) =>
+  db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', param('id')).where('failing_since', 'is not', null).returning('disabled_reason'),
+);
+
 /**
  * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs.
  * With `disableBefore` (a delivery has just failed for good: the first attempt of its retry window),
@@ -289,7 +324,7 @@ export async function deleteFinishedDeliveries(db: Db, before: string): Promise<
 export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore?: string): Promise<boolean> {
   // Each update's conditions say what the row was before, and none changes disabled_reason but the last.
   if (delivered) {
-    const recovered = await db.updateTable('webhook_subscriptions').set({ failing_since: null }).where('id', '=', subscriptionId).where('failing_since', 'is not', null).returning('disabled_reason').executeTakeFirst();
+    const recovered = await endpointRecovery.takeFirst(db, { id: subscriptionId });
     if (recovered && recovered.disabled_reason !== 'failing') recordEndpointState(db, 'failing', undefined);
     return false;
   }
