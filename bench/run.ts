@@ -30,7 +30,7 @@ import { count } from '../platform/words.js';
 const SCENARIOS = ['storm', 'hot', 'race', 'by-id', 'search', 'webhooks'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
 
-const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
+const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--without-subscriber] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
   --store sqlite|postgres  the services' store (default sqlite); postgres creates two fresh databases on the server
                         at TEST_DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres) and drops them at the end
   --workers N           processes per service (WORKERS=N; above 1 only with --store postgres)
@@ -38,6 +38,7 @@ const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [
   --only LIST           run only these scenarios (comma-separated); 'storm' runs its reference rounds itself;
                         'hot' (the storm's load on one event: its seat counter is the hot row) runs only when listed
   --profile             run the services under --cpu-prof; profiles and their top costs go to bench/results/profiles/
+  --without-subscriber  no webhook subscriber during the storms and reads (to see what one costs)
   --services-from DIST  run event-service and ticket-service from another compiled tree (an older commit's dist/)
   --env NAME=VALUE      extra configuration for both services (repeatable), e.g. SQLITE_SYNCHRONOUS=NORMAL
   --out FILE            write the JSON there instead of bench/results/latest.json`;
@@ -51,6 +52,7 @@ function options() {
         quick: { type: 'boolean', default: false },
         only: { type: 'string' },
         profile: { type: 'boolean', default: false },
+        'without-subscriber': { type: 'boolean', default: false },
         'services-from': { type: 'string' },
         out: { type: 'string' },
         env: { type: 'string', multiple: true },
@@ -85,6 +87,7 @@ function options() {
       // The hot event runs when asked for (--only ...,hot): the default run stays as it was.
       scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS.filter((name) => name !== 'hot')),
       profile: values.profile,
+      withoutSubscriber: values['without-subscriber'],
       servicesFrom: values['services-from'] === undefined ? undefined : resolve(values['services-from']),
       out: values.out === undefined ? undefined : resolve(values.out),
     };
@@ -611,7 +614,7 @@ async function runServiceScenarios(
   scenario: Scenario,
 ): Promise<void> {
   const { ticket } = services;
-  const subscriber = process.env.BENCH_WITHOUT_SUBSCRIBER === '1' ? { stop: async () => 0 } : await startWebhookSubscriber(ticket.url);
+  const subscriber = OPTIONS.withoutSubscriber ? undefined : await startWebhookSubscriber(ticket.url);
   try {
     if (OPTIONS.scenarios.has('storm')) {
       const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference`, () => runStorms(services, seeded));
@@ -619,7 +622,7 @@ async function runServiceScenarios(
     }
     await runOtherScenarios(results, seeded, services, scenario);
   } finally {
-    results.webhookSubscriber = { deliveriesReceived: await subscriber.stop() };
+    if (subscriber) results.webhookSubscriber = { deliveriesReceived: await subscriber.stop() };
   }
   if (OPTIONS.scenarios.has('webhooks')) results.webhooks = await scenario(`purchases without and with a hanging webhook receiver: ${WEBHOOK_ROUNDS} interleaved rounds of ${WEBHOOK_ROUND_SECONDS} s each`, () => measureWebhookCost(ticket.url, seeded.stormEventIds));
 }
