@@ -86,7 +86,8 @@ export class ServiceClient<Ops> {
   private readonly pool: Pool | BalancedPool;
   private readonly basePath: string;
   private readonly routes: Map<string, { method: string; path: string }>;
-  private readonly timeoutMs: number;
+  /** The budget of a call that names none. */
+  protected readonly timeoutMs: number;
 
   constructor(
     readonly service: ServiceName,
@@ -151,8 +152,7 @@ export class ServiceClient<Ops> {
       });
       text = await response.body.text();
     } catch (error) {
-      const detail = describeNetworkError(error);
-      throw new ServiceUnreachableError(this.service, detail, { cause: error, timedOut: detail === NO_ANSWER });
+      throw unreachableError(this.service, error);
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', abandon);
@@ -182,6 +182,12 @@ export class ServiceClient<Ops> {
 }
 
 const NO_ANSWER = 'no answer in time';
+
+/** What a call that got no answer throws: the network error (or the abort's reason), described. */
+export function unreachableError(service: string, error: unknown): ServiceUnreachableError {
+  const detail = describeNetworkError(error);
+  return new ServiceUnreachableError(service, detail, { cause: error, timedOut: detail === NO_ANSWER });
+}
 
 function describeNetworkError(error: unknown): string {
   if (error instanceof Error) {

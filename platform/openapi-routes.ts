@@ -61,12 +61,24 @@ function objectSchema(parameters: SpecOperation['operation']['parameters'], loca
 
 const declares = (operation: SpecOperation['operation'], location: string): boolean => (operation.parameters ?? []).some((p) => p.in === location);
 
+/** Marks a part of a body that the handler validates item by item (`POST /holds/batch`: one bad hold is that item's 400). */
+export const PER_ITEM_VALIDATION = 'x-per-item-validation';
+
+/** The schema with each part marked for per-item validation accepting anything: the route checks only the envelope. */
+function envelopeOnly(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(envelopeOnly);
+  if (node === null || typeof node !== 'object') return node;
+  if ((node as Record<string, unknown>)[PER_ITEM_VALIDATION] === true) return {};
+  return Object.fromEntries(Object.entries(node).map(([key, value]) => [key, envelopeOnly(value)]));
+}
+
 export function fastifySchema({ operation }: SpecOperation): FastifySchema {
   // Every operation has a query schema: an unknown query parameter is refused like an unknown body field.
   const schema: FastifySchema = { querystring: { ...objectSchema(operation.parameters, 'query'), additionalProperties: false } };
   if (declares(operation, 'path')) schema.params = objectSchema(operation.parameters, 'path');
   if (declares(operation, 'header')) schema.headers = objectSchema(operation.parameters, 'header', true);
-  const body = operation.requestBody?.content['application/json']?.schema;
+  const declared = operation.requestBody?.content['application/json']?.schema;
+  const body = declared && (envelopeOnly(declared) as JsonSchema);
   // An optional body may be left out (Fastify validates a missing body as null).
   if (body) schema.body = operation.requestBody?.required === true ? body : { if: { type: 'null' }, else: body };
   const response: Record<string, unknown> = {};

@@ -1,7 +1,7 @@
 /** The one place where errors become RFC 9457 problem+json answers. No stack traces, no SQL. */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance } from 'fastify';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { ProblemError, StoredProblemError, UnavailableError, ValidationError, type ProblemBody, problemType, PROBLEM_KINDS, type ProblemKind } from './errors.js';
 import { isConnectionLost } from './store/postgres/errors.js';
@@ -54,14 +54,23 @@ function lostConnection(error: unknown): UnavailableError | undefined {
   return !(error instanceof ProblemError) && isConnectionLost(error) ? new UnavailableError('The database connection was lost; try again.') : undefined;
 }
 
+/**
+ * The problem+json body an error answers, logged as a request's error is logged: the error handler's
+ * mapping, also used for each item of a batch (`POST /holds/batch`), which answers its own problem.
+ */
+export function problemOfError(raised: unknown, log: FastifyBaseLogger): { problem: ProblemBody; error: unknown } {
+  const lost = lostConnection(raised);
+  const error = lost ?? raised;
+  const problem = toProblem(error as FastifyError);
+  if (lost) log.warn({ err: raised }, 'the database connection was lost');
+  else if (problem.status >= 500 && !(error instanceof ProblemError)) log.error({ err: error }, 'unhandled error');
+  else if (problem.status >= 500) log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
+  return { problem, error };
+}
+
 export function registerProblemHandler(app: FastifyInstance): void {
   app.setErrorHandler((raised, request, reply) => {
-    const lost = lostConnection(raised);
-    const error = lost ?? raised;
-    const problem = toProblem(error as FastifyError);
-    if (lost) request.log.warn({ err: raised }, 'the database connection was lost');
-    else if (problem.status >= 500 && !(error instanceof ProblemError)) request.log.error({ err: error }, 'unhandled error');
-    else if (problem.status >= 500) request.log.warn({ problem: problem.type, detail: problem.detail }, 'dependency problem');
+    const { problem, error } = problemOfError(raised, request.log);
     if (error instanceof StoredProblemError) reply.headers(error.headers);
     const retryAfter = (error as ProblemError).extensions?.retry_after;
     if (typeof retryAfter === 'number') reply.header('retry-after', String(Math.ceil(retryAfter)));

@@ -83,6 +83,11 @@ for (const store of await testStores()) {
       const holdAnswer = await inject({ method: 'POST', url: '/holds', headers: serviceAuth, payload: { hold_id: holdId, event_id: event.id, quantity: 2, expires_at: '2030-01-01T00:00:00Z' } });
       ok(holdAnswer.statusCode, 201, 'createHold');
       t.match(holdAnswer.json<ApiHold>(), { unit_price: 4500, currency: 'EUR' }, 'the hold fixes the price');
+      const batchHoldId = randomUUID();
+      const batchAnswer = await inject({ method: 'POST', url: '/holds/batch', headers: serviceAuth, payload: { holds: [{ hold: { hold_id: batchHoldId, event_id: event.id, quantity: 1, expires_at: '2030-01-01T00:00:00Z' } }] } });
+      ok(batchAnswer.statusCode, 200, 'createHoldBatch');
+      t.match(batchAnswer.json(), { results: [{ status: 201, hold: { hold_id: batchHoldId, unit_price: 4500 } }] }, 'the batch holds its item');
+      ok((await inject({ method: 'POST', url: `/holds/${batchHoldId}/release`, headers: serviceAuth })).statusCode, 200, 'releaseHold of the batch hold');
       ok((await inject({ method: 'GET', url: '/holds', headers: adminAuth })).statusCode, 200, 'listHolds');
       ok((await inject({ method: 'GET', url: `/holds/${holdId}`, headers: serviceAuth })).statusCode, 200, 'getHold');
       ok((await inject({ method: 'POST', url: `/holds/${holdId}/commit`, headers: serviceAuth })).statusCode, 200, 'commitHold');

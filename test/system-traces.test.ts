@@ -43,6 +43,7 @@ async function completedTrace(system: TestSystem, name: ServiceName, traceId: st
 }
 
 const isHoldCall = (line: LogLine) => line.msg === 'incoming request' && line.req?.method === 'POST' && line.req.url === '/holds';
+const isBatchedHold = (line: LogLine) => line.msg === 'batched hold completed';
 
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 
@@ -102,5 +103,34 @@ t.test("one purchase can be followed across both services' logs by its trace_id"
       t.ok(holdCall, "and event-service's hold call line carries it too");
     }
     t.equal(seen.size, 2, 'each purchase has a trace of its own');
+  });
+
+  t.test("purchases whose holds went to event-service in one batch: each one's trace_id is on its own hold line there, beside its request id", async (t) => {
+    const roomy = await createEvent(system, { total_tickets: 30 });
+    let batched = 0;
+    // Until some holds were batched (purchases that reach ticket-service together), at most 5 rounds.
+    for (let round = 1; round <= 5 && batched === 0; round += 1) {
+      const purchases = Array.from({ length: 6 }, () => ({ traceId: randomBytes(16).toString('hex'), span: randomBytes(8).toString('hex') }));
+      const answers = await Promise.all(
+        purchases.map(({ traceId, span }) =>
+          raw(`${system.ticket.url}/tickets`, {
+            method: 'POST',
+            headers: { traceparent: `00-${traceId}-${span}-01`, 'x-request-id': `purchase-${traceId}`, 'idempotency-key': `key-${traceId}` },
+            body: ticketBody(roomy.id, 1),
+          }),
+        ),
+      );
+      t.same(answers.map((a) => a.status), Array(6).fill(201), `round ${round}: every purchase succeeds`);
+      for (const [index, { traceId }] of purchases.entries()) {
+        const [, , ticketSpan] = TRACEPARENT.exec(String(answers[index]?.headers.traceresponse)) ?? [];
+        const holdLines = (await completedTrace(system, 'event-service', traceId)).filter((line) => isHoldCall(line) || isBatchedHold(line));
+        t.equal(holdLines.length, 1, `purchase ${index}: one hold line in event-service's log carries its trace_id`);
+        t.equal(holdLines[0]?.request_id, `purchase-${traceId}`, 'beside its own request id');
+        t.match(holdLines[0]?.span_id, /^[0-9a-f]{16}$/);
+        t.not(holdLines[0]?.span_id, ticketSpan, 'in a span of its own');
+        if (holdLines[0] && isBatchedHold(holdLines[0])) batched += 1;
+      }
+    }
+    t.ok(batched >= 2, `${batched} of the holds went in a batch`);
   });
 });

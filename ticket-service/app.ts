@@ -5,7 +5,7 @@ import { corsOrigins } from '../platform/config.js';
 import { createServiceApp, stopOnLostDurability, writeRateLimit } from '../platform/service-app.js';
 import { registerOperations } from '../platform/openapi-routes.js';
 import { openServiceStore } from '../platform/store/open.js';
-import { eventServiceClient } from '../openapi/client.js';
+import { holdBatchingEventServiceClient } from '../openapi/hold-batcher.js';
 import type { operations } from '../openapi/generated/ticket-service.js';
 import { ticketMigrations } from './store/migrations/index.js';
 import type { TicketDatabase } from './store/schema.js';
@@ -62,7 +62,8 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     );
   }
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
-  const events = eventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
+  // Holds asked for together go to event-service together (openapi/hold-batcher.ts).
+  const events = holdBatchingEventServiceClient({ baseUrl: config.EVENT_SERVICE_URL, token: config.SERVICE_TOKEN, timeoutMs: holdCallTimeoutMs(config) });
   const stopping = new AbortController();
   const context: TicketServiceContext = {
     db,

@@ -12,6 +12,7 @@ import * as seatLedgersDomain from '../domain/seat-ledgers.js';
 import * as venuesDomain from '../domain/venues.js';
 import * as waitlistGateDomain from '../domain/waitlist-gate.js';
 import { eventEtag, toApiEvent, toApiHold, toApiSeatLedger, toApiVenue, toApiWaitlistGate } from '../domain/representation.js';
+import { createHoldBatchHandler } from './hold-batch.js';
 
 function pageHeaders(request: FastifyRequest, page: Page<unknown>): Record<string, string> {
   const headers: Record<string, string> = {};
@@ -78,6 +79,7 @@ export function eventServiceHandlers(context: EventServiceContext, store: Pick<S
       const { hold, created } = await holdsDomain.createHold(context, request.body);
       return created ? { status: 201, body: toApiHold(hold) } : { status: 200, body: toApiHold(hold) };
     },
+    createHoldBatch: createHoldBatchHandler(context),
     getHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.getHold(context, request.params.hold_id)) }),
     commitHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.commitHold(context, request.params.hold_id)) }),
     releaseHold: async (request) => ({ status: 200, body: toApiHold(await holdsDomain.releaseHold(context, request.params.hold_id, request.body ?? undefined)) }),

@@ -224,6 +224,38 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/holds/batch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Hold seats for several reservations in one request (each as `POST /holds` would)
+         * @description Up to 100 holds in one request, each with exactly the outcome and idempotency that a
+         *     `POST /holds` with its `hold` as the body would have had: `results` answers them in the
+         *     order sent, each with the `status` that call would have answered and either the `hold`
+         *     (201 created, 200 the same hold again) or the `problem` (400 that hold is invalid, 404 no such
+         *     event, 409 `sold-out`, `sales-closed` or `hold-state`, 503), the same problem+json body. One
+         *     item's failure never touches the others, and the answer is sent once every hold it reports
+         *     is durable. ticket-service sends the holds its concurrent purchases ask for in the same
+         *     moment this way (one pending hold still goes as `POST /holds`), so they share one request
+         *     and one durable commit. Each item names the request it belongs to (`request_id`, and its
+         *     `traceparent` / `tracestate`): the log line of each hold carries them, so a purchase is
+         *     followed across both services' logs as it is for a single hold.
+         *     A body that is not such a batch (no items, more than 100, an unknown field beside `hold`)
+         *     is a 400 for the whole request.
+         */
+        post: operations["createHoldBatch"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/holds/{hold_id}": {
         parameters: {
             query?: never;
@@ -385,7 +417,7 @@ export interface components {
                 [key: string]: string;
             };
         };
-        /** @description RFC 9457 problem details. */
+        /** @description RFC 9457 problem details, with extension members where a kind has them (`available_tickets` on `sold-out`, `hold_state` on `hold-state`). */
         Problem: {
             /**
              * @description Stable URI of the kind of problem.
@@ -403,6 +435,8 @@ export interface components {
                 detail: string;
             }[];
             allowed_transitions?: string[];
+        } & {
+            [key: string]: unknown;
         };
         Venue: {
             id: number;
@@ -600,6 +634,31 @@ export interface components {
             expires_at: components["schemas"]["DateTimeInput"];
             /** @description `true`: an offer to the waiting list, which may take seats behind the gate (`waitlist_reserved_tickets`). Default false: a public hold. */
             waitlist?: boolean;
+        };
+        HoldBatch: {
+            holds: components["schemas"]["HoldBatchItem"][];
+        };
+        HoldBatchItem: {
+            /** @description The body a `POST /holds` would send. It is validated on its own: an invalid one is that item's 400, the other items go on. */
+            hold: components["schemas"]["HoldCreate"];
+            /** @description The `x-request-id` the single call would have sent (a new one if left out). */
+            request_id?: string;
+            /** @description The W3C `traceparent` the single call would have sent (not valid or left out: a new trace). */
+            traceparent?: string;
+            /** @description The W3C `tracestate` sent along with the `traceparent`. */
+            tracestate?: string;
+        };
+        HoldBatchResults: {
+            /** @description One per item sent, in the same order. */
+            results: components["schemas"]["HoldBatchResult"][];
+        };
+        HoldBatchResult: {
+            /** @description What `POST /holds` would have answered: 201, 200, 400, 404, 409 or 503. */
+            status: number;
+            /** @description With 201 (created) and 200 (the same hold again). */
+            hold?: components["schemas"]["Hold"];
+            /** @description With every other status: the problem+json body `POST /holds` would have answered. */
+            problem?: components["schemas"]["Problem"];
         };
         WaitlistGateUpdate: {
             /** @description Seats to keep back for the waiting list (absolute). */
@@ -1516,6 +1575,36 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
             409: components["responses"]["Conflict"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            503: components["responses"]["Unavailable"];
+        };
+    };
+    createHoldBatch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HoldBatch"];
+            };
+        };
+        responses: {
+            /** @description One result per hold sent, in the same order. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HoldBatchResults"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             503: components["responses"]["Unavailable"];

@@ -3,7 +3,7 @@
  * chosen answers (the request reaches event-service and takes effect at once, the answer comes late)
  * or hold back chosen requests until the test lets them through (they take effect only then), or
  * hold back chosen answers until the test lets them through, or replace chosen answers with a failure
- * (after the call took effect).
+ * (after the call took effect), or answer chosen calls itself.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +28,8 @@ export interface DelayingProxy {
    * it (a 503, say); undefined passes the answer back.
    */
   failAnswerFor: (method: string, path: string, body: string) => 'reset' | number | undefined;
+  /** An answer the proxy gives itself, never passing the call on (undefined: pass it on), as a service without that route would. */
+  answerInstead: (method: string, path: string, body: string) => { status: number; json: unknown } | undefined;
 }
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect', 'proxy-connection', 'te', 'trailer']);
@@ -39,7 +41,16 @@ function endToEnd(headers: IncomingHttpHeaders | Record<string, string | string[
 }
 
 export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
-  const proxy: DelayingProxy = { url: '', target: '', delayFor: () => 0, gateFor: () => undefined, onForward: () => undefined, answerGateFor: () => undefined, failAnswerFor: () => undefined };
+  const proxy: DelayingProxy = {
+    url: '',
+    target: '',
+    delayFor: () => 0,
+    gateFor: () => undefined,
+    onForward: () => undefined,
+    answerGateFor: () => undefined,
+    answerInstead: () => undefined,
+    failAnswerFor: () => undefined,
+  };
   const server = createServer((incoming, outgoing) => {
     const chunks: Buffer[] = [];
     incoming.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -48,6 +59,12 @@ export async function startDelayingProxy(t: Test): Promise<DelayingProxy> {
       const path = incoming.url ?? '/';
       const body = Buffer.concat(chunks);
       const text = body.toString();
+      const instead = proxy.answerInstead(method, path, text);
+      if (instead) {
+        outgoing.writeHead(instead.status, { 'content-type': 'application/problem+json' });
+        outgoing.end(JSON.stringify(instead.json));
+        return;
+      }
       const delay = proxy.delayFor(method, path, text);
       Promise.resolve(proxy.gateFor(method, path, text))
         .then(() => {
