@@ -12,6 +12,7 @@ import { eventually, startSystem } from './helpers/system.js';
 import { createEvent, reserve, sleep, uuid } from './helpers/system-api.js';
 import { startReceiver, verifies, type Receiver, type ReceivedDelivery } from './helpers/webhook-receiver.js';
 import { metricValue, parseMetrics } from '../platform/metrics-text.js';
+import { ENDPOINT_CONCURRENCY } from '../ticket-service/domain/webhooks-dispatcher.js';
 
 type Hook = components['schemas']['WebhookWithSecret'];
 
@@ -185,6 +186,32 @@ t.test('a receiver that hangs does not slow purchases or another endpoint', asyn
   t.ok(slowest < Number(system.env.EVENT_SERVICE_TIMEOUT_SECONDS) * 1000, `the slowest of 20 purchases took ${slowest.toFixed(0)} ms, within the usual call budget`);
   t.ok(await eventually(async () => main.deliveries.length >= before + 20, 10_000), 'the other endpoint got all 20 ticket.reserved deliveries meanwhile');
   t.ok(hanging.deliveries.length > 0, `the hanging endpoint was tried (${hanging.deliveries.length} attempts)`);
+  await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
+});
+
+t.test('deliveries to a busy endpoint follow one another, and one disabled meanwhile gets nothing more than the attempts under way', async (t) => {
+  const slow = await startReceiver(t);
+  slow.delayMs = 40;
+  const hook = await subscribe(slow, ['ticket.reserved']);
+  const other = await createEvent(system, { total_tickets: 100 });
+  let inFlight = 0;
+  let mostInFlight = 0;
+  slow.answer = () => {
+    inFlight += 1;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    setTimeout(() => (inFlight -= 1), slow.delayMs);
+    return 200;
+  };
+  await Promise.all(Array.from({ length: 40 }, () => reserve(system, other.id, 1)));
+  t.ok(await eventually(async () => slow.deliveries.length >= 8), 'deliveries are under way');
+  const disabled = await system.tickets.call('updateWebhook', { path: { webhook_id: hook.id }, body: { enabled: false } });
+  t.equal(disabled.status, 200);
+  const atDisable = slow.deliveries.length;
+  await sleep(800);
+  const after = slow.deliveries.length - atDisable;
+  t.ok(after <= ENDPOINT_CONCURRENCY, `at most the ${ENDPOINT_CONCURRENCY} attempts under way arrived once it was disabled (${after})`);
+  t.ok(slow.deliveries.length < 40, `the rest wait (${slow.deliveries.length} of 40 delivered)`);
+  t.ok(mostInFlight <= ENDPOINT_CONCURRENCY, `never more than ${ENDPOINT_CONCURRENCY} attempts at once to the endpoint (${mostInFlight})`);
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
 });
 

@@ -21,6 +21,8 @@ export interface Receiver {
   deliveries: ReceivedDelivery[];
   /** Decides each answer (default 200). */
   answer: (delivery: ReceivedDelivery, index: number) => Answer;
+  /** Answers this long after the request arrived (default 0: at once). */
+  delayMs: number;
   close(): Promise<void>;
   /** Listens again on the same port after close(). */
   reopen(): Promise<void>;
@@ -34,6 +36,7 @@ export async function startReceiver(t: Test, path = '/hook'): Promise<Receiver> 
     port: 0,
     deliveries: [],
     answer: () => 200,
+    delayMs: 0,
     async close() {
       for (const end of hanging) end();
       hanging.clear();
@@ -59,7 +62,9 @@ export async function startReceiver(t: Test, path = '/hook'): Promise<Receiver> 
           hanging.add(() => response.destroy());
           return;
         }
-        response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer >= 300 ? `failing on purpose (${answer})` : 'ok');
+        const send = () => response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer >= 300 ? `failing on purpose (${answer})` : 'ok');
+        if (receiver.delayMs > 0) setTimeout(send, receiver.delayMs);
+        else send();
       });
     });
   server = make();

@@ -4,8 +4,9 @@
  *   before the event, wanting its type); the unique (event, subscription) key makes a second replica's
  *   fan-out of the same event a no-op;
  * - attempts: due deliveries (`status = 'pending' AND next_attempt_at <= now`, unleased) are claimed
- *   one by one with a lease (a conditional update, never a row lock held across the call), a few per
- *   endpoint at a time, and POSTed with undici: signed afresh each attempt with `standardwebhooks`
+ *   with a lease (a conditional update each, never a row lock held across the call), a few per
+ *   endpoint at a time; a delivered attempt claims its endpoint's next due delivery as it is recorded
+ *   (`mayChain`). Each is POSTed with undici: signed afresh each attempt with `standardwebhooks`
  *   (the same `webhook-id` every time; both secrets sign during a rotation), one timeout for the
  *   whole attempt, redirects not followed, the address checked at connect time;
  * - retries with exponential backoff and jitter until `retry_until`, then `failed`; an endpoint whose
@@ -26,6 +27,8 @@ export const ENDPOINT_CONCURRENCY = 4;
 /** Attempts in flight in all, per process. */
 const TOTAL_CONCURRENCY = 64;
 const FAN_OUT_BATCH = 200;
+/** Batches a round fans out at most: with deliveries chained, rounds run less often under load, and fan-out must keep up. */
+const FAN_OUT_BATCHES = 10;
 /** Bytes of an answer read (and at most 200 characters kept): a receiver's body is not stored. */
 const ANSWER_BYTES = 4096;
 const EXCERPT_CHARACTERS = 200;
@@ -146,10 +149,18 @@ export class WebhookDispatcher {
     await this.startDueAttempts();
   }
 
+  /** Fans out what is waiting, a batch at a time (at most FAN_OUT_BATCHES a round, so that a round stays short). */
   private async fanOut(): Promise<void> {
+    for (let batch = 0; batch < FAN_OUT_BATCHES && !this.context.stopping.aborted; batch += 1) {
+      if ((await this.fanOutBatch()) < FAN_OUT_BATCH) return;
+    }
+  }
+
+  /** One batch of events fanned out; how many events it took. */
+  private async fanOutBatch(): Promise<number> {
     const { db, write } = this.context;
     const events = await store.eventsToFanOut(db, FAN_OUT_BATCH);
-    if (events.length === 0) return;
+    if (events.length === 0) return 0;
     const now = new Date();
     await write(async (trx) => {
       const subscriptions = await store.activeSubscriptions(trx, now.toISOString());
@@ -164,6 +175,7 @@ export class WebhookDispatcher {
       for (let i = 0; i < rows.length; i += 50) await store.insertDeliveries(trx, rows.slice(i, i + 50));
       await store.markFannedOut(trx, events.map((event) => event.id));
     });
+    return events.length;
   }
 
   private async housekeeping(): Promise<void> {
@@ -193,29 +205,55 @@ export class WebhookDispatcher {
       return true;
     });
     if (wanted.length === 0 || this.context.stopping.aborted) return;
-    // Longer than any attempt: a lease that lapses means its dispatcher is gone.
-    const leaseMs = this.context.config.WEBHOOK_TIMEOUT_SECONDS * 2000 + 10_000;
-    const lease = new Date(Date.now() + leaseMs).toISOString();
+    const lease = this.leaseFromNow();
     // One change claims them all (each by its own conditional update: another replica may win some).
     const claimed = await this.context.write(async (trx) => {
       const won: store.DueDelivery[] = [];
       for (const delivery of wanted) if (await store.claimDelivery(trx, delivery.id, now, lease)) won.push(delivery);
       return won;
     });
-    for (const delivery of claimed) {
-      this.inFlight.set(delivery.subscription_id, (this.inFlight.get(delivery.subscription_id) ?? 0) + 1);
-      const attempt: Promise<void> = this.attempt(delivery, lease)
-        .catch((error: unknown) => this.context.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed unexpectedly; it is retried once its lease lapses'))
-        .finally(() => {
-          this.attempts.delete(attempt);
-          const left = (this.inFlight.get(delivery.subscription_id) ?? 1) - 1;
-          if (left > 0) this.inFlight.set(delivery.subscription_id, left);
-          else this.inFlight.delete(delivery.subscription_id);
-          // A slot is free: the endpoint's next due delivery need not wait for the next tick.
-          this.tick();
-        });
-      this.attempts.add(attempt);
-    }
+    for (const delivery of claimed) this.start(delivery, lease);
+  }
+
+  /** The lease of a claim made now: longer than any attempt, so a lease that lapses means its dispatcher is gone. */
+  private leaseFromNow(): string {
+    return new Date(Date.now() + this.context.config.WEBHOOK_TIMEOUT_SECONDS * 2000 + 10_000).toISOString();
+  }
+
+  /**
+   * Runs one claimed delivery's attempt in one of the endpoint's slots. When the attempt claimed the
+   * endpoint's next due delivery as it finished, that one takes the slot over; otherwise the slot is
+   * free and a round runs (the next due delivery, of any endpoint, need not wait for the timer).
+   */
+  private start(delivery: store.DueDelivery, lease: string): void {
+    this.inFlight.set(delivery.subscription_id, (this.inFlight.get(delivery.subscription_id) ?? 0) + 1);
+    let chained = false;
+    const attempt: Promise<void> = this.attempt(delivery, lease)
+      .then((next) => {
+        if (!next) return;
+        chained = true;
+        this.start(next.delivery, next.lease);
+      })
+      .catch((error: unknown) => this.context.log.error({ err: error, delivery: delivery.id }, 'webhook attempt failed unexpectedly; it is retried once its lease lapses'))
+      .finally(() => {
+        this.attempts.delete(attempt);
+        const left = (this.inFlight.get(delivery.subscription_id) ?? 1) - 1;
+        if (left > 0) this.inFlight.set(delivery.subscription_id, left);
+        else this.inFlight.delete(delivery.subscription_id);
+        if (!chained) this.tick();
+      });
+    this.attempts.add(attempt);
+  }
+
+  /**
+   * After a delivered attempt, its endpoint's next due delivery is claimed in the same change that
+   * records it, sparing a whole round (a fan-out read, a read of the due deliveries and a claim) per
+   * delivery to a healthy endpoint under load. Not when shutting down, and not when the slots of all
+   * endpoints are nearly taken: a busy endpoint then gives its slot back to the round, which shares
+   * the slots out, so it cannot starve the others.
+   */
+  private mayChain(): boolean {
+    return !this.context.stopping.aborted && this.attempts.size < TOTAL_CONCURRENCY - ENDPOINT_CONCURRENCY;
   }
 
   private async post(delivery: store.DueDelivery): Promise<AttemptResult | 'aborted'> {
@@ -261,14 +299,15 @@ export class WebhookDispatcher {
     }
   }
 
-  private async attempt(delivery: store.DueDelivery, lease: string): Promise<void> {
+  /** One attempt, recorded; the endpoint's next due delivery if it was claimed on the way (see `mayChain`). */
+  private async attempt(delivery: store.DueDelivery, lease: string): Promise<{ delivery: store.DueDelivery; lease: string } | undefined> {
     const started = Date.now();
     const result = await this.post(delivery);
     if (result === 'aborted') {
       // Shutting down: the lease is given back and the delivery stays due, its attempts unchanged.
       await this.context.write((trx) => store.finishAttempt(trx, delivery.id, lease, undefined));
       this.report({ outcome: 'aborted', subscriptionId: delivery.subscription_id, statusCode: null, durationMs: Date.now() - started });
-      return;
+      return undefined;
     }
     const now = new Date();
     const at = now.toISOString();
@@ -278,7 +317,8 @@ export class WebhookDispatcher {
     const outcome: AttemptOutcome = delivered ? 'delivered' : next > delivery.retry_until ? 'failed' : 'retrying';
     const firstAttemptAt = delivery.first_attempt_at ?? at;
     let disabled = false;
-    await this.context.write(async (trx) => {
+    const nextLease = this.leaseFromNow();
+    const chained = await this.context.write(async (trx) => {
       const recorded = await store.finishAttempt(trx, delivery.id, lease, {
         status: outcome === 'retrying' ? 'pending' : outcome === 'delivered' ? 'delivered' : 'failed',
         attempts,
@@ -290,8 +330,8 @@ export class WebhookDispatcher {
         response_excerpt: result.excerpt,
         updated_at: at,
       });
-      if (!recorded) return;
-      disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, outcome === 'failed' ? firstAttemptAt : undefined);
+      if (recorded) disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, outcome === 'failed' ? firstAttemptAt : undefined);
+      return delivered && this.mayChain() ? store.claimNextDue(trx, delivery.subscription_id, at, nextLease) : undefined;
     });
     if (outcome !== 'delivered') {
       this.context.log.info(
@@ -301,6 +341,7 @@ export class WebhookDispatcher {
     }
     if (disabled) this.context.log.warn({ webhook: delivery.subscription_id }, `webhook disabled: a delivery failed for good and nothing sent to it succeeded for ${this.context.config.WEBHOOK_RETRY_HOURS} hours`);
     this.report({ outcome, subscriptionId: delivery.subscription_id, statusCode: result.statusCode, durationMs: Date.now() - started });
+    return chained ? { delivery: chained, lease: nextLease } : undefined;
   }
 
   private report(report: AttemptReport): void {

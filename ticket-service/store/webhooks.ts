@@ -211,6 +211,58 @@ export async function claimDelivery(db: Db, id: number, now: string, leaseUntil:
   return (result.numAffectedRows ?? 0n) > 0n;
 }
 
+/**
+ * Claims the next due delivery of one endpoint (the longest due) for an attempt, in one conditional
+ * update: on PostgreSQL two replicas may pick the same row, and the update's own conditions let only
+ * one of them have it. Returns the claimed delivery with what its attempt needs, or undefined when
+ * nothing of that endpoint is due (or the endpoint was disabled or has expired meanwhile: then the
+ * claim is given back in the same change).
+ */
+export async function claimNextDue(db: Db, subscriptionId: number, now: string, leaseUntil: string): Promise<DueDelivery | undefined> {
+  const claimed = await nextDueClaim.takeFirst(db, { subscription_id: subscriptionId, now, lease_until: leaseUntil });
+  if (!claimed) return undefined;
+  const delivery = await dueDeliveryById.takeFirst(db, { id: claimed.id, now });
+  if (!delivery) await finishAttempt(db, claimed.id, leaseUntil, undefined);
+  return delivery;
+}
+
+const nextDueClaim = prepareQuery<TicketDatabase, { subscription_id: number; now: string; lease_until: string }, { id: number }>((db, param) =>
+  db
+    .updateTable('webhook_deliveries')
+    .set({ lease_until: param('lease_until') })
+    .where((eb) =>
+      eb(
+        'id',
+        '=',
+        eb
+          .selectFrom('webhook_deliveries as n')
+          .select('n.id')
+          .where('n.subscription_id', '=', param('subscription_id'))
+          .where('n.status', '=', 'pending')
+          .where('n.next_attempt_at', '<=', param('now'))
+          .where((inner) => inner.or([inner('n.lease_until', 'is', null), inner('n.lease_until', '<=', param('now'))]))
+          // The due index's own order: the first match ends the scan (ordering by id sorted every due row).
+          .orderBy('n.next_attempt_at')
+          .limit(1),
+      ),
+    )
+    .where('status', '=', 'pending')
+    .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', param('now'))]))
+    .returning('id'),
+);
+
+const dueDeliveryById = prepareQuery<TicketDatabase, { id: number; now: string }, DueDelivery>((db, param) =>
+  db
+    .selectFrom('webhook_deliveries as d')
+    .innerJoin('webhook_subscriptions as s', 's.id', 'd.subscription_id')
+    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
+    .selectAll('d')
+    .select(['s.url', 's.secret', 's.previous_secret', 's.previous_secret_until', 'e.message_id', 'e.payload'])
+    .where('d.id', '=', param('id'))
+    .where('s.enabled', '=', 1)
+    .where((eb) => eb.or([eb('s.expires_at', 'is', null), eb('s.expires_at', '>', param('now'))])),
+);
+
 /** What an attempt that got an answer (or none) records. */
 export type AttemptRecord = Pick<
   WebhookDeliveryRow,
