@@ -133,6 +133,28 @@ export async function readServerCounters(serverUrl: string, databases: { event: 
   }
 }
 
+/** Several windows' CPU as one (their seconds and each group's CPU seconds added up). */
+export function sumAccounts(accounts: Array<CpuAccount | undefined>): CpuAccount | undefined {
+  const known = accounts.filter((account): account is CpuAccount => account !== undefined);
+  if (known.length === 0) return undefined;
+  const cpuSeconds: Record<string, number> = {};
+  for (const account of known) for (const [group, seconds] of Object.entries(account.cpuSeconds)) cpuSeconds[group] = (cpuSeconds[group] ?? 0) + seconds;
+  return { seconds: known.reduce((total, account) => total + account.seconds, 0), cpuSeconds };
+}
+
+export const NO_COUNTERS: ServerCounters = { commits: { event: 0, ticket: 0 }, walFlushes: 0 };
+
+/** What the counters moved by between two readings. */
+export const counterDelta = (before: ServerCounters, after: ServerCounters): ServerCounters => ({
+  commits: { event: after.commits.event - before.commits.event, ticket: after.commits.ticket - before.commits.ticket },
+  walFlushes: after.walFlushes - before.walFlushes,
+});
+
+export const addCounters = (a: ServerCounters, b: ServerCounters): ServerCounters => ({
+  commits: { event: a.commits.event + b.commits.event, ticket: a.commits.ticket + b.commits.ticket },
+  walFlushes: a.walFlushes + b.walFlushes,
+});
+
 /** Per purchase: CPU milliseconds by group, and on PostgreSQL commits and the purchases one WAL flush carried. */
 export interface PurchaseCosts {
   purchases: number;
@@ -143,16 +165,15 @@ export interface PurchaseCosts {
   purchasesPerWalFlush?: number;
 }
 
-export function purchaseCosts(purchases: number, cpu: CpuAccount | undefined, cores: number, before?: ServerCounters, after?: ServerCounters): PurchaseCosts {
+export function purchaseCosts(purchases: number, cpu: CpuAccount | undefined, cores: number, counted?: ServerCounters): PurchaseCosts {
   const costs: PurchaseCosts = { purchases, cpuMsPerPurchase: {}, cpuShare: {} };
   for (const [group, seconds] of Object.entries(cpu?.cpuSeconds ?? {})) {
     costs.cpuMsPerPurchase[group] = purchases > 0 ? (seconds * 1000) / purchases : 0;
     costs.cpuShare[group] = cpu && cpu.seconds > 0 ? seconds / (cpu.seconds * cores) : 0;
   }
-  if (before && after && purchases > 0) {
-    costs.commitsPerPurchase = { event: (after.commits.event - before.commits.event) / purchases, ticket: (after.commits.ticket - before.commits.ticket) / purchases };
-    const flushes = after.walFlushes - before.walFlushes;
-    if (flushes > 0) costs.purchasesPerWalFlush = purchases / flushes;
+  if (counted && purchases > 0) {
+    costs.commitsPerPurchase = { event: counted.commits.event / purchases, ticket: counted.commits.ticket / purchases };
+    if (counted.walFlushes > 0) costs.purchasesPerWalFlush = purchases / counted.walFlushes;
   }
   return costs;
 }

@@ -23,7 +23,7 @@ import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { summariseProfiles } from './profile-summary.js';
-import { purchaseCosts, readServerCounters, startCpuAccounting, type CpuAccount, type PurchaseCosts, type ServerCounters } from './accounting.js';
+import { addCounters, counterDelta, NO_COUNTERS, purchaseCosts, readServerCounters, startCpuAccounting, sumAccounts, type CpuAccount, type PurchaseCosts, type ServerCounters } from './accounting.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 import { count } from '../platform/words.js';
 
@@ -666,14 +666,6 @@ async function startWebhookSubscriber(ticketUrl: string): Promise<{ stop: () => 
   };
 }
 
-const sumAccounts = (accounts: Array<CpuAccount | undefined>): CpuAccount | undefined => {
-  const known = accounts.filter((account): account is CpuAccount => account !== undefined);
-  if (known.length === 0) return undefined;
-  const cpuSeconds: Record<string, number> = {};
-  for (const account of known) for (const [group, seconds] of Object.entries(account.cpuSeconds)) cpuSeconds[group] = (cpuSeconds[group] ?? 0) + seconds;
-  return { seconds: known.reduce((total, account) => total + account.seconds, 0), cpuSeconds };
-};
-
 /**
  * The storm at each connection count, in rounds: the reference at those connections, then the storm
  * right after it, so that both see the machine in the same minute. CPU is accounted per storm run.
@@ -716,31 +708,16 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
       stormP99Ms: run.storm.latencyMs.p99,
       ratio: run.reference.okPerSecond > 0 ? run.storm.okPerSecond / run.reference.okPerSecond : 0,
     }));
-    const first = series[0];
-    const last = series.at(-1);
-    const counters =
-      first?.before && last?.after
-        ? {
-            before: first.before,
-            // Only the storm runs' transactions: the reference touches no database.
-            after: series.reduce<ServerCounters>(
-              (total, run) => ({
-                commits: {
-                  event: total.commits.event + (run.after?.commits.event ?? 0) - (run.before?.commits.event ?? 0),
-                  ticket: total.commits.ticket + (run.after?.commits.ticket ?? 0) - (run.before?.commits.ticket ?? 0),
-                },
-                walFlushes: total.walFlushes + (run.after?.walFlushes ?? 0) - (run.before?.walFlushes ?? 0),
-              }),
-              first.before,
-            ),
-          }
-        : undefined;
+    // Only the storm runs' transactions and flushes: the reference touches no database.
+    const counted = series.every((run) => run.before && run.after)
+      ? series.reduce((total, run) => addCounters(total, counterDelta(run.before as ServerCounters, run.after as ServerCounters)), NO_COUNTERS)
+      : undefined;
     const purchases = series.reduce((total, run) => total + run.purchases, 0);
     return {
       connections,
       rounds,
       reference: combine(series.map((run) => run.reference)),
-      storm: { ...combine(series.map((run) => run.storm)), costs: purchaseCosts(purchases, sumAccounts(series.map((run) => run.account)), os.cpus().length, counters?.before, counters?.after) },
+      storm: { ...combine(series.map((run) => run.storm)), costs: purchaseCosts(purchases, sumAccounts(series.map((run) => run.account)), os.cpus().length, counted) },
       medianRatio: median(rounds.map((r) => r.ratio)),
       medianP99Ms: median(rounds.map((r) => r.stormP99Ms)),
     };

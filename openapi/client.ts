@@ -11,9 +11,10 @@ import type { operations as TicketOperations } from './generated/ticket-service.
 
 export type { EventOperations, TicketOperations };
 
-type Json<T> = T extends { content: { 'application/json': infer B } } ? B : T extends { content: { 'text/plain': infer B } } ? B : undefined;
-type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
-type SuccessCode = 200 | 201 | 202 | 204;
+/** The body type of a response (JSON, or text/plain), as the generated spec types give it. */
+export type Json<T> = T extends { content: { 'application/json': infer B } } ? B : T extends { content: { 'text/plain': infer B } } ? B : undefined;
+export type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
+export type SuccessCode = 200 | 201 | 202 | 204;
 type ParamsOf<Op, In extends 'path' | 'query' | 'header'> = Op extends { parameters: { [K in In]?: infer P } } ? ([NonNullable<P>] extends [never] ? never : P) : never;
 type BodyOf<Op> = Op extends { requestBody: { content: { 'application/json': infer B } } } ? B : never;
 

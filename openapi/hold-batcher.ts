@@ -41,7 +41,7 @@ interface Waiter {
   done: boolean;
 }
 
-export class HoldBatchingClient extends ServiceClient<EventOperations> {
+class HoldBatchingClient extends ServiceClient<EventOperations> {
   private pending: Waiter[] = [];
   private singleCallsUntil = 0;
 

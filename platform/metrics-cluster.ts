@@ -109,6 +109,10 @@ export function aggregateWorkerMetrics(figureGauges: FigureGauge[]): void {
   let collections = 0;
   const collecting = new Map<number, (worker: Worker, report: Extract<Message, { type: typeof REPORT }>) => void>();
 
+  // The database-derived gauges, registered once: each scrape sets the figures they read.
+  let figures = new FigureSet();
+  const own = new Registry();
+  registerFigureGauges(own, figureGauges, () => figures);
   const collect = async (): Promise<string> => {
     collections += 1;
     const id = collections;
@@ -129,12 +133,10 @@ export function aggregateWorkerMetrics(figureGauges: FigureGauge[]): void {
       for (const worker of workers) worker.send({ type: COLLECT, id });
       if (workers.length === 0) finish();
     });
-    const figures = new FigureSet();
+    figures = new FigureSet();
     if (baseline) figures.merge(baseline.figures);
     figures.merge(retired.snapshot());
     for (const snapshot of changes.values()) figures.merge(snapshot);
-    const own = new Registry();
-    registerFigureGauges(own, figureGauges, () => figures);
     return Registry.merge([AggregatorRegistry.aggregate(reports), own]).metrics();
   };
 

@@ -4,6 +4,7 @@
  * every operation must have exactly one handler (a missing or extra handler fails at start-up).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema, RouteOptions } from 'fastify';
+import type { Json, ResponsesOf, SuccessCode } from '../openapi/client.js';
 import { specOperations, type JsonSchema, type ServiceName, type SpecOperation } from '../openapi/spec.js';
 import { accessRule, authenticate, knownTokens, type Principal, type Tokens } from './auth.js';
 
@@ -20,9 +21,6 @@ declare module 'fastify' {
   }
 }
 
-type SuccessCode = 200 | 201 | 202 | 204;
-type Json<T> = T extends { content: { 'application/json': infer B } } ? B : T extends { content: { 'text/plain': infer B } } ? B : undefined;
-type ResponsesOf<Op> = Op extends { responses: infer R } ? R : never;
 
 /** What a handler answers: one of the operation's success responses, typed from the generated spec types. */
 export type OperationReply<Op> = {
@@ -62,7 +60,7 @@ function objectSchema(parameters: SpecOperation['operation']['parameters'], loca
 const declares = (operation: SpecOperation['operation'], location: string): boolean => (operation.parameters ?? []).some((p) => p.in === location);
 
 /** Marks a part of a body that the handler validates item by item (`POST /holds/batch`: one bad hold is that item's 400). */
-export const PER_ITEM_VALIDATION = 'x-per-item-validation';
+const PER_ITEM_VALIDATION = 'x-per-item-validation';
 
 /** The schema with each part marked for per-item validation accepting anything: the route checks only the envelope. */
 function envelopeOnly(node: unknown): unknown {

@@ -46,6 +46,14 @@ export function linkHeader(request: FastifyRequest, links: PageLinks): string | 
   return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
+/** A list answer's headers: `X-Total-Count` (the page's own length when no total was counted) and `Link`. */
+export function listHeaders(request: FastifyRequest, page: Page<unknown>): Record<string, string> {
+  const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
+  const link = linkHeader(request, page.links);
+  if (link) headers.link = link;
+  return headers;
+}
+
 export interface Page<T> {
   items: T[];
   links: PageLinks;
@@ -76,7 +84,7 @@ export function pageFromRows<T>(
 }
 
 /** Where a page starts: after (or before) a cursor, or at an offset. */
-export interface PagePosition {
+interface PagePosition {
   cursor?: Cursor;
   offset: number;
 }

@@ -12,11 +12,10 @@ import { claimReference } from '../store/claims.js';
 import * as tickets from '../store/tickets.js';
 import type { TicketRow } from '../store/schema.js';
 import { abandonAfterMs, BACKGROUND_CONCURRENCY, type TicketServiceContext } from './context.js';
-import { cancelTicket } from './tickets.js';
+import { cancelTicket, confirmReserved } from './tickets.js';
 import { drainReleaseOutbox, releaseLeaseUntil, releaseNow, type ReleaseOutcome } from './outbox.js';
 import { forEachBounded } from '../../platform/bounded.js';
-import { recordTicketEvent } from './webhooks.js';
-import { endOfferOnConfirm, runWaitlistRound } from './waitlist-offers.js';
+import { runWaitlistRound } from './waitlist-offers.js';
 
 const BATCH = 200;
 /** The hold's state at event-service, or undefined when event-service cannot say. */
@@ -32,12 +31,7 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 }
 
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
-  const done = await context.write(async (trx) => {
-    const confirmed = await tickets.updateTicketIf(trx, row.id, 'RESERVED', { status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
-    if (confirmed) await recordTicketEvent(trx, 'ticket.confirmed', confirmed);
-    if (confirmed) await endOfferOnConfirm(trx, confirmed);
-    return confirmed;
-  });
+  const done = await context.write((trx) => confirmReserved(trx, row.id));
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
   if (done) context.metrics.reconcilerActions.inc({ action: 'completed_confirm' });
   return done !== undefined;

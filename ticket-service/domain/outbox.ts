@@ -33,7 +33,7 @@ export async function releaseNow(context: TicketServiceContext, outboxId: number
   try {
     // The event's waiting-list gate, as it is now, rides on the release: freed seats are never public while people wait.
     const gate = await waitlist.gateForHold(context.db, holdId);
-    const body = gate ? { waitlist_reserved_tickets: Math.max(0, gate.reserved), sequence: gate.sequence } : undefined;
+    const body = gate ? waitlist.gateBody(gate) : undefined;
     const result = await context.events.call('releaseHold', { path: { hold_id: holdId }, ...(body ? { body } : {}) }, { ...options.origin, signal: options.signal });
     if (result.ok) {
       await context.write(async (trx) => {

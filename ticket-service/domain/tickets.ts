@@ -10,7 +10,7 @@ import { sameSecret, type Principal } from '../../platform/auth.js';
 import { pageById, type Page } from '../../platform/pagination.js';
 import * as tickets from '../store/tickets.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
-import { unreachableText, type TicketServiceContext } from './context.js';
+import { unreachableText, type TicketServiceContext, type TicketTransaction } from './context.js';
 import { releaseLeaseUntil, releaseNow, type ReleaseOptions, type ReleaseOutcome } from './outbox.js';
 import type { PublicStatus } from './representation.js';
 import { recordTicketDeleted, recordTicketEvent } from './webhooks.js';
@@ -160,17 +160,7 @@ export async function confirmTicket(context: TicketServiceContext, row: TicketRo
     context.log.error({ status: commit.status, problem: commit.problem }, 'event-service refused a commit unexpectedly');
     throw new UnavailableError('event-service could not commit the hold; retry the confirmation.');
   }
-  const confirmed = await context.write(async (trx) => {
-    const done = await tickets.updateTicketIf(trx, row.id, 'RESERVED', {
-      status: 'CONFIRMED',
-      payment_reference: paymentReference ?? marked.payment_reference,
-      confirming_at: null,
-      updated_at: new Date().toISOString(),
-    });
-    if (done) await recordTicketEvent(trx, 'ticket.confirmed', done);
-    if (done) await endOfferOnConfirm(trx, done);
-    return done;
-  });
+  const confirmed = await context.write((trx) => confirmReserved(trx, row.id, { payment_reference: paymentReference ?? marked.payment_reference }));
   if (confirmed) return confirmed;
   // Cancelled meanwhile: its outbox release gives the committed seats back.
   throw new ConflictError('invalid-transition', `Ticket ${row.id} was cancelled while it was being confirmed.`, { allowed_transitions: [] });
@@ -187,4 +177,18 @@ export async function deleteTicket(context: TicketServiceContext, id: number, ac
     return row.status === 'CANCELLED' ? undefined : tickets.enqueueRelease(trx, row.reference, new Date().toISOString(), releaseLeaseUntil(context), row.event_id);
   });
   if (outboxId !== undefined && (await releaseNow(context, outboxId, row.reference, { origin })) === 'released') void offerSeatsOf(context, row.event_id);
+}
+
+/**
+ * RESERVED becomes CONFIRMED, with what goes with it in the same transaction: the `ticket.confirmed`
+ * webhook event and, for a waiting-list offer, its entry's end. Undefined when the ticket was no
+ * longer RESERVED. (A confirm, and the reconciler's completion of an interrupted one.)
+ */
+export async function confirmReserved(trx: TicketTransaction, id: number, changes: { payment_reference?: string | null } = {}): Promise<TicketRow | undefined> {
+  const confirmed = await tickets.updateTicketIf(trx, id, 'RESERVED', { ...changes, status: 'CONFIRMED', confirming_at: null, updated_at: new Date().toISOString() });
+  if (confirmed) {
+    await recordTicketEvent(trx, 'ticket.confirmed', confirmed);
+    await endOfferOnConfirm(trx, confirmed);
+  }
+  return confirmed;
 }

@@ -52,7 +52,7 @@ export async function sendGate(context: TicketServiceContext, eventId: number, o
   try {
     const answer = await context.events.call(
       'setWaitlistGate',
-      { path: { id: eventId }, body: { waitlist_reserved_tickets: Math.max(0, gate.reserved), sequence: gate.sequence } },
+      { path: { id: eventId }, body: waitlist.gateBody(gate) },
       { ...origin, signal: context.stopping },
     );
     // A deleted event needs no gate any more.
@@ -257,18 +257,7 @@ export async function runWaitlistRound(context: TicketServiceContext): Promise<v
     const reference = entry.offer_reference;
     await releaseOfferHold(
       context,
-      async (trx, at) => {
-        // The age condition is part of the update: an offer that moved on meanwhile is not undone.
-        const undone = await trx
-          .updateTable('waitlist_entries')
-          .set({ status: 'WAITING', updated_at: at })
-          .where('id', '=', entry.id)
-          .where('status', '=', 'OFFERING')
-          .where('offer_reference', '=', reference)
-          .where('updated_at', '<', cutoff)
-          .executeTakeFirst();
-        return undone.numUpdatedRows > 0n;
-      },
+      (trx, at) => waitlist.undoStaleOffering(trx, entry.id, reference, cutoff, at),
       reference,
     );
     context.log.info({ entry: entry.id }, 'undid an offer interrupted between its steps');

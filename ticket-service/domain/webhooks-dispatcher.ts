@@ -41,7 +41,7 @@ declare module 'fastify' {
   }
 }
 
-export type AttemptOutcome = 'delivered' | 'retrying' | 'failed' | 'aborted';
+type AttemptOutcome = 'delivered' | 'retrying' | 'failed' | 'aborted';
 
 /** What the dispatcher reports after each attempt (the hook for metrics). */
 export interface AttemptReport {
@@ -58,7 +58,7 @@ interface AttemptResult {
 }
 
 /** The delay before retry number `attempts` (1 = the first retry): base × 3^(n−1), ±20 % jitter, capped at 6 hours. */
-export function backoffMs(baseSeconds: number, attempts: number): number {
+function backoffMs(baseSeconds: number, attempts: number): number {
   const plain = Math.min(MAX_BACKOFF_MS, baseSeconds * 1000 * 3 ** Math.max(0, attempts - 1));
   return Math.round(plain * (0.8 + Math.random() * 0.4));
 }
@@ -163,13 +163,13 @@ export class WebhookDispatcher {
     if (events.length === 0) return 0;
     const now = new Date();
     await write(async (trx) => {
-      const subscriptions = await store.activeSubscriptions(trx, now.toISOString());
+      const at = now.toISOString();
+      const subscriptions = (await store.activeSubscriptions(trx, at)).map((subscription) => ({ ...subscription, wanted: new Set(JSON.parse(subscription.events) as string[]) }));
       const rows: store.NewDelivery[] = [];
       for (const event of events) {
         for (const subscription of subscriptions) {
-          const wanted = JSON.parse(subscription.events) as string[];
-          if (subscription.created_at > event.created_at || !(wanted.includes('*') || wanted.includes(event.type))) continue;
-          rows.push({ event_id: event.id, subscription_id: subscription.id, next_attempt_at: now.toISOString(), retry_until: retryUntil(this.context, Date.parse(event.created_at)), created_at: now.toISOString() });
+          if (subscription.created_at > event.created_at || !(subscription.wanted.has('*') || subscription.wanted.has(event.type))) continue;
+          rows.push({ event_id: event.id, subscription_id: subscription.id, next_attempt_at: at, retry_until: retryUntil(this.context, Date.parse(event.created_at)), created_at: at });
         }
       }
       for (let i = 0; i < rows.length; i += 50) await store.insertDeliveries(trx, rows.slice(i, i + 50));

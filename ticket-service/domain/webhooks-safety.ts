@@ -10,7 +10,7 @@ import { isIP, type LookupFunction } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /** Why an address may not be a webhook target, or undefined for a public unicast address. */
-export function addressRefusal(address: string): string | undefined {
+function addressRefusal(address: string): string | undefined {
   if (!ipaddr.isValid(address)) return 'is not a valid address';
   const range = ipaddr.parse(address).range();
   if (range === 'unicast') return undefined;
@@ -43,7 +43,7 @@ export function urlRefusal(text: string, allowPrivate: boolean): string | undefi
   return undefined;
 }
 
-export class RefusedAddressError extends Error {
+class RefusedAddressError extends Error {
   readonly code = 'EWEBHOOKADDRESS';
   constructor(hostname: string, address: string, reason: string) {
     super(`${hostname} resolved to ${address}, which ${reason}`);

@@ -6,9 +6,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
 import { webhookPrivateUrlsAllowed } from '../../platform/config.js';
-import { ConflictError, NotFoundError, ProblemError } from '../../platform/errors.js';
+import { ConflictError, NotFoundError, ProblemError, ValidationError, type FieldError } from '../../platform/errors.js';
 import { pageById, type Page } from '../../platform/pagination.js';
-import { toApiDate } from '../../platform/time.js';
+import { parseDateField, toApiDate } from '../../platform/time.js';
 import type { TicketRow } from '../store/schema.js';
 import { findTicket } from '../store/tickets.js';
 import * as store from '../store/webhooks.js';
@@ -17,8 +17,8 @@ import type { TicketServiceContext, TicketTransaction } from './context.js';
 import { toApiTicket } from './representation.js';
 import { urlRefusal } from './webhooks-safety.js';
 
-export type ApiWebhook = components['schemas']['Webhook'];
-export type ApiDelivery = components['schemas']['WebhookDelivery'];
+type ApiWebhook = components['schemas']['Webhook'];
+type ApiDelivery = components['schemas']['WebhookDelivery'];
 export type WebhookEventType = components['schemas']['WebhookEventType'];
 export type TicketEventType = Extract<WebhookEventType, `ticket.${string}`>;
 type WebhookCreate = components['schemas']['WebhookCreate'];
@@ -27,7 +27,7 @@ type DeliveryQuery = NonNullable<operations['listWebhookDeliveries']['parameters
 type PageQuery = { limit?: number; offset?: number; cursor?: string };
 
 /** The old secret keeps signing beside the new one this long after a rotation. */
-export const ROTATION_WINDOW_MS = 24 * 3600 * 1000;
+const ROTATION_WINDOW_MS = 24 * 3600 * 1000;
 
 // The outbox: one row per change, in the change's own transaction
 
@@ -36,10 +36,10 @@ export const ROTATION_WINDOW_MS = 24 * 3600 * 1000;
  * change committed. `data` is the snapshot sent (taken now: the record may be gone by delivery time).
  * The waiting list's events come through here too.
  */
-export async function recordWebhookEvent(trx: TicketTransaction, type: WebhookEventType, data: unknown, ticketId: number | null): Promise<number> {
+export async function recordWebhookEvent(trx: TicketTransaction, type: WebhookEventType, data: unknown, ticketId: number | null, fannedOut = false): Promise<number> {
   const timestamp = new Date().toISOString();
   const payload = JSON.stringify({ type, timestamp, data });
-  return store.insertWebhookEvent(trx, { type, message_id: newMessageId(), ticket_id: ticketId, payload, created_at: timestamp });
+  return store.insertWebhookEvent(trx, { type, message_id: newMessageId(), ticket_id: ticketId, payload, created_at: timestamp }, fannedOut);
 }
 
 /** A ticket change's event: the ticket as the API shows it, without the remote `event` summary. */
@@ -81,7 +81,13 @@ function checkUrl(context: TicketServiceContext, url: string): void {
   throw new ProblemError('webhook-url-refused', `${url} ${reason}${hint}.`, { errors: [{ pointer: '#/url', detail: reason }] });
 }
 
-const storedDate = (text: string): string => new Date(text.match(/[Zz]|[+-]\d{2}:\d{2}$/) ? text : `${text}Z`).toISOString();
+/** An `expires_at` as stored: read as the API reads every date-time (platform/time.ts), to the millisecond in UTC. */
+function storedDate(text: string): string {
+  const errors: FieldError[] = [];
+  const stored = parseDateField(text, '#/expires_at', errors);
+  if (stored === undefined) throw new ValidationError(errors);
+  return stored;
+}
 
 export async function createWebhook(context: TicketServiceContext, body: WebhookCreate): Promise<components['schemas']['WebhookWithSecret']> {
   checkUrl(context, body.url);
@@ -161,9 +167,8 @@ function refuseDisabled(row: WebhookSubscriptionRow): void {
 export async function pingWebhook(context: TicketServiceContext, id: number): Promise<ApiDelivery> {
   refuseDisabled(await findWebhook(context, id));
   const eventId = await context.write(async (trx) => {
-    const eventId = await recordWebhookEvent(trx, 'webhook.ping', { webhook_id: id }, null);
-    // Already fanned out: a ping goes to its own subscription only.
-    await store.markFannedOut(trx, [eventId]);
+    // Written fanned out: a ping goes to its own subscription only.
+    const eventId = await recordWebhookEvent(trx, 'webhook.ping', { webhook_id: id }, null, true);
     const at = new Date().toISOString();
     await store.insertDeliveries(trx, [{ event_id: eventId, subscription_id: id, next_attempt_at: at, retry_until: retryUntil(context, Date.now()), created_at: at }]);
     return eventId;

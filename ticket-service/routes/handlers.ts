@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CallOrigin } from '../../openapi/client.js';
 import type { operations } from '../../openapi/generated/ticket-service.js';
 import { UnavailableError } from '../../platform/errors.js';
-import { linkHeader } from '../../platform/pagination.js';
+import { listHeaders } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
 import { callOrigin } from '../../platform/trace-context.js';
 import type { ServiceStore } from '../../platform/store/service-store.js';
@@ -46,10 +46,7 @@ export function ticketServiceHandlers(context: TicketServiceContext, store: Pick
     listTickets: async (request) => {
       const page = await listTickets(context, request.query);
       const summaries = await context.summaries.getMany(page.items.map((row) => row.event_id), callOrigin(request));
-      const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
-      const link = linkHeader(request, page.links);
-      if (link) headers.link = link;
-      return { status: 200, body: page.items.map((row) => toApiTicket(row, summaries.get(row.event_id))), headers };
+      return { status: 200, body: page.items.map((row) => toApiTicket(row, summaries.get(row.event_id))), headers: listHeaders(request, page) };
     },
     createTicket: async (request) => {
       const { ticket, replayed } = await purchaseTickets(context, request.body, request.headers['idempotency-key'], callOrigin(request));

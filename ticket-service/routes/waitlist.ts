@@ -1,7 +1,7 @@
 /** HTTP shape of the waiting-list operations: parse, call the domain, map the result. */
 import type { FastifyRequest } from 'fastify';
 import type { operations } from '../../openapi/generated/ticket-service.js';
-import { linkHeader } from '../../platform/pagination.js';
+import { listHeaders } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
 import { callOrigin } from '../../platform/trace-context.js';
 import type { TicketServiceContext } from '../domain/context.js';
@@ -14,10 +14,7 @@ export function waitlistHandlers(context: TicketServiceContext, access: (request
   return {
     listWaitlist: async (request) => {
       const page = await entries.listWaitlist(context, request.query);
-      const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
-      const link = linkHeader(request, page.links);
-      if (link) headers.link = link;
-      return { status: 200, body: await Promise.all(page.items.map((row) => entries.presentEntry(context, row))), headers };
+      return { status: 200, body: await Promise.all(page.items.map((row) => entries.presentEntry(context, row))), headers: listHeaders(request, page) };
     },
     joinWaitlist: async (request) => {
       const row = await entries.joinWaitlist(context, request.body, callOrigin(request));

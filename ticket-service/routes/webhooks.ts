@@ -1,6 +1,6 @@
 /** HTTP shape of the webhook operations: parse, call the domain, map the result. */
 import type { operations } from '../../openapi/generated/ticket-service.js';
-import { linkHeader } from '../../platform/pagination.js';
+import { listHeaders } from '../../platform/pagination.js';
 import type { OperationHandlers } from '../../platform/openapi-routes.js';
 import type { TicketServiceContext } from '../domain/context.js';
 import * as webhooks from '../domain/webhooks.js';
@@ -20,10 +20,7 @@ export function webhookHandlers(context: TicketServiceContext): OperationHandler
   return {
     listWebhooks: async (request) => {
       const page = await webhooks.listWebhooks(context, request.query);
-      const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
-      const link = linkHeader(request, page.links);
-      if (link) headers.link = link;
-      return { status: 200, body: page.items.map((row) => webhooks.toApiWebhook(row)), headers };
+      return { status: 200, body: page.items.map((row) => webhooks.toApiWebhook(row)), headers: listHeaders(request, page) };
     },
     createWebhook: async (request) => {
       const created = await webhooks.createWebhook(context, request.body);
@@ -39,10 +36,7 @@ export function webhookHandlers(context: TicketServiceContext): OperationHandler
     rotateWebhookSecret: async (request) => ({ status: 200, body: await webhooks.rotateWebhookSecret(context, request.params.webhook_id) }),
     listWebhookDeliveries: async (request) => {
       const page = await webhooks.listDeliveries(context, request.params.webhook_id, request.query);
-      const headers: Record<string, string> = { 'x-total-count': String(page.total ?? page.items.length) };
-      const link = linkHeader(request, page.links);
-      if (link) headers.link = link;
-      return { status: 200, body: page.items.map(webhooks.toApiDelivery), headers };
+      return { status: 200, body: page.items.map(webhooks.toApiDelivery), headers: listHeaders(request, page) };
     },
     retryWebhookDelivery: async (request) => ({ status: 202, body: await webhooks.retryDelivery(context, request.params.webhook_id, request.params.delivery_id) }),
   };

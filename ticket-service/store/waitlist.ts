@@ -52,6 +52,26 @@ export async function updateEntryIf(db: Db, id: number, from: WaitlistStatus, ch
   return row;
 }
 
+/**
+ * An OFFERING entry left by a crash, back to WAITING if it is still that offer and still older than
+ * `cutoff` (an offer that moved on meanwhile is not undone). Its status figure does not move: OFFERING
+ * counts with WAITING.
+ */
+export async function undoStaleOffering(db: Db, id: number, offerReference: string, cutoff: string, at: string): Promise<boolean> {
+  const undone = await db
+    .updateTable('waitlist_entries')
+    .set({ status: 'WAITING', updated_at: at })
+    .where('id', '=', id)
+    .where('status', '=', 'OFFERING')
+    .where('offer_reference', '=', offerReference)
+    .where('updated_at', '<', cutoff)
+    .executeTakeFirst();
+  return undone.numUpdatedRows > 0n;
+}
+
+/** What event-service takes for an event's gate (`PUT /events/{id}/waitlist-gate`, or beside a release). */
+export const gateBody = (gate: Pick<WaitlistGateRow, 'reserved' | 'sequence'>) => ({ waitlist_reserved_tickets: Math.max(0, gate.reserved), sequence: gate.sequence });
+
 /** The OFFERED entry whose offer is this ticket, moved to `to`; undefined when there is none. */
 export async function endOfferOfTicket(db: Db, ticketId: number, to: WaitlistStatus, at: string): Promise<WaitlistEntryRow | undefined> {
   const row = await db

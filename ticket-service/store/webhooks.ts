@@ -37,7 +37,7 @@ function recordQueue(db: Db, createdAt: string[], delta: 1 | -1): void {
 
 // Subscriptions
 
-export type NewSubscription = Omit<WebhookSubscriptionRow, 'id'>;
+type NewSubscription = Omit<WebhookSubscriptionRow, 'id'>;
 
 export async function insertSubscription(db: Db, values: NewSubscription): Promise<WebhookSubscriptionRow> {
   const row = await db.insertInto('webhook_subscriptions').values(values).returningAll().executeTakeFirstOrThrow();
@@ -106,7 +106,7 @@ export async function deleteExpiredSubscriptions(db: Db, now: string): Promise<n
 
 // The event outbox
 
-export type NewWebhookEvent = Omit<WebhookEventRow, 'id' | 'fanned_out'>;
+type NewWebhookEvent = Omit<WebhookEventRow, 'id' | 'fanned_out'>;
 
 // On the path of every ticket change: compiled once (platform/store/prepared.ts).
 const webhookEventInsert = prepareQuery<TicketDatabase, NewWebhookEvent & { fanned_out: number }, { id: number }>((db, param) =>
@@ -179,20 +179,24 @@ export interface DueDelivery extends WebhookDeliveryRow {
  * never fills the batch.
  */
 export async function dueDeliveries(db: Db, now: string, limit: number, skip: number[]): Promise<DueDelivery[]> {
-  let query = db
+  let query = attemptable(db, now)
+    .where('d.status', '=', 'pending')
+    .where('d.next_attempt_at', '<=', now)
+    .where((eb) => eb.or([eb('d.lease_until', 'is', null), eb('d.lease_until', '<=', now)]));
+  if (skip.length > 0) query = query.where('d.subscription_id', 'not in', skip);
+  return query.orderBy('d.next_attempt_at').limit(limit).execute();
+}
+
+/** Deliveries with what an attempt needs (the endpoint, its secrets, the event's message), of subscriptions enabled and not expired at `now`. */
+const attemptable = (db: Db, now: string) =>
+  db
     .selectFrom('webhook_deliveries as d')
     .innerJoin('webhook_subscriptions as s', 's.id', 'd.subscription_id')
     .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
     .selectAll('d')
     .select(['s.url', 's.secret', 's.previous_secret', 's.previous_secret_until', 'e.message_id', 'e.payload'])
-    .where('d.status', '=', 'pending')
-    .where('d.next_attempt_at', '<=', now)
-    .where((eb) => eb.or([eb('d.lease_until', 'is', null), eb('d.lease_until', '<=', now)]))
     .where('s.enabled', '=', 1)
     .where((eb) => eb.or([eb('s.expires_at', 'is', null), eb('s.expires_at', '>', now)]));
-  if (skip.length > 0) query = query.where('d.subscription_id', 'not in', skip);
-  return query.orderBy('d.next_attempt_at').limit(limit).execute();
-}
 
 // Every delivery is claimed and finished once: compiled once (platform/store/prepared.ts).
 const deliveryClaim = prepareQuery<TicketDatabase, { id: number; now: string; lease_until: string }, never>((db, param) =>
@@ -251,20 +255,10 @@ const nextDueClaim = prepareQuery<TicketDatabase, { subscription_id: number; now
     .returning('id'),
 );
 
-const dueDeliveryById = prepareQuery<TicketDatabase, { id: number; now: string }, DueDelivery>((db, param) =>
-  db
-    .selectFrom('webhook_deliveries as d')
-    .innerJoin('webhook_subscriptions as s', 's.id', 'd.subscription_id')
-    .innerJoin('webhook_events as e', 'e.id', 'd.event_id')
-    .selectAll('d')
-    .select(['s.url', 's.secret', 's.previous_secret', 's.previous_secret_until', 'e.message_id', 'e.payload'])
-    .where('d.id', '=', param('id'))
-    .where('s.enabled', '=', 1)
-    .where((eb) => eb.or([eb('s.expires_at', 'is', null), eb('s.expires_at', '>', param('now'))])),
-);
+const dueDeliveryById = prepareQuery<TicketDatabase, { id: number; now: string }, DueDelivery>((db, param) => attemptable(db, param('now')).where('d.id', '=', param('id')));
 
 /** What an attempt that got an answer (or none) records. */
-export type AttemptRecord = Pick<
+type AttemptRecord = Pick<
   WebhookDeliveryRow,
   'status' | 'attempts' | 'first_attempt_at' | 'next_attempt_at' | 'last_attempt_at' | 'last_status_code' | 'last_error' | 'response_excerpt' | 'updated_at'
 >;

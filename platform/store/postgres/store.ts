@@ -64,6 +64,18 @@ const types: pg.CustomTypesConfig = {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Runs `run` again, after a short jittered pause, while it fails in a way `retryable` says is safe to repeat (at most MAX_ATTEMPTS times). */
+async function retried<T>(run: () => Promise<T>, retryable: (error: unknown) => boolean): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await run();
+    } catch (error) {
+      if (!retryable(error) || attempt >= MAX_ATTEMPTS) throw error;
+      await sleep(Math.random() * 5 * attempt);
+    }
+  }
+}
+
 export async function openPostgresStore<DB>(options: PostgresStoreOptions): Promise<ServiceStore<DB> & { migrated: string[]; warnings: string[] }> {
   const url = parseUrl(options);
   const pool = new pg.Pool({
@@ -101,28 +113,12 @@ export async function openPostgresStore<DB>(options: PostgresStoreOptions): Prom
     db,
     migrated,
     warnings,
-    write: async <T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> => {
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await db.transaction().execute(work);
-        } catch (error) {
-          if (!(isRetryableConflict(error) || isStalePreparedStatement(error)) || attempt >= MAX_ATTEMPTS) throw error;
-          await sleep(Math.random() * 5 * attempt);
-        }
-      }
-    },
+    // A stale prepared statement inside a transaction ended it: the transaction runs again (named-statements.ts).
+    write: <T>(work: (trx: Transaction<DB>) => Promise<T>): Promise<T> =>
+      retried(() => db.transaction().execute(work), (error) => isRetryableConflict(error) || isStalePreparedStatement(error)),
     // Outside a transaction block PostgreSQL runs a statement as its own transaction, committed (and,
     // with synchronous_commit = on, durable) before it answers.
-    writeStatement: async <Row>(statement: CompiledQuery<Row>): Promise<QueryResult<Row>> => {
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          return await db.executeQuery(statement);
-        } catch (error) {
-          if (!isRetryableConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
-          await sleep(Math.random() * 5 * attempt);
-        }
-      }
-    },
+    writeStatement: <Row>(statement: CompiledQuery<Row>): Promise<QueryResult<Row>> => retried(() => db.executeQuery(statement), isRetryableConflict),
     // A commit that returned is durable (synchronous_commit = on): reads need no barrier.
     settled: async () => undefined,
     reachable: async () => {
