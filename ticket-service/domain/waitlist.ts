@@ -18,10 +18,17 @@ import { offerEntry, offerSeatsOf, sendGate, toApiEntry, type ApiWaitlistEntry }
 type WaitlistJoin = components['schemas']['WaitlistJoin'];
 type ListQuery = NonNullable<operations['listWaitlist']['parameters']['query']>;
 
+/** Entries as the API shows them, each with its place in line (one query for the places of a page). */
+export async function presentEntries(context: TicketServiceContext, rows: WaitlistEntryRow[]): Promise<ApiWaitlistEntry[]> {
+  const waiting = rows.filter((row) => row.status === 'WAITING' || row.status === 'OFFERING');
+  const positions = await waitlist.positionsOf(context.db, waiting);
+  return rows.map((row) => toApiEntry(row, positions.get(row.id) ?? null));
+}
+
 /** The entry as the API shows it, with its place in line. */
 export async function presentEntry(context: TicketServiceContext, row: WaitlistEntryRow): Promise<ApiWaitlistEntry> {
-  const waiting = row.status === 'WAITING' || row.status === 'OFFERING';
-  return toApiEntry(row, waiting ? await waitlist.positionOf(context.db, row) : null);
+  const [entry] = await presentEntries(context, [row]);
+  return entry as ApiWaitlistEntry;
 }
 
 /** Joins only while the public cannot buy the seats, and only if the event keeps a waiting list. */

@@ -14,7 +14,7 @@ export function waitlistHandlers(context: TicketServiceContext, access: (request
   return {
     listWaitlist: async (request) => {
       const page = await entries.listWaitlist(context, request.query);
-      return { status: 200, body: await Promise.all(page.items.map((row) => entries.presentEntry(context, row))), headers: listHeaders(request, page) };
+      return { status: 200, body: await entries.presentEntries(context, page.items), headers: listHeaders(request, page) };
     },
     joinWaitlist: async (request) => {
       const row = await entries.joinWaitlist(context, request.body, callOrigin(request));

@@ -99,16 +99,24 @@ export async function closeEntries(db: Db, eventId: number, at: string): Promise
   return closed;
 }
 
-/** The place among those still waiting (1 is next). */
-export async function positionOf(db: Db, entry: Pick<WaitlistEntryRow, 'id' | 'event_id'>): Promise<number> {
-  const row = await db
-    .selectFrom('waitlist_entries')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('event_id', '=', entry.event_id)
-    .where('status', 'in', DEMAND_STATUSES)
-    .where('id', '<', entry.id)
-    .executeTakeFirstOrThrow();
-  return Number(row.n) + 1;
+/** Each entry's place in its event's line among those still waiting (1 is next), in one query for a page. */
+export async function positionsOf(db: Db, entries: ReadonlyArray<Pick<WaitlistEntryRow, 'id'>>): Promise<Map<number, number>> {
+  if (entries.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('waitlist_entries as w')
+    .select((eb) => [
+      'w.id',
+      eb
+        .selectFrom('waitlist_entries as ahead')
+        .select((inner) => inner.fn.countAll<number>().as('n'))
+        .whereRef('ahead.event_id', '=', 'w.event_id')
+        .where('ahead.status', 'in', DEMAND_STATUSES)
+        .whereRef('ahead.id', '<', 'w.id')
+        .as('ahead'),
+    ])
+    .where('w.id', 'in', entries.map((entry) => entry.id))
+    .execute();
+  return new Map(rows.map((row) => [row.id, Number(row.ahead) + 1]));
 }
 
 export interface EntryFilter {
