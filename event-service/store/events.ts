@@ -120,6 +120,11 @@ export function seatsFreeForHold(eb: ExpressionBuilder<EventDatabase, 'events'>,
   return eb(eb('events.available_tickets', '-', eb.ref('events.waitlist_reserved_tickets')), '>=', seats);
 }
 
+/** The event's sales are open at `now` (no start or started, no end or not ended): the other condition of every hold. */
+export function salesOpenAt(eb: ExpressionBuilder<EventDatabase, 'events'>, now: string): Expression<SqlBool> {
+  return eb.and([eb.or([eb('events.sales_start', 'is', null), eb('events.sales_start', '<=', now)]), eb.or([eb('events.sales_end', 'is', null), eb('events.sales_end', '>=', now)])]);
+}
+
 /** The conditional decrement both ways of taking seats share; `seatsFree` is its seat condition. */
 const seatTaking = (
   db: Db,
@@ -140,9 +145,7 @@ const seatTaking = (
 
 const seatsForHold = (audience: HoldAudience) =>
   prepareQuery<EventDatabase, SeatChange, never>((db, param) =>
-    seatTaking(db, param, 'held_tickets', (eb) => seatsFreeForHold(eb, param('seats'), audience))
-      .where((eb) => eb.or([eb('sales_start', 'is', null), eb('sales_start', '<=', param('now'))]))
-      .where((eb) => eb.or([eb('sales_end', 'is', null), eb('sales_end', '>=', param('now'))])),
+    seatTaking(db, param, 'held_tickets', (eb) => seatsFreeForHold(eb, param('seats'), audience)).where((eb) => salesOpenAt(eb, param('now'))),
   );
 const seatsForHoldOf = { public: seatsForHold('public'), waitlist: seatsForHold('waitlist') };
 

@@ -5,7 +5,7 @@ import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
 import type { ServiceStore, StoreDialect } from '../../platform/store/service-store.js';
 import { eventChanges, recordHoldCreated, type EventMetrics } from '../metrics.js';
-import { seatsFreeForHold, takeSeatsForHold, type HoldAudience } from './events.js';
+import { salesOpenAt, seatsFreeForHold, takeSeatsForHold, type HoldAudience } from './events.js';
 
 type Db = Kysely<EventDatabase>;
 
@@ -69,8 +69,7 @@ const heldHoldInsert = (audience: HoldAudience) => prepareQuery<EventDatabase, N
         ])
         .where('events.id', '=', param('event_id'))
         .where((e) => seatsFreeForHold(e, param('quantity'), audience))
-        .where((e) => e.or([e('events.sales_start', 'is', null), e('events.sales_start', '<=', param('now'))]))
-        .where((e) => e.or([e('events.sales_end', 'is', null), e('events.sales_end', '>=', param('now'))])),
+        .where((e) => salesOpenAt(e, param('now'))),
     )
     .onConflict((oc) => oc.column('hold_id').doNothing())
     .returningAll(),
@@ -95,23 +94,23 @@ export async function insertHeldHold(db: Db, hold: NewHold, audience: HoldAudien
  */
 const heldHoldWithSeats = (audience: HoldAudience) =>
   prepareQuery<EventDatabase, NewHold, HoldRow & { seats_taken: number }>((db, param) => {
-    const seatsFree = seatsFreeForHold(expressionBuilder<EventDatabase, 'events'>(), param('quantity'), audience);
+    const events = expressionBuilder<EventDatabase, 'events'>();
+    const seatsFree = seatsFreeForHold(events, param('quantity'), audience);
+    const salesOpen = salesOpenAt(events, param('now'));
     return {
       compile: () => sql<HoldRow & { seats_taken: number }>`
       WITH held AS (
         INSERT INTO holds (hold_id, event_id, quantity, state, expires_at, unit_price, currency, created_at, updated_at)
         SELECT ${param('hold_id')}, id, ${param('quantity')}, 'HELD', ${param('expires_at')}, ticket_price, currency, ${param('now')}, ${param('now')}
         FROM events
-        WHERE id = ${param('event_id')} AND ${seatsFree}
-          AND (sales_start IS NULL OR sales_start <= ${param('now')}) AND (sales_end IS NULL OR sales_end >= ${param('now')})
+        WHERE id = ${param('event_id')} AND ${seatsFree} AND ${salesOpen}
         ON CONFLICT (hold_id) DO NOTHING
         RETURNING *
       ), taken AS (
         UPDATE events
         SET available_tickets = available_tickets - ${param('quantity')}, held_tickets = held_tickets + ${param('quantity')},
           updated_at = ${param('now')}, version = version + 1
-        WHERE id = (SELECT event_id FROM held) AND ${seatsFree}
-          AND (sales_start IS NULL OR sales_start <= ${param('now')}) AND (sales_end IS NULL OR sales_end >= ${param('now')})
+        WHERE id = (SELECT event_id FROM held) AND ${seatsFree} AND ${salesOpen}
         RETURNING id
       )
       -- A hold inserted whose decrement then found the seats gone fails the whole statement (division by
