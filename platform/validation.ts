@@ -26,10 +26,42 @@ function makeAjv(options: Options): Ajv2020 {
 
 const BODY_OPTIONS: Options = { coerceTypes: false, useDefaults: true, removeAdditional: false };
 
+const PARAMETER_OPTIONS: Options = { coerceTypes: 'array', useDefaults: true, removeAdditional: false };
+
+/** One Ajv per settings in a process, made when first needed: Ajv and its formats take milliseconds to set up. */
+const ajvs = new Map<Options, Ajv2020>();
+const ajvFor = (options: Options): Ajv2020 => {
+  let ajv = ajvs.get(options);
+  if (!ajv) {
+    ajv = makeAjv(options);
+    ajvs.set(options, ajv);
+  }
+  return ajv;
+};
+
+/**
+ * A validator compiled when it first validates, not when its route is registered: a service starts
+ * without compiling the schemas of the ~50 operations of its spec (most of its start-up CPU after
+ * loading modules), and the first request of an operation pays for its schema once, a few
+ * milliseconds. Compiling every schema of both specs is a test of its own (test/http-input.test.ts),
+ * so a schema Ajv refuses still fails the build, not a request.
+ */
+function compiledOnFirstUse(compile: () => Validator): Validator {
+  let compiled: Validator | undefined;
+  const validate: Validator = (data: unknown) => {
+    compiled ??= compile();
+    const result = compiled(data);
+    validate.errors = compiled.errors;
+    return result;
+  };
+  return validate;
+}
+
 export function createValidatorCompiler(): FastifySchemaCompiler<Record<string, unknown>> {
-  const bodyAjv = makeAjv(BODY_OPTIONS);
-  const parameterAjv = makeAjv({ coerceTypes: 'array', useDefaults: true, removeAdditional: false });
-  return ({ schema, httpPart }) => (httpPart === 'body' ? bodyAjv.compile(schema) : withPlainNumbers(schema, parameterAjv.compile(schema)));
+  return ({ schema, httpPart }) =>
+    httpPart === 'body'
+      ? compiledOnFirstUse(() => ajvFor(BODY_OPTIONS).compile(schema))
+      : withPlainNumbers(schema, compiledOnFirstUse(() => ajvFor(PARAMETER_OPTIONS).compile(schema)));
 }
 
 /**
@@ -37,7 +69,7 @@ export function createValidatorCompiler(): FastifySchemaCompiler<Record<string, 
  * of a body that is checked item by item: the invalid fields, or an empty list.
  */
 export function bodyValidator(schema: Record<string, unknown>): (body: unknown) => FieldError[] {
-  const validate = makeAjv(BODY_OPTIONS).compile(schema);
+  const validate = compiledOnFirstUse(() => ajvFor(BODY_OPTIONS).compile(schema));
   return (body) => (validate(body) ? [] : fieldErrors((validate.errors ?? []) as ErrorObject[], 'body'));
 }
 

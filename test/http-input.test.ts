@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { specOperations, type ServiceName, type SpecOperation } from '../openapi/spec.js';
 import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
+import { fastifySchema } from '../platform/openapi-routes.js';
+import { createValidatorCompiler } from '../platform/validation.js';
 import { buildTicketApp } from '../ticket-service/app.js';
 import { serviceAuth, SERVICE_TOKEN, startEventApp, tempDir } from './helpers/event-app.js';
 import { assertProblem, pointers, postVenue } from './helpers/event-api.js';
@@ -186,4 +188,24 @@ t.test('a bad request line and headers too large get a complete problem+json ans
     parseRawAnswer(t, await rawExchange(port, 'NOT-HTTP\r\n\r\n'), 400, 'malformed-request');
     parseRawAnswer(t, await rawExchange(port, `GET /events HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 431, 'headers-too-large');
   }
+});
+
+t.test('every request schema of both specs compiles; validators compile on first use, so a schema Ajv refuses fails here and not on a request', async (t) => {
+  const compile = createValidatorCompiler();
+  const validatorOf = (schema: unknown, httpPart: string) => compile({ schema: schema as Record<string, unknown>, httpPart, method: 'POST', url: '/' });
+  let parts = 0;
+  for (const service of ['event-service', 'ticket-service'] as const) {
+    for (const spec of specOperations(service)) {
+      const { body, querystring, params, headers } = fastifySchema(spec);
+      for (const [httpPart, schema] of Object.entries({ body, querystring, params, headers })) {
+        if (schema === undefined) continue;
+        parts += 1;
+        t.doesNotThrow(() => validatorOf(schema, httpPart)({}), `${service} ${spec.operation.operationId}: its ${httpPart} schema compiles`);
+      }
+    }
+  }
+  t.ok(parts > 80, `${parts} schemas compiled`);
+  // The check has teeth: a schema strict Ajv refuses throws when first used.
+  const refused = validatorOf({ type: 'object', properties: {}, mistyped: true }, 'body');
+  t.throws(() => refused({}), /unknown keyword/, 'an unknown keyword throws on first use');
 });
