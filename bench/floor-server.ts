@@ -1,0 +1,170 @@
+/**
+ * The floor of the purchase storm: the reference's bare two-hop Fastify pair (bench/reference-server.ts)
+ * plus the rows a purchase must write durably, and nothing else: no validation, logging, metrics,
+ * typed client, idempotency, hold batching or webhook delivery. The back takes the hold (the hold
+ * row, taking the event's price, and the conditional seat decrement); the front then claims the
+ * reference and writes the ticket and its `ticket.reserved` event row. Each side commits what
+ * arrived together in one transaction (group commit) on the services' own schemas (their
+ * migrations), at `synchronous = FULL`, and answers only after that commit.
+ *
+ * What it measures: how close to the reference a purchase can come on this machine when it writes
+ * what EventSync writes, with none of EventSync's own bookkeeping: the ceiling for the storm's ratio.
+ *
+ * The `reader` role is the floor of `GET /events/{id}` beside its `/health`: the row read with a
+ * prepared statement and sent as JSON, nothing else.
+ *
+ *   node dist/bench/floor-server.js back <events.db>
+ *   node dist/bench/floor-server.js front <back-url> <tickets.db>
+ *   node dist/bench/floor-server.js reader <events.db>
+ */
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { Pool } from 'undici';
+import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
+import { eventMigrations } from '../event-service/store/migrations/index.js';
+import { ticketMigrations } from '../ticket-service/store/migrations/index.js';
+
+const [role, ...rest] = process.argv.slice(2);
+
+/** Runs each queued change in one transaction per tick; each caller gets its own result or error. */
+function groupCommit(db: Database.Database): <T>(change: () => T) => Promise<T> {
+  let queue: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+  const flush = () => {
+    const batch = queue;
+    queue = [];
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    db.exec('BEGIN');
+    for (const item of batch) {
+      db.exec('SAVEPOINT change');
+      try {
+        results.push({ ok: true, value: item.change() });
+        db.exec('RELEASE change');
+      } catch (error) {
+        db.exec('ROLLBACK TO change');
+        db.exec('RELEASE change');
+        results.push({ ok: false, error });
+      }
+    }
+    db.exec('COMMIT');
+    batch.forEach((item, index) => {
+      const result = results[index];
+      if (result?.ok) item.resolve(result.value);
+      else item.reject(result?.error);
+    });
+  };
+  return <T>(change: () => T) =>
+    new Promise<T>((resolve, reject) => {
+      if (queue.length === 0) setImmediate(flush);
+      queue.push({ change, resolve: resolve as (value: unknown) => void, reject });
+    });
+}
+
+async function openDatabase(path: string, migrations: Parameters<typeof migrateToLatest>[1]): Promise<Database.Database> {
+  const db = openSqlite({ path, synchronous: 'FULL' });
+  const kysely = createKysely(db);
+  await migrateToLatest(kysely, migrations);
+  return db;
+}
+
+async function back(path: string): Promise<FastifyInstance> {
+  const db = await openDatabase(path, eventMigrations('sqlite'));
+  const insertHold = db.prepare(
+    `INSERT INTO holds (hold_id, event_id, quantity, state, expires_at, unit_price, currency, created_at, updated_at)
+     SELECT ?, id, ?, 'HELD', ?, ticket_price, currency, ?, ? FROM events
+     WHERE id = ? AND (sales_start IS NULL OR sales_start <= ?) AND (sales_end IS NULL OR sales_end >= ?)
+     ON CONFLICT (hold_id) DO NOTHING RETURNING *`,
+  );
+  const takeSeats = db.prepare(
+    `UPDATE events SET available_tickets = available_tickets - ?, held_tickets = held_tickets + ?, updated_at = ?
+     WHERE id = ? AND available_tickets - waitlist_reserved_tickets >= ?`,
+  );
+  const commit = groupCommit(db);
+  const app = Fastify({ logger: false });
+  app.post('/holds', async (request, reply) => {
+    const body = request.body as { hold_id: string; event_id: number; quantity: number; expires_at: string };
+    const now = new Date().toISOString();
+    const hold = await commit(() => {
+      const row = insertHold.get(body.hold_id, body.quantity, body.expires_at, now, now, body.event_id, now, now);
+      if (row === undefined) return undefined;
+      if (takeSeats.run(body.quantity, body.quantity, now, body.event_id, body.quantity).changes !== 1) throw new Error('sold out');
+      return row;
+    });
+    return hold === undefined ? reply.code(409).send({ title: 'refused' }) : reply.code(201).send(hold);
+  });
+  return app;
+}
+
+async function front(backUrl: string, path: string): Promise<FastifyInstance> {
+  const db = await openDatabase(path, ticketMigrations('sqlite'));
+  const claim = db.prepare(`INSERT INTO claimed_references (reference, claimant, claimed_at) VALUES (?, 'ticket', ?) ON CONFLICT DO NOTHING`);
+  const insertTicket = db.prepare(
+    `INSERT INTO tickets (event_id, customer_name, customer_email, quantity, unit_price, total_price, currency, status, reference, expires_at, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, 'RESERVED', ?, ?, ?, ?) RETURNING *`,
+  );
+  const insertEvent = db.prepare(`INSERT INTO webhook_events (type, message_id, ticket_id, payload, fanned_out, created_at) VALUES ('ticket.reserved', ?, ?, ?, 1, ?)`);
+  const commit = groupCommit(db);
+  const pool = new Pool(backUrl, { connections: 128, keepAliveTimeout: 30_000 });
+  const app = Fastify({ logger: false });
+  app.post('/tickets', async (request, reply) => {
+    const body = request.body as { event_id: number; quantity: number; customer_name: string; customer_email: string };
+    const reference = randomUUID();
+    const expiresAt = new Date(Date.now() + 15 * 60_000).toISOString();
+    const response = await pool.request({
+      method: 'POST',
+      path: '/holds',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ hold_id: reference, event_id: body.event_id, quantity: body.quantity, expires_at: expiresAt }),
+    });
+    const hold = (await response.body.json()) as { unit_price: number; currency: string };
+    if (response.statusCode !== 201) return reply.code(409).send(hold);
+    const now = new Date().toISOString();
+    const ticket = await commit(() => {
+      claim.run(reference, now);
+      const row = insertTicket.get(body.event_id, body.customer_name, body.customer_email, body.quantity, hold.unit_price, hold.unit_price * body.quantity, hold.currency, reference, expiresAt, now, now) as { id: number };
+      insertEvent.run(randomUUID(), row.id, JSON.stringify(row), now);
+      return row;
+    });
+    return reply.code(201).send(ticket);
+  });
+  app.addHook('onClose', async () => {
+    await pool.close();
+  });
+  return app;
+}
+
+async function reader(path: string): Promise<FastifyInstance> {
+  const db = await openDatabase(path, eventMigrations('sqlite'));
+  const byId = db.prepare('SELECT * FROM events WHERE id = ?');
+  const app = Fastify({ logger: false });
+  app.get('/health', async () => ({ status: 'ok', service: 'event-service' }));
+  app.get('/events/:id', async (request, reply) => {
+    const row = byId.get(Number((request.params as { id: string }).id));
+    return row === undefined ? reply.code(404).send({ title: 'not found' }) : row;
+  });
+  return app;
+}
+
+async function main(): Promise<void> {
+  const [first, second] = rest;
+  let app: FastifyInstance;
+  if (role === 'back' && first !== undefined) app = await back(first);
+  else if (role === 'front' && first !== undefined && second !== undefined) app = await front(first, second);
+  else if (role === 'reader' && first !== undefined) app = await reader(first);
+  else throw new Error('usage: floor-server.js back <events.db> | front <back-url> <tickets.db> | reader <events.db>');
+  const address = await app.listen({ host: '127.0.0.1', port: 0 });
+  process.stdout.write(`Server listening at ${address}\n`);
+  const stop = () => {
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+}
+
+main().catch((error: unknown) => {
+  console.error('floor-server:', error);
+  process.exit(1);
+});
