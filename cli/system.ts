@@ -34,7 +34,10 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
     console.error('eventsync: generated a service token shared by both services for this run');
   }
   const host = shared.HOST ?? '127.0.0.1';
-  shared.EVENT_SERVICE_URL ??= localUrl(host, Number(shared.EVENT_SERVICE_PORT ?? '5001'));
+  // Where the event-service started here listens: what start-up waits for. EVENT_SERVICE_URL is what
+  // ticket-service calls, and may list several replicas (this one among them, or others elsewhere).
+  const eventServiceUrl = localUrl(host, Number(shared.EVENT_SERVICE_PORT ?? '5001'));
+  shared.EVENT_SERVICE_URL ??= eventServiceUrl;
 
   const children: ChildProcess[] = [];
   let stopping = false;
@@ -64,7 +67,7 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
   const eventService = start('event-service');
   const eventExit = exits(eventService, 'event-service');
   try {
-    await waitForHealth(shared.EVENT_SERVICE_URL, eventService, 20_000);
+    await waitForHealth(eventServiceUrl, eventService, 20_000);
   } catch (error) {
     printError(`event-service did not start: ${(error as Error).message}`);
     stopAll();
@@ -77,7 +80,7 @@ export async function runSystem(env: NodeJS.ProcessEnv = process.env): Promise<n
   const ticketUrl = localUrl(host, Number(shared.TICKET_SERVICE_PORT ?? '5002'));
   waitForHealth(ticketUrl, ticketService, 20_000)
     .then(() => {
-      console.error(`eventsync: ready. Swagger UI: ${ticketUrl}/docs (tickets) and ${shared.EVENT_SERVICE_URL}/docs (events). Ctrl-C stops both.`);
+      console.error(`eventsync: ready. Swagger UI: ${ticketUrl}/docs (tickets) and ${eventServiceUrl}/docs (events). Ctrl-C stops both.`);
     })
     .catch(() => undefined);
   const codes = await Promise.all([eventExit, ticketExit]);

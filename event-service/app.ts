@@ -16,7 +16,8 @@ import { textSearchFor } from './store/search.js';
 import { readEventFigures } from './store/figures.js';
 import { EventMetrics, eventChanges } from './metrics.js';
 import { metricsHandler } from '../platform/metrics.js';
-import { heldHoldCreation } from './store/holds.js';
+import { heldHoldCreationInWrite } from './store/holds.js';
+import { heldHoldCreationInOneStatement } from './store/holds-postgres.js';
 
 const ROUTINE_POLLS = new Set(['listHolds', 'getHold']);
 
@@ -69,10 +70,11 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     config,
     search: textSearchFor(store.dialect),
     write,
-    createHeldHold: heldHoldCreation(store.dialect, db, write, {
-      writeStatement: (statement) => searchResults.change(() => store.writeStatement(statement)),
-      metrics,
-    }),
+    // The engine's own way to create a hold (store/holds.ts `HeldHoldCreator`): one statement on PostgreSQL.
+    createHeldHold:
+      store.dialect === 'postgres'
+        ? heldHoldCreationInOneStatement(db, { writeStatement: (statement) => searchResults.change(() => store.writeStatement(statement)), metrics })
+        : heldHoldCreationInWrite(write),
     searchPages: new ReadCache(cached ? 1000 : 0),
     searchResults,
   };

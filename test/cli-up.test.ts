@@ -20,11 +20,12 @@ interface Up {
   urls: string[];
 }
 
-async function startUp(t: Test): Promise<Up> {
+async function startUp(t: Test, env: (ports: { eventPort: number }) => Record<string, string> = () => ({})): Promise<Up> {
   const dir = tempDir(t);
   const [eventPort, ticketPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [cliPath, 'up'], {
     env: {
+      ...env({ eventPort }),
       ...coverageEnv(),
       PATH: process.env.PATH ?? '',
       NO_COLOR: '1',
@@ -61,8 +62,9 @@ async function childrenOf(pid: number): Promise<Array<{ pid: number; args: strin
     .flatMap((match) => (match?.[1] && match[2] ? [{ pid: Number(match[1]), args: match[2] }] : []));
 }
 
-t.test('eventsync up starts both services sharing a generated service token, so a purchase works, and Ctrl-C stops both with exit 0', async (t) => {
-  const up = await startUp(t);
+t.test('eventsync up starts both services sharing a generated service token, so a purchase works (EVENT_SERVICE_URL listing replicas), and Ctrl-C stops both with exit 0', async (t) => {
+  // A list of event-service replicas, as with WORKERS or several hosts: start-up waits for the one it started.
+  const up = await startUp(t, ({ eventPort }) => ({ EVENT_SERVICE_URL: `http://127.0.0.1:${eventPort},http://127.0.0.1:${eventPort}/` }));
   t.match(up.output(), /generated a service token shared by both services/);
   const pid = up.child.pid ?? 0;
   const services = await childrenOf(pid);

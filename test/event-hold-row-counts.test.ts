@@ -21,7 +21,8 @@ import * as holdsDomain from '../event-service/domain/holds.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import type { EventDatabase } from '../event-service/store/schema.js';
 import { textSearchFor } from '../event-service/store/search.js';
-import { heldHoldCreation } from '../event-service/store/holds.js';
+import { heldHoldCreationInWrite } from '../event-service/store/holds.js';
+import { heldHoldCreationInOneStatement } from '../event-service/store/holds-postgres.js';
 import { eventTestConfig, tempDir, type TestStore } from './helpers/event-app.js';
 import { createTestDatabase, testStores } from './helpers/postgres.js';
 
@@ -91,7 +92,7 @@ async function sqliteHarness(t: Test): Promise<Harness> {
   await migrateToLatest(db, eventMigrations('sqlite'));
   const committer = new GroupCommitter(db);
   const write: EventServiceContext['write'] = (work) => committer.run(work);
-  const createHeldHold = heldHoldCreation('sqlite', db, write, { writeStatement: (statement) => committer.run((trx) => trx.executeQuery(statement)), metrics: new EventMetrics() });
+  const createHeldHold = heldHoldCreationInWrite(write);
   const context: EventServiceContext = { db, config, search: textSearchFor('sqlite'), write, createHeldHold, searchPages: new ReadCache(), searchResults: new ReadCache() };
   return {
     context,
@@ -142,7 +143,7 @@ async function postgresHarness(t: Test): Promise<Harness> {
   const { error } = await migrator.migrateToLatest();
   if (error) throw error;
   const write: EventServiceContext['write'] = (work) => db.transaction().execute(work);
-  const createHeldHold = heldHoldCreation('postgres', db, write, { writeStatement: (statement) => db.executeQuery(statement), metrics: new EventMetrics() });
+  const createHeldHold = heldHoldCreationInOneStatement(db, { writeStatement: (statement) => db.executeQuery(statement), metrics: new EventMetrics() });
   const context: EventServiceContext = { db, config, search: textSearchFor('postgres'), write, createHeldHold, searchPages: new ReadCache(0), searchResults: new ReadCache(0) };
   return {
     context,

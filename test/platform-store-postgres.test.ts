@@ -79,6 +79,32 @@ if (!(await testStores()).includes('postgres')) {
     t.same(sizes, [{ name: 'a', size: 2 }, { name: 'b', size: 2 }], 'both changes committed exactly once');
   });
 
+  t.test('a change that fails to serialise against another (40001) is retried and both commit, as if one ran after the other', async (t) => {
+    const url = await createTestDatabase(t, 'serialization');
+    const store = await open(url);
+    t.teardown(() => store.close());
+    // Each change counts the items, waits until the other has counted too, then adds one sized by its
+    // count: at SERIALIZABLE both cannot commit (write skew), so PostgreSQL aborts one (40001).
+    let counted = 0;
+    const bothCounted = async () => {
+      counted += 1;
+      while (counted < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    let attempts = 0;
+    const change = (name: string) =>
+      store.write(async (trx) => {
+        attempts += 1;
+        await sql`SET TRANSACTION ISOLATION LEVEL SERIALIZABLE`.execute(trx);
+        const { items } = await trx.selectFrom('items').select((eb) => eb.fn.countAll<number>().as('items')).executeTakeFirstOrThrow();
+        if (attempts <= 2) await bothCounted();
+        await trx.insertInto('items').values({ name, size: items }).execute();
+      });
+    await Promise.all([change('a'), change('b')]);
+    t.ok(attempts >= 3, `the change PostgreSQL aborted ran again (${attempts} attempts for 2 changes)`);
+    const sizes = (await store.db.selectFrom('items').select('size').execute()).map((row) => row.size).sort();
+    t.same(sizes, [0, 1], 'both committed once, the second seeing the first');
+  });
+
   t.test('a lost connection fails the change in flight, and the store carries on without a restart', async (t) => {
     const url = await createTestDatabase(t, 'lost');
     const store = await open(url);

@@ -108,7 +108,7 @@ for (const store of await testStores()) {
   });
 
   // One system with the default TTL for the rest; each test uses its own event.
-  t.test(`status changes, prices and purchase validation (${store})`, async (t) => {
+  t.test(`status changes, deletion, prices and purchase validation (${store})`, async (t) => {
     const system = await startSystem(t, { store });
     const setStatus = (id: number, status: 'RESERVED' | 'CONFIRMED' | 'CANCELLED', extra: { payment_reference?: string } = {}) =>
       system.tickets.call('updateTicketStatus', { path: { id }, body: { status, ...extra } });
@@ -235,6 +235,36 @@ for (const store of await testStores()) {
       t.same(seen, bought.map((ticket) => ticket.id), 'in id order');
       const reserved = await system.tickets.call('listTickets', { query: { event_id: event.id, status: 'RESERVED' } });
       t.equal(reserved.ok && reserved.headers['x-total-count'], '4', 'the status filter counts only RESERVED tickets');
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
+
+    t.test('DELETE /tickets/{id} releases its seats and the ticket is gone', async (t) => {
+      const event = await createEvent(system, { total_tickets: 10 });
+      const reserved = await reserve(system, event.id, 3);
+      const confirmedTicket = await reserve(system, event.id, 2);
+      const confirm = await system.tickets.call('updateTicketStatus', { path: { id: confirmedTicket.id }, body: { status: 'CONFIRMED' } });
+      t.equal(confirm.status, 200);
+      const before = await getEvent(system, event.id);
+      t.same([before.available_tickets, before.held_tickets, before.sold_tickets], [5, 3, 2], 'five seats taken before the deletes');
+
+      const deleted = await system.tickets.call('deleteTicket', { path: { id: reserved.id } });
+      t.equal(deleted.status, 204, 'deleting a RESERVED ticket answers 204');
+      let current = await getEvent(system, event.id);
+      t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [8, 0, 2], 'its held seats are back when the answer goes out');
+      const gone = await system.tickets.call('getTicket', { path: { id: reserved.id } });
+      t.equal(gone.status, 404, 'the ticket is gone');
+      t.equal(gone.ok ? undefined : gone.problem.type, 'urn:eventsync:problem:not-found');
+      t.equal((await getHold(system, reserved.reference))?.state, 'RELEASED', 'its hold is RELEASED');
+
+      const deletedSold = await system.tickets.call('deleteTicket', { path: { id: confirmedTicket.id } });
+      t.equal(deletedSold.status, 204, 'deleting a CONFIRMED ticket answers 204');
+      current = await getEvent(system, event.id);
+      t.same([current.available_tickets, current.held_tickets, current.sold_tickets], [10, 0, 0], 'its sold seats are back too');
+      t.equal((await system.tickets.call('deleteTicket', { path: { id: confirmedTicket.id } })).status, 404, 'deleting it again is 404');
+      t.equal((await ticketsOf(system, event.id)).total, 0, 'the list has no ticket for the event');
+
+      const next = await reserve(system, event.id, 1);
+      t.ok(next.id > confirmedTicket.id, 'ids of deleted tickets are not reused');
       t.same(await system.audit(), [], 'the invariant holds across both services');
     });
 

@@ -32,7 +32,7 @@ function existingHoldAnswer(existing: HoldRow, input: HoldCreate): { hold: HoldR
 
 /**
  * Takes the seats for a new hold in one atomic change (the store's own way per engine:
- * store/holds.ts `heldHoldCreation`), or returns the existing hold when the same request is retried.
+ * store/holds.ts `HeldHoldCreator`), or returns the existing hold when the same request is retried.
  * Only when no hold was created is anything read, to say why. A public hold takes only seats outside
  * the waiting-list gate; an offer (`waitlist: true`) may take any available seat.
  */

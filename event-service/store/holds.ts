@@ -1,10 +1,9 @@
 /** Queries on holds. State changes are conditional updates on the expected state. */
-import { expressionBuilder, sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
+import { sql, type Kysely, type SqlBool, type Transaction } from 'kysely';
 import type { EventDatabase, HoldRow, HoldState } from './schema.js';
 import type { Cursor } from '../../platform/pagination.js';
 import { prepareQuery } from '../../platform/store/prepared.js';
-import type { ServiceStore, StoreDialect } from '../../platform/store/service-store.js';
-import { eventChanges, recordHoldCreated, type EventMetrics } from '../metrics.js';
+import { eventChanges } from '../metrics.js';
 import { salesOpenAt, seatsFreeForHold, takeSeatsForHold, type HoldAudience } from './events.js';
 
 type Db = Kysely<EventDatabase>;
@@ -47,7 +46,7 @@ export async function insertHoldIfNew(db: Db, row: HoldRow): Promise<boolean> {
   return inserted;
 }
 
-type NewHold = Pick<HoldRow, 'hold_id' | 'quantity' | 'expires_at'> & { event_id: number; now: string };
+export type NewHold = Pick<HoldRow, 'hold_id' | 'quantity' | 'expires_at'> & { event_id: number; now: string };
 
 const heldHoldInsert = (audience: HoldAudience) => prepareQuery<EventDatabase, NewHold, HoldRow>((db, param) =>
   db
@@ -88,89 +87,27 @@ export async function insertHeldHold(db: Db, hold: NewHold, audience: HoldAudien
   return inserted;
 }
 
-/**
- * The hold insert and the seat decrement as one statement (PostgreSQL's data-modifying WITH), for
- * `heldHoldCreation`; both carry the one seat condition of `audience` (`seatsFreeForHold`).
- */
-const heldHoldWithSeats = (audience: HoldAudience) =>
-  prepareQuery<EventDatabase, NewHold, HoldRow & { seats_taken: number }>((db, param) => {
-    const events = expressionBuilder<EventDatabase, 'events'>();
-    const seatsFree = seatsFreeForHold(events, param('quantity'), audience);
-    const salesOpen = salesOpenAt(events, param('now'));
-    return {
-      compile: () => sql<HoldRow & { seats_taken: number }>`
-      WITH held AS (
-        INSERT INTO holds (hold_id, event_id, quantity, state, expires_at, unit_price, currency, created_at, updated_at)
-        SELECT ${param('hold_id')}, id, ${param('quantity')}, 'HELD', ${param('expires_at')}, ticket_price, currency, ${param('now')}, ${param('now')}
-        FROM events
-        WHERE id = ${param('event_id')} AND ${seatsFree} AND ${salesOpen}
-        ON CONFLICT (hold_id) DO NOTHING
-        RETURNING *
-      ), taken AS (
-        UPDATE events
-        SET available_tickets = available_tickets - ${param('quantity')}, held_tickets = held_tickets + ${param('quantity')},
-          updated_at = ${param('now')}, version = version + 1
-        WHERE id = (SELECT event_id FROM held) AND ${seatsFree} AND ${salesOpen}
-        RETURNING id
-      )
-      -- A hold inserted whose decrement then found the seats gone fails the whole statement (division by
-      -- zero, SQLSTATE 22012), so nothing of it is written; evaluated per row of held, so only then.
-      SELECT held.*, 1 / (SELECT count(*) FROM taken)::integer AS seats_taken FROM held`.compile(db),
-    };
-  });
-const heldHoldWithSeatsOf = { public: heldHoldWithSeats('public'), waitlist: heldHoldWithSeats('waitlist') };
-
-/** SQLSTATE of the division by zero with which `heldHoldWithSeats` refuses a hold whose seats went meanwhile. */
-const SEATS_GONE = '22012';
-
 /** What creating a HELD hold did: created it, found its id taken, or was refused (no such event, sales closed, no seats). */
 export type HoldCreation = { created: HoldRow } | { existing: HoldRow } | { refused: true };
 
-/** Inserts a HELD hold and takes its seats as one atomic change, the engine's own way (chosen once, at start-up). */
+/**
+ * Inserts a HELD hold and takes its seats as one atomic change, the engine's own way (chosen once, at
+ * start-up, in app.ts): `heldHoldCreationInWrite` here, or PostgreSQL's one statement
+ * (holds-postgres.ts). Both keep the one lock order (holds, then events) and check the sales window
+ * and the seats in the insert and again in the decrement, which has the last word at READ COMMITTED
+ * (it waits for a concurrent change of the event and checks its result again). Nothing is read
+ * unless no hold was inserted: then the hold with that id, if any.
+ */
 export type HeldHoldCreator = (hold: NewHold, audience: HoldAudience) => Promise<HoldCreation>;
 
 /** Thrown inside a write to roll back a hold whose seats the decrement did not find. */
 class SeatsGone extends Error {}
 
-/** PostgreSQL's one-statement path runs outside a tracked write: it sends the statement, and moves the metrics itself once it committed. */
-export interface StatementWrites {
-  writeStatement: ServiceStore<EventDatabase>['writeStatement'];
-  metrics: EventMetrics;
-}
-
 /**
- * Creates HELD holds, in the one lock order (holds, then events), with the sales window and the seats
- * checked by both the insert and the decrement, which has the last word at READ COMMITTED (it waits
- * for a concurrent change of the event and checks its result again).
- * - SQLite: the insert, then the decrement, in one change of the group commit (both cost a call into
- *   SQLite, no round trip).
- * - PostgreSQL: both in one statement sent alone, its own transaction: one round trip instead of four
- *   (BEGIN, insert, update, COMMIT), the costliest part of a hold there.
- * Nothing is read unless no hold was inserted: then the hold with that id, if any.
+ * The insert, then the decrement, in one write: on SQLite one change of the group commit (both cost a
+ * call into SQLite, no round trip).
  */
-export function heldHoldCreation(
-  dialect: StoreDialect,
-  db: Db,
-  write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>,
-  statements: StatementWrites,
-): HeldHoldCreator {
-  if (dialect === 'postgres') {
-    return async (hold, audience) => {
-      try {
-        const [row] = (await statements.writeStatement(heldHoldWithSeatsOf[audience].compile(db, hold))).rows;
-        if (row) {
-          const { seats_taken: _taken, ...created } = row;
-          recordHoldCreated(statements.metrics, created.quantity);
-          return { created };
-        }
-      } catch (error) {
-        if (typeof error === 'object' && error !== null && 'code' in error && error.code === SEATS_GONE) return { refused: true };
-        throw error;
-      }
-      const existing = await findHold(db, hold.hold_id);
-      return existing ? { existing } : { refused: true };
-    };
-  }
+export function heldHoldCreationInWrite(write: <T>(work: (trx: Transaction<EventDatabase>) => Promise<T>) => Promise<T>): HeldHoldCreator {
   return async (hold, audience) => {
     try {
       return await write(async (trx): Promise<HoldCreation> => {

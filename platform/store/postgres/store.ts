@@ -173,9 +173,10 @@ async function checkConnectionLimit(pool: pg.Pool, options: PostgresStoreOptions
 }
 
 /**
- * kysely's Migrator already runs PostgreSQL migrations in one transaction under a transaction-level
- * advisory lock; the session lock taken here also covers its creation of the migration tables, which
- * two replicas starting at once could otherwise race on.
+ * kysely's Migrator (0.28) already runs PostgreSQL migrations in one transaction, under a session-level
+ * advisory lock (`pg_advisory_lock`, PostgresAdapter.acquireMigrationLock) on that transaction's
+ * connection; but it creates its migration tables before taking that lock, which two replicas starting
+ * at once could race on. The session lock taken here, on a connection of its own, covers both.
  */
 async function migrateUnderLock<DB>(pool: pg.Pool, db: Kysely<DB>, migrations: Record<string, Migration>): Promise<string[]> {
   const client = await pool.connect();
