@@ -140,8 +140,8 @@ t.test('a purchase that fails (sold out, event-service down) and a PENDING ticke
   t.equal(await system.sql('ticket-service', "UPDATE tickets SET created_at = ? WHERE status = 'PENDING'", '2000-01-01T00:00:00.000Z'), 1, 'one PENDING ticket was left');
   t.ok(await eventually(async () => (await system.sql('ticket-service', "UPDATE tickets SET status = 'ABANDONED' WHERE status = 'ABANDONED'")) === 1), 'the reconciler abandoned it');
   await flush(main, mainHook);
-  const names = main.deliveries.filter((d) => d.message.type === 'ticket.reserved').map((d) => d.message.data.customer_name);
-  t.same(names.filter((name) => name === 'Late' || name === 'Down'), [], 'no ticket.reserved for a refused, failed or abandoned purchase');
+  const theirs = main.deliveries.filter((d) => d.message.data.customer_name === 'Late' || d.message.data.customer_name === 'Down');
+  t.same(typesOf(theirs), [], 'no delivery of any type for a refused, failed or abandoned purchase');
 });
 
 t.test('a receiver that answers 500 three times, then 200: one delivery, four attempts, the same webhook-id, each signed, with growing backoff', async (t) => {
@@ -182,8 +182,13 @@ t.test('a receiver that hangs does not slow purchases or another endpoint', asyn
     await reserve(system, event.id, 1);
     latencies.push(performance.now() - started);
   }
-  const slowest = Math.max(...latencies);
-  t.ok(slowest < Number(system.env.EVENT_SERVICE_TIMEOUT_SECONDS) * 1000, `the slowest of 20 purchases took ${slowest.toFixed(0)} ms, within the usual call budget`);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] ?? Infinity;
+  const slowest = sorted[sorted.length - 1] ?? Infinity;
+  // A purchase that waited for its deliveries would take as long as an attempt to the hanging receiver: its timeout.
+  const attemptMs = Number(system.env.WEBHOOK_TIMEOUT_SECONDS) * 1000;
+  t.ok(median < attemptMs / 2, `half of 20 purchases took at most ${median.toFixed(0)} ms, well under the ${attemptMs} ms an attempt to the hanging receiver lasts`);
+  t.ok(slowest < Number(system.env.EVENT_SERVICE_TIMEOUT_SECONDS) * 1000, `the slowest took ${slowest.toFixed(0)} ms, within the usual call budget`);
   t.ok(await eventually(async () => main.deliveries.length >= before + 20, 10_000), 'the other endpoint got all 20 ticket.reserved deliveries meanwhile');
   t.ok(hanging.deliveries.length > 0, `the hanging endpoint was tried (${hanging.deliveries.length} attempts)`);
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
