@@ -9,7 +9,8 @@ import t from 'tap';
 import { Webhook } from 'standardwebhooks';
 import type { components } from '../openapi/generated/ticket-service.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, reserve, sleep, uuid } from './helpers/system-api.js';
+import { createEvent, raw, reserve, sleep, uuid } from './helpers/system-api.js';
+import { cliFor, describeRun } from './helpers/cli.js';
 import { startReceiver, verifies, type Receiver, type ReceivedDelivery } from './helpers/webhook-receiver.js';
 import { metricValue, parseMetrics } from '../platform/metrics-text.js';
 import { ENDPOINT_CONCURRENCY } from '../ticket-service/domain/webhooks-dispatcher.js';
@@ -84,9 +85,13 @@ t.test('every ticket change a customer could see arrives once, signed, and verif
   // The sweeper's expiry, once the reservation is past its expiry.
   const lapsing = await reserve(system, event.id, 1);
   await system.sql('ticket-service', 'UPDATE tickets SET expires_at = ? WHERE id = ?', '2000-01-01T00:00:00.000Z', lapsing.id);
-  // Event deletion's cancellations.
-  const eventDeleted = await reserve(system, event.id, 1);
-  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: eventDeleted.id }, body: { status: 'CANCELLED', cancellation_reason: 'event_deleted' } })).status, 200);
+  // Event deletion's cancellations, as `eventsync events delete --cancel-tickets` makes them.
+  const doomed = await createEvent(system, { total_tickets: 5 });
+  const doomedReserved = await reserve(system, doomed.id, 1);
+  const doomedConfirmed = await reserve(system, doomed.id, 1);
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: doomedConfirmed.id }, body: { status: 'CONFIRMED' } })).status, 200);
+  const deleted = await cliFor(system)('events', 'delete', String(doomed.id), '--cancel-tickets');
+  t.equal(deleted.code, 0, describeRun(deleted));
   // The reconciler completes a confirm that committed its hold and crashed before CONFIRMED.
   const interrupted = await reserve(system, event.id, 1);
   t.ok((await system.events.call('commitHold', { path: { hold_id: interrupted.reference } })).ok);
@@ -96,7 +101,8 @@ t.test('every ticket change a customer could see arrives once, signed, and verif
     [keyed.id, ['ticket.reserved', 'ticket.confirmed', 'ticket.cancelled:customer']],
     [keyless.id, ['ticket.reserved', 'ticket.deleted']],
     [lapsing.id, ['ticket.reserved', 'ticket.cancelled:expired']],
-    [eventDeleted.id, ['ticket.reserved', 'ticket.cancelled:event_deleted']],
+    [doomedReserved.id, ['ticket.reserved', 'ticket.cancelled:event_deleted']],
+    [doomedConfirmed.id, ['ticket.reserved', 'ticket.confirmed', 'ticket.cancelled:event_deleted']],
     [interrupted.id, ['ticket.reserved', 'ticket.confirmed']],
   ];
   const arrived = () => expected.every(([id, types]) => ofTicket(main, id).length >= types.length);
@@ -142,6 +148,46 @@ t.test('a purchase that fails (sold out, event-service down) and a PENDING ticke
   await flush(main, mainHook);
   const theirs = main.deliveries.filter((d) => d.message.data.customer_name === 'Late' || d.message.data.customer_name === 'Down');
   t.same(typesOf(theirs), [], 'no delivery of any type for a refused, failed or abandoned purchase');
+});
+
+/** How many webhook event rows ticket-service has for a ticket (counted by an update that changes nothing). */
+const eventRowsOf = (ticketId: number): Promise<number> => system.sql('ticket-service', 'UPDATE webhook_events SET type = type WHERE ticket_id = ?', ticketId);
+
+t.test('a change that rolled back sends nothing: a keyed purchase and a cancellation whose transactions fail after their event row answer 500 and send nothing; the keyed retry revives the PENDING ticket and sends ticket.reserved once', async (t) => {
+  // A keyed purchase's last transaction makes the ticket RESERVED, writes ticket.reserved, then stores
+  // the key's answer: the last write fails.
+  const key = uuid();
+  await system.sql('ticket-service', `CREATE TRIGGER refuse_stored_answer BEFORE UPDATE ON idempotency_keys WHEN NEW.key = '${key}' AND NEW.status_code = 201 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+  const body = { event_id: event.id, customer_name: 'Rolled Back', customer_email: 'rolled@example.com', quantity: 1 };
+  const failed = await raw(`${system.ticket.url}/tickets`, { method: 'POST', headers: { 'idempotency-key': key }, body });
+  t.equal(failed.status, 500, 'the purchase answers 500');
+  t.match(failed.contentType, /application\/problem\+json/);
+  t.match(failed.json, { type: 'urn:eventsync:problem:internal' }, 'a problem, not a crash');
+  await system.sql('ticket-service', 'DROP TRIGGER refuse_stored_answer');
+  // A 500 keeps the key locked for the abandonment window; as if that had passed:
+  await system.sql('ticket-service', 'UPDATE idempotency_keys SET locked_until = ? WHERE key = ?', '2000-01-01T00:00:00.000Z', key);
+  const retried = await system.tickets.call('createTicket', { body, headers: { 'idempotency-key': key } });
+  if (!retried.ok) throw new Error(`the retry answered ${retried.status}`);
+  t.equal(retried.status, 201, 'the retry with the same key revives the PENDING ticket');
+  t.equal(await eventRowsOf(retried.body.id), 1, "one event row for the ticket: the failed attempt's rolled back with it");
+
+  // A cancellation's transaction writes CANCELLED and ticket.cancelled, then queues the release: that write fails.
+  const ticket = await reserve(system, event.id, 1);
+  await system.sql('ticket-service', `CREATE TRIGGER refuse_release BEFORE INSERT ON release_outbox WHEN NEW.hold_id = '${ticket.reference}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+  const refused = await raw(`${system.ticket.url}/tickets/${ticket.id}/status`, { method: 'PUT', body: { status: 'CANCELLED' } });
+  t.equal(refused.status, 500, 'the cancellation answers 500');
+  t.match(refused.json, { type: 'urn:eventsync:problem:internal' });
+  await system.sql('ticket-service', 'DROP TRIGGER refuse_release');
+  const still = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+  t.equal(still.ok && still.body.status, 'RESERVED', 'the ticket is still RESERVED');
+  t.equal(await eventRowsOf(ticket.id), 1, 'and has only its ticket.reserved event row');
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CANCELLED' } })).status, 200, 'cancelled again, it commits');
+
+  t.ok(await eventually(async () => ofTicket(main, ticket.id).length >= 2), 'the committed changes were delivered');
+  await flush(main, mainHook);
+  t.same(typesOf(ofTicket(main, retried.body.id)), ['ticket.reserved'], 'the revived ticket: ticket.reserved, once');
+  t.same(typesOf(ofTicket(main, ticket.id)).sort(), ['ticket.cancelled:customer', 'ticket.reserved'], 'the cancelled ticket: one ticket.cancelled, from the cancellation that committed');
+  t.ok(system.ticket.process.exitCode === null && system.ticket.process.signalCode === null, 'ticket-service kept running');
 });
 
 t.test('a receiver that answers 500 three times, then 200: one delivery, four attempts, the same webhook-id, each signed, with growing backoff', async (t) => {
