@@ -1,15 +1,16 @@
 /**
  * Webhooks (DESIGN.md "Webhooks") with both services really running on SQLite and receivers on
  * ephemeral ports: every ticket change a customer could see arrives once, signed; what rolled back or
- * was never visible sends nothing; retries keep the webhook-id; a hanging receiver slows nothing else;
- * rotation, the delivery log, and a SIGKILL right after a purchase. (The replica case, on PostgreSQL,
+ * was never visible sends nothing; retries keep the webhook-id; a redirect is a failed attempt; a
+ * hanging receiver slows nothing else; rotation (no secret in the log), the delivery log, and a
+ * SIGKILL right after a purchase. (The replica case, on PostgreSQL,
  * is test/system-webhooks-replicas.test.ts.)
  */
 import t from 'tap';
 import { Webhook } from 'standardwebhooks';
 import type { components } from '../openapi/generated/ticket-service.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, raw, reserve, sleep, uuid } from './helpers/system-api.js';
+import { createEvent, logsOf, raw, reserve, sleep, uuid } from './helpers/system-api.js';
 import { cliFor, describeRun } from './helpers/cli.js';
 import { startReceiver, verifies, type Receiver, type ReceivedDelivery } from './helpers/webhook-receiver.js';
 import { metricValue, parseMetrics } from '../platform/metrics-text.js';
@@ -217,6 +218,23 @@ t.test('a receiver that answers 500 three times, then 200: one delivery, four at
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
 });
 
+t.test('a receiver that answers a redirect has failed that attempt: the redirect is not followed', async (t) => {
+  const target = await startReceiver(t);
+  const redirecting = await startReceiver(t);
+  redirecting.answer = () => 307;
+  redirecting.answerHeaders = { location: target.url };
+  const hook = await subscribe(redirecting, ['ticket.confirmed']);
+  const queued = await ping(hook);
+  const logged = async () => {
+    const log = await system.tickets.call('listWebhookDeliveries', { path: { webhook_id: hook.id } });
+    return log.ok ? log.body.find((d) => d.id === queued.id) : undefined;
+  };
+  t.ok(await eventually(async () => ((await logged())?.attempts ?? 0) >= 2), 'the delivery is retried');
+  t.match(await logged(), { status: 'pending', last_status_code: 307 }, 'the 307 counted as a failed attempt');
+  t.equal(target.deliveries.length, 0, 'the redirect target got nothing');
+  await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
+});
+
 t.test('a receiver that hangs does not slow purchases or another endpoint', async (t) => {
   const hanging = await startReceiver(t);
   hanging.answer = () => 'hang';
@@ -305,6 +323,7 @@ t.test('after rotate-secret, deliveries verify with both the new and the old sec
   t.equal(String(delivery.headers['webhook-signature']).split(' ').length, 2, 'two signatures');
   t.ok(verifies(rotated.body.secret, delivery), 'it verifies with the new secret');
   t.ok(verifies(mainHook.secret, delivery), 'and with the old one');
+  t.notMatch(logsOf(system, 'ticket-service'), /whsec_/, "no signing secret in ticket-service's log");
   mainHook.secret = rotated.body.secret;
 });
 
