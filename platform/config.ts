@@ -59,7 +59,7 @@ export const TicketServiceConfigSchema = Type.Object({
   EVENT_SERVICE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 5 }),
   /** One webhook delivery attempt's budget (connect, answer and body). */
   WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 10 }),
-  /** How long a delivery is retried before it is `failed` (and an endpoint failing that long is disabled). */
+  /** How long a delivery is retried before it is `failed`, and how long an endpoint fails everything before it is disabled. */
   WEBHOOK_RETRY_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
   /** The first retry's delay; each next one is three times longer (with jitter). Lowered by tests. */
   WEBHOOK_RETRY_BASE_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 3600, default: 5 }),

@@ -2,16 +2,16 @@
  * The waiting list (DESIGN.md "Waiting list") with both services really running on SQLite (the
  * gate, the offers and their endings are the same code on PostgreSQL; the store's part is the
  * conditional updates and the open-entry unique index, which migration 004 builds on both): the
- * order of the line, seats from raised capacity, the endings that pass seats on, the refusals, and
- * event deletion closing the list. Offers run out after 2 s here.
+ * order of the line, seats from raised capacity, the endings that pass seats on (and the webhook
+ * events each sends), the refusals, and event deletion closing the list. Offers run out after 2 s here.
  */
 import t from 'tap';
 import type { components } from '../openapi/generated/ticket-service.js';
 import { eventServiceClient } from '../openapi/client.js';
 import { ADMIN_TOKEN, eventually, startSystem } from './helpers/system.js';
-import { asProblem, createEvent, getEvent, getHold, raw, reserve, uuid } from './helpers/system-api.js';
+import { asProblem, createEvent, getEvent, getHold, raw, reserve, sleep, uuid } from './helpers/system-api.js';
 import { cliFor, describeRun, runShell } from './helpers/cli.js';
-import { startReceiver } from './helpers/webhook-receiver.js';
+import { startReceiver, verifies, type ReceivedDelivery } from './helpers/webhook-receiver.js';
 import { startDelayingProxy } from './helpers/delaying-proxy.js';
 import { join as joinPath } from 'node:path';
 import { loadConfig, TicketServiceConfigSchema } from '../platform/config.js';
@@ -122,7 +122,10 @@ t.test('order rule: an earlier entry wanting more seats than are free keeps its 
   t.same(await system.audit(), []);
 });
 
-t.test('an offer that expires, one declined, one left and one deleted each pass the seats to the next in line; a confirmed offer confirms the entry', async (t) => {
+t.test('an offer that expires, one declined, one left and one deleted each pass the seats to the next in line; a confirmed offer confirms the entry; each sends its ticket events once', async (t) => {
+  const everything = await startReceiver(t);
+  const all = await system.tickets.call('createWebhook', { body: { url: everything.url, events: ['*'] } });
+  if (!all.ok) throw new Error('could not subscribe');
   const event = await createEvent(system, { total_tickets: 1 }, admin);
   const sold = await reserve(system, event.id);
   const [a, b, c, d] = [await join(event.id), await join(event.id), await join(event.id), await join(event.id)];
@@ -159,6 +162,37 @@ t.test('an offer that expires, one declined, one left and one deleted each pass 
   t.equal((await system.tickets.call('updateTicketStatus', { path: { id: eTicket }, body: { status: 'CONFIRMED' } })).status, 200);
   t.equal(await statusOf(e.id), 'CONFIRMED', 'confirming the offer confirms the entry');
   t.equal(await publicPurchase(event.id), 409);
+
+  const of = (prefix: string, id: number): ReceivedDelivery[] => everything.deliveries.filter((d) => d.message.type.startsWith(prefix) && d.message.data.id === id);
+  const typesOf = (deliveries: ReceivedDelivery[]): string[] => deliveries.map((d) => `${d.message.type}${d.message.data.cancellation_reason ? `:${String(d.message.data.cancellation_reason)}` : ''}`).sort();
+  const tickets: Array<[string, number, string[]]> = [
+    ['the sold ticket', sold.id, ['ticket.reserved', 'ticket.cancelled:admin']],
+    ['the expired offer', aTicket, ['ticket.reserved', 'ticket.cancelled:expired']],
+    ['the declined offer', bOffer?.ticket_id ?? 0, ['ticket.reserved', 'ticket.cancelled:customer']],
+    ['the offer of the entry that left', cTicket, ['ticket.reserved', 'ticket.cancelled:customer']],
+    ['the deleted offer', dTicket, ['ticket.reserved', 'ticket.deleted']],
+    ['the confirmed offer', eTicket, ['ticket.reserved', 'ticket.confirmed']],
+  ];
+  const entries: Array<[string, number, string[]]> = [
+    ['a', a.id, ['waitlist.offered', 'waitlist.expired']],
+    ['b', b.id, ['waitlist.offered']],
+    ['c', c.id, ['waitlist.offered']],
+    ['d', d.id, ['waitlist.offered']],
+    ['e', e.id, ['waitlist.offered']],
+  ];
+  const arrived = () => [...tickets.map(([, id, types]) => of('ticket.', id).length >= types.length), ...entries.map(([, id, types]) => of('waitlist.', id).length >= types.length)].every(Boolean);
+  t.ok(await eventually(async () => arrived()), 'every change was delivered');
+  // Whatever was committed before a ping has been attempted once the ping arrives; a little longer for a duplicate to show.
+  t.equal((await system.tickets.call('pingWebhook', { path: { webhook_id: all.body.id } })).status, 202);
+  t.ok(await eventually(async () => everything.deliveries.some((d) => d.message.type === 'webhook.ping')));
+  await sleep(300);
+  for (const [what, id, types] of tickets) t.same(typesOf(of('ticket.', id)), [...types].sort(), `${what}: ${types.join(', ')}, each once`);
+  for (const [which, id, types] of entries) t.same(typesOf(of('waitlist.', id)), [...types].sort(), `entry ${which}: ${types.join(', ')}, each once`);
+  t.ok(everything.deliveries.every((delivery) => verifies(all.body.secret, delivery)), 'every delivery verifies');
+  const expired = receiver.deliveries.filter((delivery) => delivery.message.type === 'waitlist.expired' && delivery.message.data.id === a.id);
+  t.equal(expired.length, 1, 'the waiting-list subscription got waitlist.expired once');
+  t.ok(expired.every((delivery) => verifies(hook.body.secret, delivery)), 'signed with its secret');
+  await system.tickets.call('deleteWebhook', { path: { webhook_id: all.body.id } });
 });
 
 t.test('refusals: seats on sale, a second entry for the same email in another case, someone else\'s entry, too many seats, a disabled list', async (t) => {

@@ -1,15 +1,17 @@
 /**
  * Webhooks (DESIGN.md "Webhooks") with both services really running on SQLite and receivers on
  * ephemeral ports: every ticket change a customer could see arrives once, signed; what rolled back or
- * was never visible sends nothing; retries keep the webhook-id; a hanging receiver slows nothing else;
- * rotation, the delivery log, and a SIGKILL right after a purchase. (The replica case, on PostgreSQL,
+ * was never visible sends nothing; retries keep the webhook-id; a redirect is a failed attempt; a
+ * hanging receiver slows nothing else; rotation (no secret in the log), the delivery log, and a
+ * SIGKILL right after a purchase. (The replica case, on PostgreSQL,
  * is test/system-webhooks-replicas.test.ts.)
  */
 import t from 'tap';
 import { Webhook } from 'standardwebhooks';
 import type { components } from '../openapi/generated/ticket-service.js';
 import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, reserve, sleep, uuid } from './helpers/system-api.js';
+import { createEvent, logsOf, raw, reserve, sleep, uuid } from './helpers/system-api.js';
+import { cliFor, describeRun } from './helpers/cli.js';
 import { startReceiver, verifies, type Receiver, type ReceivedDelivery } from './helpers/webhook-receiver.js';
 import { metricValue, parseMetrics } from '../platform/metrics-text.js';
 import { ENDPOINT_CONCURRENCY } from '../ticket-service/domain/webhooks-dispatcher.js';
@@ -84,9 +86,13 @@ t.test('every ticket change a customer could see arrives once, signed, and verif
   // The sweeper's expiry, once the reservation is past its expiry.
   const lapsing = await reserve(system, event.id, 1);
   await system.sql('ticket-service', 'UPDATE tickets SET expires_at = ? WHERE id = ?', '2000-01-01T00:00:00.000Z', lapsing.id);
-  // Event deletion's cancellations.
-  const eventDeleted = await reserve(system, event.id, 1);
-  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: eventDeleted.id }, body: { status: 'CANCELLED', cancellation_reason: 'event_deleted' } })).status, 200);
+  // Event deletion's cancellations, as `eventsync events delete --cancel-tickets` makes them.
+  const doomed = await createEvent(system, { total_tickets: 5 });
+  const doomedReserved = await reserve(system, doomed.id, 1);
+  const doomedConfirmed = await reserve(system, doomed.id, 1);
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: doomedConfirmed.id }, body: { status: 'CONFIRMED' } })).status, 200);
+  const deleted = await cliFor(system)('events', 'delete', String(doomed.id), '--cancel-tickets');
+  t.equal(deleted.code, 0, describeRun(deleted));
   // The reconciler completes a confirm that committed its hold and crashed before CONFIRMED.
   const interrupted = await reserve(system, event.id, 1);
   t.ok((await system.events.call('commitHold', { path: { hold_id: interrupted.reference } })).ok);
@@ -96,7 +102,8 @@ t.test('every ticket change a customer could see arrives once, signed, and verif
     [keyed.id, ['ticket.reserved', 'ticket.confirmed', 'ticket.cancelled:customer']],
     [keyless.id, ['ticket.reserved', 'ticket.deleted']],
     [lapsing.id, ['ticket.reserved', 'ticket.cancelled:expired']],
-    [eventDeleted.id, ['ticket.reserved', 'ticket.cancelled:event_deleted']],
+    [doomedReserved.id, ['ticket.reserved', 'ticket.cancelled:event_deleted']],
+    [doomedConfirmed.id, ['ticket.reserved', 'ticket.confirmed', 'ticket.cancelled:event_deleted']],
     [interrupted.id, ['ticket.reserved', 'ticket.confirmed']],
   ];
   const arrived = () => expected.every(([id, types]) => ofTicket(main, id).length >= types.length);
@@ -140,8 +147,48 @@ t.test('a purchase that fails (sold out, event-service down) and a PENDING ticke
   t.equal(await system.sql('ticket-service', "UPDATE tickets SET created_at = ? WHERE status = 'PENDING'", '2000-01-01T00:00:00.000Z'), 1, 'one PENDING ticket was left');
   t.ok(await eventually(async () => (await system.sql('ticket-service', "UPDATE tickets SET status = 'ABANDONED' WHERE status = 'ABANDONED'")) === 1), 'the reconciler abandoned it');
   await flush(main, mainHook);
-  const names = main.deliveries.filter((d) => d.message.type === 'ticket.reserved').map((d) => d.message.data.customer_name);
-  t.same(names.filter((name) => name === 'Late' || name === 'Down'), [], 'no ticket.reserved for a refused, failed or abandoned purchase');
+  const theirs = main.deliveries.filter((d) => d.message.data.customer_name === 'Late' || d.message.data.customer_name === 'Down');
+  t.same(typesOf(theirs), [], 'no delivery of any type for a refused, failed or abandoned purchase');
+});
+
+/** How many webhook event rows ticket-service has for a ticket (counted by an update that changes nothing). */
+const eventRowsOf = (ticketId: number): Promise<number> => system.sql('ticket-service', 'UPDATE webhook_events SET type = type WHERE ticket_id = ?', ticketId);
+
+t.test('a change that rolled back sends nothing: a keyed purchase and a cancellation whose transactions fail after their event row answer 500 and send nothing; the keyed retry revives the PENDING ticket and sends ticket.reserved once', async (t) => {
+  // A keyed purchase's last transaction makes the ticket RESERVED, writes ticket.reserved, then stores
+  // the key's answer: the last write fails.
+  const key = uuid();
+  await system.sql('ticket-service', `CREATE TRIGGER refuse_stored_answer BEFORE UPDATE ON idempotency_keys WHEN NEW.key = '${key}' AND NEW.status_code = 201 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+  const body = { event_id: event.id, customer_name: 'Rolled Back', customer_email: 'rolled@example.com', quantity: 1 };
+  const failed = await raw(`${system.ticket.url}/tickets`, { method: 'POST', headers: { 'idempotency-key': key }, body });
+  t.equal(failed.status, 500, 'the purchase answers 500');
+  t.match(failed.contentType, /application\/problem\+json/);
+  t.match(failed.json, { type: 'urn:eventsync:problem:internal' }, 'a problem, not a crash');
+  await system.sql('ticket-service', 'DROP TRIGGER refuse_stored_answer');
+  // A 500 keeps the key locked for the abandonment window; as if that had passed:
+  await system.sql('ticket-service', 'UPDATE idempotency_keys SET locked_until = ? WHERE key = ?', '2000-01-01T00:00:00.000Z', key);
+  const retried = await system.tickets.call('createTicket', { body, headers: { 'idempotency-key': key } });
+  if (!retried.ok) throw new Error(`the retry answered ${retried.status}`);
+  t.equal(retried.status, 201, 'the retry with the same key revives the PENDING ticket');
+  t.equal(await eventRowsOf(retried.body.id), 1, "one event row for the ticket: the failed attempt's rolled back with it");
+
+  // A cancellation's transaction writes CANCELLED and ticket.cancelled, then queues the release: that write fails.
+  const ticket = await reserve(system, event.id, 1);
+  await system.sql('ticket-service', `CREATE TRIGGER refuse_release BEFORE INSERT ON release_outbox WHEN NEW.hold_id = '${ticket.reference}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+  const refused = await raw(`${system.ticket.url}/tickets/${ticket.id}/status`, { method: 'PUT', body: { status: 'CANCELLED' } });
+  t.equal(refused.status, 500, 'the cancellation answers 500');
+  t.match(refused.json, { type: 'urn:eventsync:problem:internal' });
+  await system.sql('ticket-service', 'DROP TRIGGER refuse_release');
+  const still = await system.tickets.call('getTicket', { path: { id: ticket.id } });
+  t.equal(still.ok && still.body.status, 'RESERVED', 'the ticket is still RESERVED');
+  t.equal(await eventRowsOf(ticket.id), 1, 'and has only its ticket.reserved event row');
+  t.equal((await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CANCELLED' } })).status, 200, 'cancelled again, it commits');
+
+  t.ok(await eventually(async () => ofTicket(main, ticket.id).length >= 2), 'the committed changes were delivered');
+  await flush(main, mainHook);
+  t.same(typesOf(ofTicket(main, retried.body.id)), ['ticket.reserved'], 'the revived ticket: ticket.reserved, once');
+  t.same(typesOf(ofTicket(main, ticket.id)).sort(), ['ticket.cancelled:customer', 'ticket.reserved'], 'the cancelled ticket: one ticket.cancelled, from the cancellation that committed');
+  t.ok(system.ticket.process.exitCode === null && system.ticket.process.signalCode === null, 'ticket-service kept running');
 });
 
 t.test('a receiver that answers 500 three times, then 200: one delivery, four attempts, the same webhook-id, each signed, with growing backoff', async (t) => {
@@ -171,6 +218,23 @@ t.test('a receiver that answers 500 three times, then 200: one delivery, four at
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
 });
 
+t.test('a receiver that answers a redirect has failed that attempt: the redirect is not followed', async (t) => {
+  const target = await startReceiver(t);
+  const redirecting = await startReceiver(t);
+  redirecting.answer = () => 307;
+  redirecting.answerHeaders = { location: target.url };
+  const hook = await subscribe(redirecting, ['ticket.confirmed']);
+  const queued = await ping(hook);
+  const logged = async () => {
+    const log = await system.tickets.call('listWebhookDeliveries', { path: { webhook_id: hook.id } });
+    return log.ok ? log.body.find((d) => d.id === queued.id) : undefined;
+  };
+  t.ok(await eventually(async () => ((await logged())?.attempts ?? 0) >= 2), 'the delivery is retried');
+  t.match(await logged(), { status: 'pending', last_status_code: 307 }, 'the 307 counted as a failed attempt');
+  t.equal(target.deliveries.length, 0, 'the redirect target got nothing');
+  await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
+});
+
 t.test('a receiver that hangs does not slow purchases or another endpoint', async (t) => {
   const hanging = await startReceiver(t);
   hanging.answer = () => 'hang';
@@ -182,8 +246,13 @@ t.test('a receiver that hangs does not slow purchases or another endpoint', asyn
     await reserve(system, event.id, 1);
     latencies.push(performance.now() - started);
   }
-  const slowest = Math.max(...latencies);
-  t.ok(slowest < Number(system.env.EVENT_SERVICE_TIMEOUT_SECONDS) * 1000, `the slowest of 20 purchases took ${slowest.toFixed(0)} ms, within the usual call budget`);
+  const sorted = [...latencies].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)] ?? Infinity;
+  const slowest = sorted[sorted.length - 1] ?? Infinity;
+  // A purchase that waited for its deliveries would take as long as an attempt to the hanging receiver: its timeout.
+  const attemptMs = Number(system.env.WEBHOOK_TIMEOUT_SECONDS) * 1000;
+  t.ok(median < attemptMs / 2, `half of 20 purchases took at most ${median.toFixed(0)} ms, well under the ${attemptMs} ms an attempt to the hanging receiver lasts`);
+  t.ok(slowest < Number(system.env.EVENT_SERVICE_TIMEOUT_SECONDS) * 1000, `the slowest took ${slowest.toFixed(0)} ms, within the usual call budget`);
   t.ok(await eventually(async () => main.deliveries.length >= before + 20, 10_000), 'the other endpoint got all 20 ticket.reserved deliveries meanwhile');
   t.ok(hanging.deliveries.length > 0, `the hanging endpoint was tried (${hanging.deliveries.length} attempts)`);
   await system.tickets.call('deleteWebhook', { path: { webhook_id: hook.id } });
@@ -254,6 +323,7 @@ t.test('after rotate-secret, deliveries verify with both the new and the old sec
   t.equal(String(delivery.headers['webhook-signature']).split(' ').length, 2, 'two signatures');
   t.ok(verifies(rotated.body.secret, delivery), 'it verifies with the new secret');
   t.ok(verifies(mainHook.secret, delivery), 'and with the old one');
+  t.notMatch(logsOf(system, 'ticket-service'), /whsec_/, "no signing secret in ticket-service's log");
   mainHook.secret = rotated.body.secret;
 });
 

@@ -1,7 +1,8 @@
 /**
- * Webhook safety and shutdown, on ticket-service built in this process (no event-service needed):
- * private and plain-http targets refused with ADMIN_TOKEN set, a name resolving to loopback refused
- * where the connection is made, and SIGTERM's abort leaving an attempt in flight due.
+ * Webhook safety, shutdown and giving up, on ticket-service built in this process (no event-service
+ * needed): private and plain-http targets refused with ADMIN_TOKEN set, a name resolving to loopback
+ * refused where the connection is made, SIGTERM's abort leaving an attempt in flight due, retention,
+ * and when a delivery fails and an endpoint is disabled.
  */
 import t, { type Test } from 'tap';
 import { hostname } from 'node:os';
@@ -14,6 +15,7 @@ import { buildTicketApp } from '../ticket-service/app.js';
 import { checkedLookup } from '../ticket-service/domain/webhooks-safety.js';
 import { ADMIN_TOKEN, SERVICE_TOKEN, adminAuth, tempDir } from './helpers/event-app.js';
 import { eventually } from './helpers/system.js';
+import { sleep } from './helpers/system-api.js';
 import { startReceiver } from './helpers/webhook-receiver.js';
 
 async function ticketApp(t: Test, dir: string, env: Record<string, string> = {}): Promise<FastifyInstance> {
@@ -132,20 +134,34 @@ t.test('delivered deliveries leave the log after WEBHOOK_RETENTION_DAYS', async 
   t.equal(receiver.deliveries.length, 1);
 });
 
-t.test('a delivery that fails for WEBHOOK_RETRY_HOURS becomes failed, and its endpoint, failing all that time, is disabled until re-enabled', async (t) => {
+t.test('a delivery that fails for WEBHOOK_RETRY_HOURS becomes failed; an endpoint is disabled once nothing sent to it succeeded that long, never by one failed attempt, and PATCH re-enables it', async (t) => {
   const receiver = await startReceiver(t);
-  receiver.answer = () => 500;
-  // 0.0003 hours is about 1.1 s of retries, 0.1 s apart at first.
-  const app = await ticketApp(t, tempDir(t), { WEBHOOK_RETRY_HOURS: '0.0003', WEBHOOK_RETRY_BASE_SECONDS: '0.1' });
+  receiver.answer = () => 'hang';
+  // 0.0002 hours is 0.72 s of retries, 0.1 s apart at first; an attempt gets 1 s, longer than that window.
+  const retryWindowMs = 720;
+  const app = await ticketApp(t, tempDir(t), { WEBHOOK_RETRY_HOURS: '0.0002', WEBHOOK_RETRY_BASE_SECONDS: '0.1', WEBHOOK_TIMEOUT_SECONDS: '1' });
   const created = await app.inject({ method: 'POST', url: '/webhooks', payload: { url: receiver.url, events: ['*'] } });
   const id = (created.json() as { id: number }).id;
-  await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
   const hook = async () => (await app.inject({ method: 'GET', url: `/webhooks/${id}` })).json() as { enabled: boolean; disabled_reason: string | null };
-  t.ok(await eventually(async () => (await hook()).enabled === false, 10_000), 'the endpoint is disabled');
+  const log = async () => (await app.inject({ method: 'GET', url: `/webhooks/${id}/deliveries` })).json() as Array<{ status: string; attempts: number; last_status_code: number | null; last_error: string | null; response_excerpt: string | null }>;
+
+  await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  t.ok(await eventually(async () => (await log())[0]?.status === 'failed'), 'a ping whose first attempt ends past its retry window fails with that attempt');
+  t.match(await log(), [{ attempts: 1, last_error: /no answer in 1 s/ }]);
+  t.match(await hook(), { enabled: true, disabled_reason: null }, 'one failed attempt does not disable the endpoint');
+  // The endpoint has been failing since that attempt, at the latest.
+  const failingSince = Date.now();
+
+  receiver.answer = () => 500;
+  await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  t.ok(await eventually(async () => (await log())[0]?.status === 'failed', 10_000), 'a ping answered 500 fails once its retry window is over');
+  const retried = (await log())[0];
+  t.match(retried, { last_status_code: 500, response_excerpt: 'failing on purpose (500)' }, 'with the answer excerpt');
+  t.ok((retried?.attempts ?? 0) >= 2, `retried first (${retried?.attempts} attempts)`);
+  await sleep(Math.max(0, failingSince + retryWindowMs + 50 - Date.now()));
+  if ((await hook()).enabled) await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  t.ok(await eventually(async () => (await hook()).enabled === false, 10_000), 'once nothing sent to it succeeded for WEBHOOK_RETRY_HOURS, a failed attempt disables it');
   t.equal((await hook()).disabled_reason, 'failing');
-  const log = (await app.inject({ method: 'GET', url: `/webhooks/${id}/deliveries` })).json() as Array<{ status: string; attempts: number; last_status_code: number; response_excerpt: string }>;
-  t.match(log, [{ status: 'failed', last_status_code: 500, response_excerpt: 'failing on purpose (500)' }], 'the delivery failed, with the answer excerpt');
-  t.ok((log[0]?.attempts ?? 0) >= 2, `retried first (${log[0]?.attempts} attempts)`);
   t.equal((await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` })).statusCode, 409, 'a disabled endpoint is not pinged');
   const enabled = await app.inject({ method: 'PATCH', url: `/webhooks/${id}`, payload: { enabled: true } });
   t.match(enabled.json(), { enabled: true, disabled_reason: null }, 'PATCH re-enables it');

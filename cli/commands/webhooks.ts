@@ -169,22 +169,27 @@ export function webhooksCommand(): Command {
     .option('--port <n>', 'local port (default: any free one)', parseInteger('--port', 0, 65535), 0)
     .option('--forward-to <url>', 'also POST each verified delivery there, headers and body unchanged')
     .option('--events <types>', 'event types to receive', parseEvents, ['*'] as EventFilter)
+    .option('--lease <seconds>', 'how long the subscription outlives a listen that was killed (renewed every third of it)', parseInteger('--lease', 3, 3600), 60)
     .addHelpText(
       'after',
       '\nticket-service must allow private URLs (WEBHOOK_ALLOW_PRIVATE_URLS=true, the default without ADMIN_TOKEN).\n\nExample:\n  eventsync webhooks listen --forward-to http://localhost:3000/webhooks',
     )
-    .action(async (options: { port: number; forwardTo?: string; events: EventFilter }, command: Command) => {
+    .action(async (options: ListenOptions, command: Command) => {
       if (options.forwardTo !== undefined && !/^https?:\/\//.test(options.forwardTo)) throw new InvalidArgumentError('--forward-to must be an http(s) URL');
       await listen(cliContext(command), options);
     });
   return webhooks;
 }
 
-/** The subscription lives this long past its last renewal: a killed `listen` leaves nothing retrying for days. */
-const LEASE_MS = 60_000;
-const RENEW_EVERY_MS = 20_000;
+interface ListenOptions {
+  port: number;
+  forwardTo?: string;
+  events: EventFilter;
+  /** Seconds the subscription lives past its last renewal: a killed `listen` leaves nothing retrying for days. */
+  lease: number;
+}
 
-async function listen(context: CliContext, options: { port: number; forwardTo?: string; events: EventFilter }): Promise<void> {
+async function listen(context: CliContext, options: ListenOptions): Promise<void> {
   let verifier: Webhook | undefined;
   const server = createServer((incoming, answer) => {
     void (async () => {
@@ -230,26 +235,45 @@ async function listen(context: CliContext, options: { port: number; forwardTo?: 
     server.listen(options.port, '127.0.0.1', resolve);
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
-  const expiry = () => new Date(Date.now() + LEASE_MS).toISOString();
+  const expiry = () => new Date(Date.now() + options.lease * 1000).toISOString();
+  const subscribe = async () => expectOk(await context.tickets.call('createWebhook', { body: { url, events: options.events, description: 'eventsync webhooks listen', expires_at: expiry() } })).body;
   let created;
   try {
-    created = expectOk(await context.tickets.call('createWebhook', { body: { url, events: options.events, description: 'eventsync webhooks listen', expires_at: expiry() } })).body;
+    created = await subscribe();
   } catch (error) {
     server.close();
     throw error;
   }
   verifier = new Webhook(created.secret);
-  const webhookId = created.id;
+  let webhookId = created.id;
   printNote(`listening on ${url} as webhook ${webhookId} (signing secret ${created.secret})${options.forwardTo ? `, forwarding to ${options.forwardTo}` : ''}; Ctrl-C to stop`);
-  const renew = setInterval(() => {
-    context.tickets.call('updateWebhook', { path: { webhook_id: webhookId }, body: { expires_at: expiry() } }).catch((error: unknown) => printError(`could not extend the subscription: ${error instanceof Error ? error.message : String(error)}`));
-  }, RENEW_EVERY_MS);
+  // Extends the subscription; one deleted meanwhile (by someone else, or expired while the machine slept) is made again.
+  const renew = async (): Promise<void> => {
+    const extended = await context.tickets.call('updateWebhook', { path: { webhook_id: webhookId }, body: { expires_at: expiry() } });
+    if (extended.ok) return;
+    if (extended.status !== 404) {
+      printError(`could not extend webhook ${webhookId} (HTTP ${extended.status}): ${extended.problem.detail ?? extended.problem.title}; trying again`);
+      return;
+    }
+    const again = await subscribe();
+    verifier = new Webhook(again.secret);
+    printNote(`webhook ${webhookId} was removed; subscribed again as webhook ${again.id} (signing secret ${again.secret})`);
+    webhookId = again.id;
+  };
+  let renewing: Promise<void> | undefined;
+  const renewal = setInterval(() => {
+    // One renewal at a time: a slow one must not make two new subscriptions.
+    renewing ??= renew()
+      .catch((error: unknown) => printError(`could not extend the subscription: ${error instanceof Error ? error.message : String(error)}; trying again`))
+      .finally(() => (renewing = undefined));
+  }, (options.lease * 1000) / 3);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
-  clearInterval(renew);
+  clearInterval(renewal);
+  await renewing;
   server.closeAllConnections();
   server.close();
   const removed = await context.tickets.call('deleteWebhook', { path: { webhook_id: webhookId } }).catch(() => undefined);

@@ -23,6 +23,8 @@ export interface Receiver {
   answer: (delivery: ReceivedDelivery, index: number) => Answer;
   /** Answers this long after the request arrived (default 0: at once). */
   delayMs: number;
+  /** Headers sent with every answer besides its content type (a redirect's `location`, say). */
+  answerHeaders: Record<string, string>;
   close(): Promise<void>;
   /** Listens again on the same port after close(). */
   reopen(): Promise<void>;
@@ -37,6 +39,7 @@ export async function startReceiver(t: Test, path = '/hook'): Promise<Receiver> 
     deliveries: [],
     answer: () => 200,
     delayMs: 0,
+    answerHeaders: {},
     async close() {
       for (const end of hanging) end();
       hanging.clear();
@@ -62,7 +65,7 @@ export async function startReceiver(t: Test, path = '/hook'): Promise<Receiver> 
           hanging.add(() => response.destroy());
           return;
         }
-        const send = () => response.writeHead(answer, { 'content-type': 'text/plain' }).end(answer >= 300 ? `failing on purpose (${answer})` : 'ok');
+        const send = () => response.writeHead(answer, { 'content-type': 'text/plain', ...receiver.answerHeaders }).end(answer >= 300 ? `failing on purpose (${answer})` : 'ok');
         if (receiver.delayMs > 0) setTimeout(send, receiver.delayMs);
         else send();
       });

@@ -9,8 +9,8 @@
  *   (`mayChain`). Each is POSTed with undici: signed afresh each attempt with `standardwebhooks`
  *   (the same `webhook-id` every time; both secrets sign during a rotation), one timeout for the
  *   whole attempt, redirects not followed, the address checked at connect time;
- * - retries with exponential backoff and jitter until `retry_until`, then `failed`; an endpoint whose
- *   every attempt failed during a delivery's whole retry window is disabled when that delivery fails;
+ * - retries with exponential backoff and jitter until `retry_until`, then `failed`; an endpoint to
+ *   which every attempt failed for WEBHOOK_RETRY_HOURS is disabled at its next failed attempt;
  * - on shutdown, attempts in flight are aborted and their leases given back: they stay due.
  * Attempts run beside the loop, never inside a purchase: a slow receiver costs only its own slots.
  */
@@ -316,6 +316,8 @@ export class WebhookDispatcher {
     const next = new Date(now.getTime() + backoffMs(this.context.config.WEBHOOK_RETRY_BASE_SECONDS, attempts)).toISOString();
     const outcome: AttemptOutcome = delivered ? 'delivered' : next > delivery.retry_until ? 'failed' : 'retrying';
     const firstAttemptAt = delivery.first_attempt_at ?? at;
+    // A failing streak that began by then (WEBHOOK_RETRY_HOURS ago) disables the endpoint.
+    const disableBefore = new Date(now.getTime() - this.context.config.WEBHOOK_RETRY_HOURS * 3600_000).toISOString();
     let disabled = false;
     const nextLease = this.leaseFromNow();
     const chained = await this.context.write(async (trx) => {
@@ -330,7 +332,7 @@ export class WebhookDispatcher {
         response_excerpt: result.excerpt,
         updated_at: at,
       });
-      if (recorded) disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, outcome === 'failed' ? firstAttemptAt : undefined);
+      if (recorded) disabled = await store.recordEndpointHealth(trx, delivery.subscription_id, delivered, at, disableBefore);
       return delivered && this.mayChain() ? store.claimNextDue(trx, delivery.subscription_id, at, nextLease) : undefined;
     });
     if (outcome !== 'delivered') {
@@ -339,7 +341,7 @@ export class WebhookDispatcher {
         outcome === 'failed' ? 'webhook delivery failed for good' : 'webhook delivery attempt failed; it will be retried',
       );
     }
-    if (disabled) this.context.log.warn({ webhook: delivery.subscription_id }, `webhook disabled: a delivery failed for good and nothing sent to it succeeded for ${this.context.config.WEBHOOK_RETRY_HOURS} hours`);
+    if (disabled) this.context.log.warn({ webhook: delivery.subscription_id }, `webhook disabled: nothing sent to it succeeded for ${this.context.config.WEBHOOK_RETRY_HOURS} hours`);
     this.report({ outcome, subscriptionId: delivery.subscription_id, statusCode: result.statusCode, durationMs: Date.now() - started });
     return chained ? { delivery: chained, lease: nextLease } : undefined;
   }

@@ -362,12 +362,13 @@ const endpointRecovery = prepareQuery<TicketDatabase, { id: number }, { disabled
 );
 
 /**
- * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs.
- * With `disableBefore` (a delivery has just failed for good: the first attempt of its retry window),
- * a streak that began by then disables the endpoint: nothing it was sent succeeded all that time.
+ * After an attempt: a success ends the endpoint's failing streak; a failure starts one if none runs,
+ * or, when the running one began by `disableBefore` (WEBHOOK_RETRY_HOURS ago), disables the endpoint:
+ * nothing sent to it succeeded all that time. (Not how long one delivery was retried: a delivery first
+ * tried after its retry window fails at once, and one failed attempt is no reason to disable.)
  * True when this call disabled it.
  */
-export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore?: string): Promise<boolean> {
+export async function recordEndpointHealth(db: Db, subscriptionId: number, delivered: boolean, now: string, disableBefore: string): Promise<boolean> {
   // Each update's conditions say what the row was before, and none changes disabled_reason but the last.
   if (delivered) {
     const recovered = await endpointRecovery.takeFirst(db, { id: subscriptionId });
@@ -375,8 +376,11 @@ export async function recordEndpointHealth(db: Db, subscriptionId: number, deliv
     return false;
   }
   const failing = await db.updateTable('webhook_subscriptions').set({ failing_since: now }).where('id', '=', subscriptionId).where('failing_since', 'is', null).returning('disabled_reason').executeTakeFirst();
-  if (failing && failing.disabled_reason !== 'failing') recordEndpointState(db, undefined, 'failing');
-  if (disableBefore === undefined) return false;
+  if (failing) {
+    if (failing.disabled_reason !== 'failing') recordEndpointState(db, undefined, 'failing');
+    // A streak that starts now is not old enough to disable anything.
+    return false;
+  }
   const disabled = await db
     .updateTable('webhook_subscriptions')
     .set({ enabled: 0, disabled_reason: 'failing', updated_at: now })
