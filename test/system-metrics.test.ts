@@ -11,7 +11,10 @@ import { ADMIN_TOKEN, SERVICE_TOKEN, eventually, startSystem, type TestSystem } 
 import { asProblem, asTicket, createEvent, raw, ticketBody } from './helpers/system-api.js';
 import { eventServiceClient } from '../openapi/client.js';
 import { join } from 'node:path';
-import { startEventApp, tempDir } from './helpers/event-app.js';
+import type { AddressInfo } from 'node:net';
+import type { InjectOptions } from 'fastify';
+import { createEvent as createEventIn, startEventApp, tempDir } from './helpers/event-app.js';
+import { ContractChecker } from './helpers/contract.js';
 import { buildTicketApp } from '../ticket-service/app.js';
 import { TicketServiceConfigSchema, loadConfig } from '../platform/config.js';
 import { metricValue, parseMetrics, type Sample } from '../platform/metrics-text.js';
@@ -181,4 +184,35 @@ t.test('without ADMIN_TOKEN (development mode) /metrics is open', async (t) => {
   t.equal(answer.statusCode, 200, 'open without a token');
   t.match(answer.headers['content-type'], /^text\/plain/);
   t.match(answer.body, /# TYPE eventsync_hold_transitions_total counter/);
+});
+
+t.test('with METRICS=off neither service keeps metrics: /metrics answers 404 problem+json, and purchases are served as before', async (t) => {
+  const eventApp = await startEventApp(t, { METRICS: 'off' });
+  await eventApp.app.listen({ host: '127.0.0.1', port: 0 });
+  const eventServiceUrl = `http://127.0.0.1:${(eventApp.app.server.address() as AddressInfo).port}`;
+  const ticketApp = await buildTicketApp(
+    loadConfig(TicketServiceConfigSchema, { SERVICE_TOKEN, METRICS: 'off', EVENT_SERVICE_URL: eventServiceUrl, TICKET_DB_PATH: join(tempDir(t), 'tickets.db'), LOG_LEVEL: 'silent' }),
+    { background: false },
+  );
+  t.teardown(() => ticketApp.close());
+  const ticketContract = new ContractChecker('ticket-service');
+  const injectTickets = async (options: InjectOptions) => {
+    const answer = await ticketApp.inject(options);
+    const contentType = answer.headers['content-type'];
+    t.same(ticketContract.check(String(options.method), String(options.url), answer.statusCode, typeof contentType === 'string' ? contentType : undefined, answer.body), [], `ticket-service's answer to ${options.method} ${options.url} conforms to the spec`);
+    return answer;
+  };
+  for (const [service, answer] of [
+    ['event-service', await eventApp.inject({ method: 'GET', url: '/metrics' })],
+    ['ticket-service', await injectTickets({ method: 'GET', url: '/metrics' })],
+  ] as const) {
+    t.equal(answer.statusCode, 404, `${service}: /metrics is 404`);
+    t.match(answer.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
+    t.match(asProblem(answer.json()), { type: 'urn:eventsync:problem:not-found', detail: /METRICS=off/ }, 'saying metrics are off');
+  }
+  const event = await createEventIn(eventApp, { name: 'Metrics Off', description: 'Two seats', event_date: '2030-06-15T09:00:00Z', venue: 'Test Hall', total_tickets: 2 });
+  const bought = await injectTickets({ method: 'POST', url: '/tickets', payload: ticketBody(event.id, 2) });
+  t.equal(bought.statusCode, 201, 'a purchase is reserved');
+  const soldOut = await injectTickets({ method: 'POST', url: '/tickets', payload: ticketBody(event.id, 1) });
+  t.equal(asProblem(soldOut.json()).type, 'urn:eventsync:problem:sold-out', 'and the next one finds the event sold out');
 });

@@ -135,7 +135,8 @@ class SeatsGone extends Error {}
 /** PostgreSQL's one-statement path runs outside a tracked write: it sends the statement, and moves the metrics itself once it committed. */
 export interface StatementWrites {
   writeStatement: ServiceStore<EventDatabase>['writeStatement'];
-  metrics: EventMetrics;
+  /** Undefined with METRICS=off. */
+  metrics: EventMetrics | undefined;
 }
 
 /**
@@ -160,7 +161,7 @@ export function heldHoldCreation(
         const [row] = (await statements.writeStatement(heldHoldWithSeatsOf[audience].compile(db, hold))).rows;
         if (row) {
           const { seats_taken: _taken, ...created } = row;
-          recordHoldCreated(statements.metrics, created.quantity);
+          if (statements.metrics) recordHoldCreated(statements.metrics, created.quantity);
           return { created };
         }
       } catch (error) {
