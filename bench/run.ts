@@ -5,7 +5,8 @@
  * the same connections (the machine drifts from minute to minute: the ratio is the median of the
  * rounds'), a sell-out race checked for overselling and leaks, reads by id interleaved with the same
  * service's `/health`, and a text search. Load comes from a separate worker process. Prints a table
- * with the targets and writes bench/results/latest.json.
+ * with the targets and writes bench/results/latest.json. Listed with --only, what metrics cost:
+ * storms with METRICS on and off, and with /metrics scraped or not, in interleaved rounds.
  *
  * Exit 0 when it measured (even with targets missed), 1 when something oversold, leaked, or crashed.
  */
@@ -27,8 +28,10 @@ import { addCounters, counterDelta, NO_COUNTERS, purchaseCosts, readServerCounte
 import { checkSellOut, type SellOutReport } from './sell-out.js';
 import { count } from '../platform/words.js';
 
-const SCENARIOS = ['storm', 'hot', 'race', 'by-id', 'search', 'webhooks'] as const;
+const SCENARIOS = ['storm', 'hot', 'race', 'by-id', 'search', 'webhooks', 'metrics'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
+/** Run only when listed with --only: the default run stays as it was (and within its time budget). */
+const ONLY_WHEN_LISTED: readonly ScenarioName[] = ['hot', 'metrics'];
 
 const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [--quick] [--only ${SCENARIOS.join(',')}] [--profile] [--without-subscriber] [--services-from DIST] [--env NAME=VALUE ...] [--out FILE]
   --store sqlite|postgres  the services' store (default sqlite); postgres creates two fresh databases on the server
@@ -36,7 +39,9 @@ const USAGE = `usage: npm run bench -- [--store sqlite|postgres] [--workers N] [
   --workers N           processes per service (WORKERS=N; above 1 only with --store postgres)
   --quick               a smoke run of the harness itself (short runs, small catalogue), written to quick.json
   --only LIST           run only these scenarios (comma-separated); 'storm' runs its reference rounds itself;
-                        'hot' (the storm's load on one event: its seat counter is the hot row) runs only when listed
+                        'hot' (the storm's load on one event: its seat counter is the hot row) runs only when listed;
+                        so does 'metrics' (storms with METRICS=on and off, restarting the services before each
+                        round, then with and without a scraper; run last, it leaves the services restarted)
   --profile             run the services under --cpu-prof; profiles and their top costs go to bench/results/profiles/
   --without-subscriber  no webhook subscriber during the storms and reads (to see what one costs)
   --services-from DIST  run event-service and ticket-service from another compiled tree (an older commit's dist/)
@@ -84,8 +89,7 @@ function options() {
       workers,
       quick: values.quick,
       env,
-      // The hot event runs when asked for (--only ...,hot): the default run stays as it was.
-      scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS.filter((name) => name !== 'hot')),
+      scenarios: new Set<ScenarioName>((only as ScenarioName[] | undefined) ?? SCENARIOS.filter((name) => !ONLY_WHEN_LISTED.includes(name))),
       profile: values.profile,
       withoutSubscriber: values['without-subscriber'],
       servicesFrom: values['services-from'] === undefined ? undefined : resolve(values['services-from']),
@@ -118,6 +122,9 @@ const RACE_CONNECTIONS = 256;
 /** Purchase rounds without and with a hanging webhook receiver subscribed, interleaved. */
 const WEBHOOK_ROUNDS = 3;
 const WEBHOOK_ROUND_SECONDS = QUICK ? 1 : 3;
+/** The metrics scenario: storms at this many connections; /metrics of both services scraped this often. */
+const METRICS_CONNECTIONS = 64;
+const SCRAPE_INTERVAL_MS = 250;
 /** Past this the run stops what is going on, skips the rest and reports what it has... */
 const BUDGET_MS = 240_000;
 /** ...and past this it exits whatever is still running. */
@@ -131,6 +138,8 @@ const TARGETS = {
   byIdRatioToHealth: 0.75,
   byIdRequestsPerSecond: 15_000,
   searchP99Ms: 20,
+  /** What metrics may cost purchases/s (on against off; scraped against not), medians of interleaved rounds. */
+  metricsCost: 0.05,
 };
 
 interface StormSeries {
@@ -195,6 +204,8 @@ interface Results {
   search?: CannonResult & { matchingEvents: number };
   /** Purchases/s (and p99) without and with a subscribed receiver that never answers: medians of interleaved rounds. */
   webhooks?: WebhookCost;
+  /** Purchases/s with METRICS=off and on, and with /metrics scraped every 250 ms or not: medians of interleaved rounds. */
+  metrics?: MetricsCost;
   targets: Target[];
   crashed: Array<{ scenario: string; error: string }>;
   loadAverageAtEnd?: number[];
@@ -261,6 +272,7 @@ function report(results: Results): string {
     ]),
   ]);
   const reads = results.reads;
+  const metrics = results.metrics;
   const rows: Array<[ScenarioName, string[]]> = [
     ...stormRows.map((row): [ScenarioName, string[]] => ['storm', row]),
     ['hot', cannonRow('one hot event: POST /tickets, 1 event (purchases/s)', results.hotEvent, (r) => r.okPerSecond, ['', '', ''])],
@@ -279,6 +291,10 @@ function report(results: Results): string {
     ['by-id', cannonRow('event-service GET /health', reads?.health, (r) => r.okPerSecond, ['1.00', '', ''])],
     ['by-id', cannonRow(`GET /events/{id} (random of ${number(CATALOGUE_EVENTS)})`, reads?.byId, (r) => r.okPerSecond, [reads ? reads.medianRatio.toFixed(2) : '', ...mark('GET /events/{id}')])],
     ['search', cannonRow(`GET /events?q=${SEARCH_WORD}&limit=20`, results.search, (r) => r.okPerSecond, ['', ...mark('search')])],
+    ['metrics', cannonRow(`METRICS=off: POST /tickets, ${METRICS_CONNECTIONS} connections (purchases/s)`, metrics?.off.all, (r) => r.okPerSecond, ['1.00', '', ''])],
+    ['metrics', cannonRow('METRICS=on (vs off: medians)', metrics?.on.all, (r) => r.okPerSecond, [metrics ? metrics.onToOff.toFixed(2) : '', ...mark('metrics on')])],
+    ['metrics', cannonRow('METRICS=on, no scraper', metrics?.unscraped.all, (r) => r.okPerSecond, ['1.00', '', ''])],
+    ['metrics', cannonRow(`/metrics of both scraped every ${SCRAPE_INTERVAL_MS} ms (vs none: medians)`, metrics?.scraped.all, (r) => r.okPerSecond, [metrics ? metrics.scrapedToUnscraped.toFixed(2) : '', ...mark('metrics scraped')])],
   ];
   const workers = `${count(results.workers, 'process', 'processes')} per service (WORKERS=${results.workers})`;
   const subscriber = results.webhookSubscriber ? `, one webhook subscriber (${number(results.webhookSubscriber.deliveriesReceived)} deliveries received)` : '';
@@ -329,6 +345,26 @@ function report(results: Results): string {
   if (hooks) {
     const side = (name: string, s: WebhookCost['without']) => `${name} ${number(s.medianPerSecond)} purchases/s, p99 ${ms(s.medianP99Ms)} (rounds ${s.perSecond.map((r) => number(r)).join(', ')})`;
     lines.push(`webhooks, medians of ${WEBHOOK_ROUNDS} interleaved ${WEBHOOK_ROUND_SECONDS} s rounds: ${side('without a receiver', hooks.without)}; ${side('with a hanging receiver subscribed', hooks.hanging)}`);
+  }
+  if (metrics) {
+    const side = (name: string, s: StormSide) =>
+      `${name} ${number(s.medianPerSecond)} purchases/s, p99 ${ms(s.medianP99Ms)}` +
+      `${s.medianServicesCpuMsPerPurchase === undefined ? '' : `, services' CPU ${s.medianServicesCpuMsPerPurchase.toFixed(3)} ms per purchase`}` +
+      ` (rounds ${s.perSecond.map((r) => number(r)).join(', ')})`;
+    const cost = (ratio: number) => `${((1 - ratio) * 100).toFixed(1)}%`;
+    const cpu = (name: string, more: StormSide, less: StormSide) =>
+      more.medianServicesCpuMsPerPurchase === undefined || less.medianServicesCpuMsPerPurchase === undefined || less.medianServicesCpuMsPerPurchase === 0
+        ? ''
+        : `; services' CPU per purchase ${name} ${(more.medianServicesCpuMsPerPurchase / less.medianServicesCpuMsPerPurchase).toFixed(3)}`;
+    lines.push(
+      `metrics at ${metrics.connections} connections, no webhook subscriber, medians of ${metrics.on.perSecond.length} interleaved ${STORM_ROUND_SECONDS} s rounds, both services restarted before each: ` +
+        `${side('METRICS=off', metrics.off)}; ${side('METRICS=on', metrics.on)}; purchases/s on/off ${metrics.onToOff.toFixed(3)}, cost ${cost(metrics.onToOff)}${cpu('on/off', metrics.on, metrics.off)}`,
+    );
+    lines.push(
+      `scraping during the storm (METRICS=on, no restarts): ${side('no scraper', metrics.unscraped)}; ${side(`both /metrics every ${SCRAPE_INTERVAL_MS} ms`, metrics.scraped)}; ` +
+        `purchases/s scraped/not ${metrics.scrapedToUnscraped.toFixed(3)}, cost ${cost(metrics.scrapedToUnscraped)}${cpu('scraped/not', metrics.scraped, metrics.unscraped)}; ` +
+        `${number(metrics.scraped.scrapes)} scrapes, ${metrics.scraped.failedScrapes} failed, the slowest ${ms(metrics.scraped.slowestScrapeMs)}`,
+    );
   }
   if (results.search) lines.push(`search matches ${number(results.search.matchingEvents)} events (X-Total-Count)`);
   lines.push('req/s counts 2xx answers; errors = non-2xx answers + socket errors + timeouts (for the race: answers other than 201 and 409, or none)');
@@ -481,19 +517,31 @@ async function main(): Promise<number> {
             reportListening: true,
           });
           if (OPTIONS.profile) rmSync(PROFILE_DIR, { recursive: true, force: true });
-          const event = await startServer({ ...launch('event-service'), env });
-          const ticket = await startServer({
-            ...launch('ticket-service'),
-            env: { ...env, EVENT_SERVICE_URL: event.url, EVENT_SERVICE_PORT: String(event.port) },
-          });
-          const probe = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 10_000 });
-          try {
-            const ready = await probe.call('getReady', {});
-            if (!ready.ok) throw new Error(`ticket-service is not ready (HTTP ${ready.status}): ${ready.problem.detail ?? ready.problem.title}`);
-          } finally {
-            await probe.close();
-          }
-          return { event, ticket, serviceToken, databases: databases?.names };
+          const start = async (extra: Record<string, string>, ports = { event: '0', ticket: '0' }) => {
+            const event = await startServer({ ...launch('event-service'), env: { ...env, ...extra, EVENT_SERVICE_PORT: ports.event } });
+            const ticket = await startServer({
+              ...launch('ticket-service'),
+              env: { ...env, ...extra, EVENT_SERVICE_URL: event.url, EVENT_SERVICE_PORT: String(event.port), TICKET_SERVICE_PORT: ports.ticket },
+            });
+            const probe = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 10_000 });
+            try {
+              const ready = await probe.call('getReady', {});
+              if (!ready.ok) throw new Error(`ticket-service is not ready (HTTP ${ready.status}): ${ready.problem.detail ?? ready.problem.title}`);
+            } finally {
+              await probe.close();
+            }
+            return { event, ticket };
+          };
+          const { event, ticket } = await start({});
+          const restart = async (extra: Record<string, string>) => {
+            await stopServer(ticket);
+            await stopServer(event);
+            const again = await start(extra, { event: String(event.port), ticket: String(ticket.port) });
+            // The same objects, so that everything holding them follows the restart.
+            Object.assign(event, again.event);
+            Object.assign(ticket, again.ticket);
+          };
+          return { event, ticket, serviceToken, databases: databases?.names, restart };
         })
       : undefined;
 
@@ -625,9 +673,23 @@ async function runServiceScenarios(
     if (subscriber) results.webhookSubscriber = { deliveriesReceived: await subscriber.stop() };
   }
   if (OPTIONS.scenarios.has('webhooks')) results.webhooks = await scenario(`purchases without and with a hanging webhook receiver: ${WEBHOOK_ROUNDS} interleaved rounds of ${WEBHOOK_ROUND_SECONDS} s each`, () => measureWebhookCost(ticket.url, seeded.stormEventIds));
+  // Last: it restarts the services.
+  if (OPTIONS.scenarios.has('metrics')) {
+    results.metrics = await scenario(
+      `what metrics cost purchases at ${METRICS_CONNECTIONS} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s with METRICS on and off, interleaved, then ${ROUNDS} without and with /metrics scraped every ${SCRAPE_INTERVAL_MS} ms`,
+      () => measureMetricsCost(services, seeded.stormEventIds),
+    );
+  }
 }
 
-type Services = { event: RunningServer; ticket: RunningServer; serviceToken: string; databases: { event: string; ticket: string } | undefined };
+type Services = {
+  event: RunningServer;
+  ticket: RunningServer;
+  serviceToken: string;
+  databases: { event: string; ticket: string } | undefined;
+  /** Stops both services and starts them again on the same ports and databases, with `extra` over their configuration. */
+  restart: (extra: Record<string, string>) => Promise<void>;
+};
 
 /**
  * A receiver subscribed to every event type that answers each delivery at once with 204, as a
@@ -841,6 +903,137 @@ async function measureWebhookCost(ticketUrl: string, eventIds: number[]): Promis
   return { without: side(rounds.without), hanging: side(rounds.hanging) };
 }
 
+/** One storm round: the load generator's result, and what the two services' CPU cost per purchase (Linux only). */
+interface StormRound {
+  run: CannonResult;
+  servicesCpuMsPerPurchase: number | undefined;
+}
+
+interface StormSide {
+  perSecond: number[];
+  p99Ms: number[];
+  /** CPU milliseconds of event-service and ticket-service together per purchase: less at the mercy of the machine's drift than the rates. */
+  servicesCpuMsPerPurchase: number[];
+  medianPerSecond: number;
+  medianP99Ms: number;
+  medianServicesCpuMsPerPurchase: number | undefined;
+  /** The side's rounds as one (rates over their total time, percentiles weighted by answers). */
+  all: CannonResult;
+}
+
+interface MetricsCost {
+  connections: number;
+  /** Each round after a restart of both services with METRICS=off, or on: interleaved (on, off, on, off …). */
+  off: StormSide;
+  on: StormSide;
+  /** Median purchases/s with metrics on over with them off: 1 − this is what metrics cost. */
+  onToOff: number;
+  /** METRICS=on, without restarts: rounds without a scraper and with one, interleaved. */
+  unscraped: StormSide;
+  scraped: StormSide & { scrapes: number; failedScrapes: number; slowestScrapeMs: number };
+  /** Median purchases/s while scraped over while not. */
+  scrapedToUnscraped: number;
+}
+
+function stormSide(rounds: StormRound[]): StormSide {
+  const runs = rounds.map((round) => round.run);
+  const cpu = rounds.flatMap((round) => (round.servicesCpuMsPerPurchase === undefined ? [] : [round.servicesCpuMsPerPurchase]));
+  return {
+    perSecond: runs.map((r) => r.okPerSecond),
+    p99Ms: runs.map((r) => r.latencyMs.p99),
+    servicesCpuMsPerPurchase: cpu,
+    medianPerSecond: median(runs.map((r) => r.okPerSecond)),
+    medianP99Ms: median(runs.map((r) => r.latencyMs.p99)),
+    medianServicesCpuMsPerPurchase: cpu.length === rounds.length ? median(cpu) : undefined,
+    all: combine(runs),
+  };
+}
+
+/** Scrapes both services' /metrics every `intervalMs` (both at once, the next once both answered) until stopped. */
+function startScraper(urls: { event: string; ticket: string }, intervalMs: number): { stop: () => Promise<{ scrapes: number; failed: number; slowestMs: number }> } {
+  const events = eventServiceClient({ baseUrl: urls.event, timeoutMs: 10_000 });
+  const tickets = ticketServiceClient({ baseUrl: urls.ticket, timeoutMs: 10_000 });
+  const tally = { scrapes: 0, failed: 0, slowestMs: 0 };
+  let stopped = false;
+  const scrape = async (call: () => Promise<{ ok: boolean }>) => {
+    const began = performance.now();
+    const answer = await call().catch(() => ({ ok: false }));
+    tally.scrapes += 1;
+    if (!answer.ok) tally.failed += 1;
+    tally.slowestMs = Math.max(tally.slowestMs, performance.now() - began);
+  };
+  const loop = (async () => {
+    while (!stopped) {
+      const began = performance.now();
+      await Promise.all([scrape(() => events.call('getMetrics', {})), scrape(() => tickets.call('getMetrics', {}))]);
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, intervalMs - (performance.now() - began))));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      await Promise.all([events.close(), tickets.close()]);
+      return tally;
+    },
+  };
+}
+
+/**
+ * What metrics cost the purchase path. First storms with METRICS=on and METRICS=off in interleaved
+ * rounds, both services restarted (same ports, same databases) before every round, so that each
+ * round starts alike whatever its setting. Then, METRICS=on, storms without and with a scraper
+ * reading both services' /metrics every 250 ms, interleaved. The machine drifts from minute to
+ * minute: the medians of each side are compared. It runs after the webhook subscriber is gone: on
+ * the cheaper purchase path metrics are a larger share of the cost.
+ */
+async function measureMetricsCost(services: Services, eventIds: number[]): Promise<MetricsCost> {
+  const storm = async (): Promise<StormRound> => {
+    const spec = cannon(services.ticket.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds }, METRICS_CONNECTIONS);
+    const ticketsBefore = await ticketCount(services.ticket.url);
+    const cpu = startCpuAccounting({ services: { 'event-service': services.event.process.pid, 'ticket-service': services.ticket.process.pid } });
+    const run = await runWorker<CannonResult>(spec, workerTimeout(spec));
+    const account = cpu.end(run.cpuSeconds);
+    // Every ticket the window made (the warm-up's too, which the CPU window also covers).
+    const purchases = (await ticketCount(services.ticket.url)) - ticketsBefore;
+    const servicesSeconds = account === undefined ? undefined : (account.cpuSeconds['event-service'] ?? 0) + (account.cpuSeconds['ticket-service'] ?? 0);
+    return { run, servicesCpuMsPerPurchase: servicesSeconds === undefined || purchases === 0 ? undefined : (servicesSeconds * 1000) / purchases };
+  };
+  const described = (round: StormRound) =>
+    `${number(round.run.okPerSecond)} purchases/s (p99 ${ms(round.run.latencyMs.p99)}${round.servicesCpuMsPerPurchase === undefined ? '' : `, services' CPU ${round.servicesCpuMsPerPurchase.toFixed(3)} ms per purchase`})`;
+  const settings = { on: [] as StormRound[], off: [] as StormRound[] };
+  for (let round = 0; round < ROUNDS * 2; round += 1) {
+    const setting = round % 2 === 0 ? 'on' : 'off';
+    await services.restart({ METRICS: setting });
+    const result = await storm();
+    settings[setting].push(result);
+    log(`  round ${Math.floor(round / 2) + 1}, METRICS=${setting}: ${described(result)}`);
+  }
+  await services.restart({ METRICS: 'on' });
+  const scraping = { without: [] as StormRound[], with: [] as StormRound[] };
+  const tally = { scrapes: 0, failed: 0, slowestMs: 0 };
+  for (let round = 0; round < ROUNDS * 2; round += 1) {
+    const scraped = round % 2 === 1;
+    const scraper = scraped ? startScraper({ event: services.event.url, ticket: services.ticket.url }, SCRAPE_INTERVAL_MS) : undefined;
+    const result = await storm().finally(async () => {
+      const done = await scraper?.stop();
+      if (done) Object.assign(tally, { scrapes: tally.scrapes + done.scrapes, failed: tally.failed + done.failed, slowestMs: Math.max(tally.slowestMs, done.slowestMs) });
+    });
+    (scraped ? scraping.with : scraping.without).push(result);
+    log(`  round ${Math.floor(round / 2) + 1}, ${scraped ? `/metrics scraped every ${SCRAPE_INTERVAL_MS} ms` : 'no scraper'}: ${described(result)}`);
+  }
+  const [off, on, unscraped, scrapedSide] = [stormSide(settings.off), stormSide(settings.on), stormSide(scraping.without), stormSide(scraping.with)];
+  return {
+    connections: METRICS_CONNECTIONS,
+    off,
+    on,
+    onToOff: off.medianPerSecond > 0 ? on.medianPerSecond / off.medianPerSecond : 0,
+    unscraped,
+    scraped: { ...scrapedSide, scrapes: tally.scrapes, failedScrapes: tally.failed, slowestScrapeMs: tally.slowestMs },
+    scrapedToUnscraped: unscraped.medianPerSecond > 0 ? scrapedSide.medianPerSecond / unscraped.medianPerSecond : 0,
+  };
+}
+
 function evaluateTargets(results: Results): void {
   const ran = OPTIONS.scenarios;
   if (ran.has('storm')) {
@@ -870,6 +1063,16 @@ function evaluateTargets(results: Results): void {
     target: `p99 < ${TARGETS.searchP99Ms} ms`,
     met: results.search !== undefined && results.search.latencyMs.p99 < TARGETS.searchP99Ms,
   });
+  const metrics = results.metrics;
+  const cost = `cost ≤ ${TARGETS.metricsCost * 100}%`;
+  if (ran.has('metrics')) {
+    results.targets.push({ scenario: 'metrics on', target: cost, met: metrics !== undefined && metrics.onToOff >= 1 - TARGETS.metricsCost });
+    results.targets.push({
+      scenario: 'metrics scraped',
+      target: `${cost}, every scrape 200`,
+      met: metrics !== undefined && metrics.scrapedToUnscraped >= 1 - TARGETS.metricsCost && metrics.scraped.failedScrapes === 0,
+    });
+  }
 }
 
 main().then(

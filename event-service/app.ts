@@ -40,8 +40,9 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'ticket-service', url: `${localUrl(config.HOST, config.TICKET_SERVICE_PORT)}/openapi.json` }],
   });
-  const metrics = new EventMetrics();
-  metrics.service.instrument(app);
+  // METRICS=off keeps none at all: no process metrics, no request timing, no counters, no figures.
+  const metrics = config.METRICS === 'on' ? new EventMetrics() : undefined;
+  metrics?.service.instrument(app);
   const store = await openServiceStore<EventDatabase>({
     databaseUrl: config.EVENT_DATABASE_URL,
     urlVariable: 'EVENT_DATABASE_URL',
@@ -51,14 +52,14 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
-    instruments: metrics.service.storeInstruments(),
+    instruments: metrics?.service.storeInstruments(),
     pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });
   const { db } = store;
   for (const warning of store.warnings) app.log.warn(warning);
   // Read once before anything is served; from here on each committed change moves them.
-  metrics.service.startFrom(await readEventFigures(db), Date.now());
-  const tracked = eventChanges.track(store.write, metrics);
+  if (metrics) metrics.service.startFrom(await readEventFigures(db), Date.now());
+  const tracked = metrics ? eventChanges.track(store.write, metrics) : store.write;
   if (store.migrated.length > 0) app.log.info({ migrations: store.migrated }, 'database migrated');
   // In-process caches are exact only while this process sees every write: off on PostgreSQL, where
   // other replicas may write. Pages of up to 100 events, 256 of them: bounded whatever searches come in.
@@ -82,7 +83,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
   await app.after();
   registerOperations<operations>(app, {
     service: 'event-service',
-    handlers: { ...eventServiceHandlers(context, store), getMetrics: metricsHandler(metrics.service) },
+    handlers: { ...eventServiceHandlers(context, store), getMetrics: metricsHandler(metrics?.service) },
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, metricsToken: config.METRICS_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     // ticket-service's reconciler polls these every few seconds.

@@ -8,7 +8,7 @@ import { buildEventApp } from './app.js';
 try {
   const config = loadConfig(EventServiceConfigSchema, process.env);
   checkWorkers(config.WORKERS, config.EVENT_DATABASE_URL, 'EVENT_DATABASE_URL');
-  if (!superviseWorkers('event-service', config.WORKERS, config.LOG_LEVEL, eventFigureGauges)) await serve(config);
+  if (!superviseWorkers('event-service', config.WORKERS, config.LOG_LEVEL, config.METRICS === 'on' ? eventFigureGauges : undefined)) await serve(config);
 } catch (error) {
   exitOnStartupError('event-service', error);
 }

@@ -12,6 +12,8 @@ const Common = {
   ADMIN_TOKEN: Type.Optional(Token),
   /** A token that may read /metrics (besides the admin token) when ADMIN_TOKEN is set. */
   METRICS_TOKEN: Type.Optional(Token),
+  /** off: no metrics are kept at all and GET /metrics answers 404 (to measure what they cost). */
+  METRICS: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'on' }),
   EVENT_SERVICE_PORT: Port(5001),
   TICKET_SERVICE_PORT: Port(5002),
   SWEEP_INTERVAL_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 86_400, default: 5 }),

@@ -10,7 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { FigureSet, registerFigureGauges, type FigureGauge } from './metrics-figures.js';
 import { scrapeThroughPrimary, reportFiguresBaseline, answerPrimary } from './metrics-cluster.js';
 import type { StoreInstruments } from './store/service-store.js';
-import { UnavailableError } from './errors.js';
+import { NotFoundError, UnavailableError } from './errors.js';
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -109,9 +109,13 @@ export class ServiceMetrics {
   }
 }
 
-/** The `getMetrics` operation of both services: the exposition text, 503 if the workers' metrics cannot be gathered. */
-export function metricsHandler(metrics: ServiceMetrics) {
+/**
+ * The `getMetrics` operation of both services: the exposition text, 503 if the workers' metrics
+ * cannot be gathered, 404 when the service keeps none (METRICS=off).
+ */
+export function metricsHandler(metrics: ServiceMetrics | undefined) {
   return async () => {
+    if (!metrics) throw new NotFoundError('Metrics are off on this service (METRICS=off): it keeps none, so there is nothing to scrape.');
     let text: string;
     try {
       text = await metrics.scrape();

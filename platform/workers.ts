@@ -26,12 +26,13 @@ const STOP_DEADLINE_MS = 12_000;
 
 /**
  * True in the primary of a multi-process service: it has forked the workers and must not build an
- * app. It also answers the workers' metrics scrapes for all of them (platform/metrics-cluster.ts).
+ * app. It also answers the workers' metrics scrapes for all of them (platform/metrics-cluster.ts),
+ * with the service's database figures (undefined with METRICS=off: no worker keeps metrics).
  */
-export function superviseWorkers(service: string, workers: number, logLevel: string, figureGauges: FigureGauge[] = []): boolean {
+export function superviseWorkers(service: string, workers: number, logLevel: string, figureGauges: FigureGauge[] | undefined): boolean {
   if (workers <= 1 || !cluster.isPrimary) return false;
   const log = pino({ level: logLevel, base: { service, role: 'primary' } });
-  aggregateWorkerMetrics(figureGauges);
+  if (figureGauges) aggregateWorkerMetrics(figureGauges);
   let stopping = false;
   const listening = new WeakSet<Worker>();
   const start = () => {

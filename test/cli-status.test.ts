@@ -6,6 +6,7 @@ import t from 'tap';
 import { eventually, startSystem } from './helpers/system.js';
 import { sleep } from './helpers/system-api.js';
 import { cliFor, closedPortUrl, describeRun, parseJsonOutput, runCli, seedEvent, seedTicket } from './helpers/cli.js';
+import { judgeStatus, type ServiceStatus } from '../cli/commands/status.js';
 
 interface StatusJson {
   status: string;
@@ -76,4 +77,27 @@ t.test('ticket-service up but not ready (it cannot reach event-service): degrade
   t.match(result.stdout, /ticket-service\s+\S+\s+up, NOT ready/);
   t.match(result.stdout, /not ready: event-service/);
   t.match(result.stdout, /status: degraded/);
+});
+
+t.test("the verdict from what was seen: a seat release or a webhook delivery waiting over a minute, an endpoint disabled for failing, or a service not ready is degraded (exit 1); one that did not answer is unreachable (exit 3)", async (t) => {
+  const up = (figures: Record<string, number> = {}, more: Partial<ServiceStatus> = {}): ServiceStatus => ({ url: 'http://127.0.0.1:1', reachable: true, ready: true, problems: [], figures, ...more });
+  const calm = { outbox_oldest_age_seconds: 60, webhook_oldest_age_seconds: 60, webhook_endpoints_disabled: 0 };
+  const verdict = (ticket: ServiceStatus, event: ServiceStatus = up()) => {
+    const judged = judgeStatus({ 'event-service': event, 'ticket-service': ticket });
+    return { status: judged.status, exitCode: judged.exitCode, problems: judged.services['ticket-service'].problems.concat(judged.services['event-service'].problems) };
+  };
+  t.same(verdict(up(calm)), { status: 'healthy', exitCode: 0, problems: [] }, 'a release and a delivery waiting 60 s: healthy');
+  const outbox = verdict(up({ ...calm, outbox_oldest_age_seconds: 61 }));
+  t.same([outbox.status, outbox.exitCode], ['degraded', 1], 'a release waiting 61 s: degraded');
+  t.match(outbox.problems, [/seat release has waited in the outbox over 60 s/]);
+  const webhook = verdict(up({ ...calm, webhook_oldest_age_seconds: 61 }));
+  t.same([webhook.status, webhook.exitCode], ['degraded', 1], 'a delivery pending 61 s: degraded');
+  t.match(webhook.problems, [/webhook delivery has been pending over 60 s/]);
+  const disabled = verdict(up({ ...calm, webhook_endpoints_disabled: 1 }));
+  t.same([disabled.status, disabled.exitCode], ['degraded', 1], 'an endpoint disabled for failing: degraded');
+  t.match(disabled.problems, [/1 webhook endpoint disabled for failing/]);
+  t.same(verdict(up(calm), up({}, { ready: false })).status, 'degraded', 'event-service not ready: degraded');
+  t.same(verdict(up(calm, { problems: ['metrics unreadable'] })).exitCode, 1, 'a problem seen on the way (metrics unreadable): degraded');
+  const unreachable = verdict(up({ ...calm, outbox_oldest_age_seconds: 61 }), up({}, { reachable: false, ready: false }));
+  t.same([unreachable.status, unreachable.exitCode], ['unreachable', 3], 'a service that did not answer: unreachable, whatever else');
 });

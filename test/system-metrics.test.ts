@@ -11,7 +11,10 @@ import { ADMIN_TOKEN, SERVICE_TOKEN, eventually, startSystem, type TestSystem } 
 import { asProblem, asTicket, createEvent, raw, ticketBody } from './helpers/system-api.js';
 import { eventServiceClient } from '../openapi/client.js';
 import { join } from 'node:path';
-import { startEventApp, tempDir } from './helpers/event-app.js';
+import type { AddressInfo } from 'node:net';
+import type { InjectOptions } from 'fastify';
+import { createEvent as createEventIn, startEventApp, tempDir } from './helpers/event-app.js';
+import { ContractChecker } from './helpers/contract.js';
 import { buildTicketApp } from '../ticket-service/app.js';
 import { TicketServiceConfigSchema, loadConfig } from '../platform/config.js';
 import { metricValue, parseMetrics, type Sample } from '../platform/metrics-text.js';
@@ -33,10 +36,12 @@ t.test('known traffic moves every counter by exactly its amount, on both service
   const admin = eventServiceClient({ baseUrl: system.event.url, token: ADMIN_TOKEN });
   t.teardown(() => admin.close());
   const event = await createEvent(system, { total_tickets: 8 }, admin);
+  const pastSales = await createEvent(system, { total_tickets: 5, sales_start: '2020-01-01T00:00:00Z', sales_end: '2020-02-01T00:00:00Z' }, admin);
   const before = await scrapeBoth(system);
   const delta = (side: 'ticket' | 'event', after: Sample[], name: string, labels: Record<string, string> = {}) => metricValue(after, name, labels) - metricValue(before[side], name, labels);
 
-  // 7 reservations (4 without a key, 3 with one), 1 replay, 2 sold out, 1 no such event, 1 invalid.
+  // 7 reservations (4 without a key, 3 with one), 1 replay, 2 sold out, 1 no such event, 1 invalid,
+  // 1 sales closed (and, once event-service is stopped below, 1 unavailable).
   const keys = [randomUUID(), randomUUID(), randomUUID()];
   const tickets = [];
   for (let i = 0; i < 7; i += 1) {
@@ -53,6 +58,9 @@ t.test('known traffic moves every counter by exactly its amount, on both service
   }
   t.equal((await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(999_999, 1) })).status, 404, 'no such event');
   t.equal((await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 0) })).status, 400, 'quantity 0 is invalid');
+  const closed = await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(pastSales.id, 1) });
+  t.equal(asProblem(closed.json).type, 'urn:eventsync:problem:sales-closed', 'an event whose sales window is over: sales closed');
+  t.equal((await admin.call('deleteEvent', { path: { id: pastSales.id } })).status, 204, 'that event goes again: the figures below are of the one event');
   // 3 confirms, 1 cancel by the customer, 1 manual adjustment, 1 path that matches no route.
   for (const ticket of tickets.slice(0, 3)) {
     const confirmed = await system.tickets.call('updateTicketStatus', { path: { id: ticket.id }, body: { status: 'CONFIRMED' } });
@@ -71,7 +79,7 @@ t.test('known traffic moves every counter by exactly its amount, on both service
   const purchases = (outcome: string) => delta('ticket', after.ticket, 'eventsync_purchases_total', { outcome });
   t.same(
     Object.fromEntries(['reserved', 'replayed', 'sold_out', 'not_found', 'invalid', 'sales_closed', 'unavailable'].map((outcome) => [outcome, purchases(outcome)])),
-    { reserved: 7, replayed: 1, sold_out: 2, not_found: 1, invalid: 1, sales_closed: 0, unavailable: 0 },
+    { reserved: 7, replayed: 1, sold_out: 2, not_found: 1, invalid: 1, sales_closed: 1, unavailable: 0 },
     'purchases by outcome',
   );
   t.equal(delta('ticket', after.ticket, 'eventsync_ticket_confirms_total'), 3, '3 confirms');
@@ -111,6 +119,10 @@ t.test('known traffic moves every counter by exactly its amount, on both service
   t.equal(metricValue(waiting, 'eventsync_outbox_pending'), 1, 'one release waits in the outbox');
   t.ok(metricValue(waiting, 'eventsync_outbox_oldest_pending_age_seconds') >= 0, 'with its age');
   t.equal(metricValue(waiting, 'eventsync_ticket_cancellations_total', { reason: 'admin' }), 1, 'the admin cancelled it');
+  // (Its hold, if any, is released through the outbox too: after the figure above.)
+  t.equal((await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 1) })).status, 503, 'a purchase without event-service is unavailable');
+  const unavailable = (samples: Sample[]) => metricValue(samples, 'eventsync_purchases_total', { outcome: 'unavailable' });
+  t.equal(unavailable(await scrape(system.ticket.url)) - unavailable(waiting), 1, 'and counted so');
 
   // Read again from the database at start-up; the outbox drains once event-service is back.
   await system.restart('event-service');
@@ -161,13 +173,18 @@ t.test('with ADMIN_TOKEN set, /metrics needs the admin token or METRICS_TOKEN; o
   for (const [service, inject] of [['event-service', eventApp.inject], ['ticket-service', ticketApp.inject.bind(ticketApp)]] as const) {
     const get = async (url: string, token?: string) => {
       const answer = await inject({ method: 'GET', url, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
-      return { status: answer.statusCode, type: answer.statusCode >= 400 ? asProblem(answer.json()).type : undefined, body: answer.body };
+      return { status: answer.statusCode, type: answer.statusCode >= 400 ? asProblem(answer.json()).type : undefined, body: answer.body, contentType: String(answer.headers['content-type']) };
     };
     const anonymous = await get('/metrics');
     t.same([anonymous.status, anonymous.type], [401, 'urn:eventsync:problem:unauthorized'], `${service}: no token is 401`);
+    t.match(anonymous.contentType, /^application\/problem\+json/, 'as problem+json');
     t.match(anonymous.body, /admin token or METRICS_TOKEN/, 'saying what is needed');
-    t.equal((await get('/metrics', 'not-a-token-of-this-system')).status, 401, 'a wrong token is 401');
-    t.same(Object.values(await get('/metrics', SERVICE_TOKEN)).slice(0, 2), [403, 'urn:eventsync:problem:forbidden'], 'the service token is 403');
+    const wrong = await get('/metrics', 'not-a-token-of-this-system');
+    t.same([wrong.status, wrong.type], [401, 'urn:eventsync:problem:unauthorized'], 'a wrong token is 401');
+    t.match(wrong.contentType, /^application\/problem\+json/, 'as problem+json');
+    const forbidden = await get('/metrics', SERVICE_TOKEN);
+    t.same([forbidden.status, forbidden.type], [403, 'urn:eventsync:problem:forbidden'], 'the service token is 403');
+    t.match(forbidden.contentType, /^application\/problem\+json/, 'as problem+json');
     t.equal((await get('/metrics', ADMIN_TOKEN)).status, 200, 'the admin token reads it');
     t.equal((await get('/metrics', METRICS_TOKEN)).status, 200, 'METRICS_TOKEN reads it');
     t.equal((await get('/metrics?format=json', METRICS_TOKEN)).status, 400, 'an unknown query parameter is 400');
@@ -181,4 +198,35 @@ t.test('without ADMIN_TOKEN (development mode) /metrics is open', async (t) => {
   t.equal(answer.statusCode, 200, 'open without a token');
   t.match(answer.headers['content-type'], /^text\/plain/);
   t.match(answer.body, /# TYPE eventsync_hold_transitions_total counter/);
+});
+
+t.test('with METRICS=off neither service keeps metrics: /metrics answers 404 problem+json, and purchases are served as before', async (t) => {
+  const eventApp = await startEventApp(t, { METRICS: 'off' });
+  await eventApp.app.listen({ host: '127.0.0.1', port: 0 });
+  const eventServiceUrl = `http://127.0.0.1:${(eventApp.app.server.address() as AddressInfo).port}`;
+  const ticketApp = await buildTicketApp(
+    loadConfig(TicketServiceConfigSchema, { SERVICE_TOKEN, METRICS: 'off', EVENT_SERVICE_URL: eventServiceUrl, TICKET_DB_PATH: join(tempDir(t), 'tickets.db'), LOG_LEVEL: 'silent' }),
+    { background: false },
+  );
+  t.teardown(() => ticketApp.close());
+  const ticketContract = new ContractChecker('ticket-service');
+  const injectTickets = async (options: InjectOptions) => {
+    const answer = await ticketApp.inject(options);
+    const contentType = answer.headers['content-type'];
+    t.same(ticketContract.check(String(options.method), String(options.url), answer.statusCode, typeof contentType === 'string' ? contentType : undefined, answer.body), [], `ticket-service's answer to ${options.method} ${options.url} conforms to the spec`);
+    return answer;
+  };
+  for (const [service, answer] of [
+    ['event-service', await eventApp.inject({ method: 'GET', url: '/metrics' })],
+    ['ticket-service', await injectTickets({ method: 'GET', url: '/metrics' })],
+  ] as const) {
+    t.equal(answer.statusCode, 404, `${service}: /metrics is 404`);
+    t.match(answer.headers['content-type'], /^application\/problem\+json/, 'as problem+json');
+    t.match(asProblem(answer.json()), { type: 'urn:eventsync:problem:not-found', detail: /METRICS=off/ }, 'saying metrics are off');
+  }
+  const event = await createEventIn(eventApp, { name: 'Metrics Off', description: 'Two seats', event_date: '2030-06-15T09:00:00Z', venue: 'Test Hall', total_tickets: 2 });
+  const bought = await injectTickets({ method: 'POST', url: '/tickets', payload: ticketBody(event.id, 2) });
+  t.equal(bought.statusCode, 201, 'a purchase is reserved');
+  const soldOut = await injectTickets({ method: 'POST', url: '/tickets', payload: ticketBody(event.id, 1) });
+  t.equal(asProblem(soldOut.json()).type, 'urn:eventsync:problem:sold-out', 'and the next one finds the event sold out');
 });

@@ -1,11 +1,19 @@
 import t from 'tap';
 import { testStores } from './helpers/postgres.js';
-import { eventually, startSystem } from './helpers/system.js';
-import { createEvent, getEvent, getHold, holdsOf, logsOf, reserve, sleep, ticketsOf, uuid, whileFrozen } from './helpers/system-api.js';
+import { eventually, startSystem, type TestSystem } from './helpers/system.js';
+import { createEvent, getEvent, getHold, holdsOf, logsOf, raw, reserve, sleep, ticketBody, ticketsOf, uuid, whileFrozen } from './helpers/system-api.js';
+import { metricValue, parseMetrics } from '../platform/metrics-text.js';
 
 const SETTLE_SECONDS = 1;
 // Short, so that the windows these tests wait out (2 × timeout + 1 s) stay short.
 const TIMEOUT_SECONDS = 2;
+
+/** How many times ticket-service's reconciler did `action` since it started, from its /metrics. */
+async function reconcilerActions(system: TestSystem, action: string): Promise<number> {
+  const answer = await raw(`${system.ticket.url}/metrics`);
+  if (answer.status !== 200) throw new Error(`GET /metrics answered ${answer.status}`);
+  return metricValue(parseMetrics(String(answer.json)), 'eventsync_reconciler_actions_total', { action });
+}
 
 for (const store of await testStores()) {
   t.test(`the reconciler on ${store}`, async (t) => {
@@ -13,6 +21,7 @@ for (const store of await testStores()) {
 
     t.test('a hold with no ticket behind it is released by the reconciler once older than the settle window, and not before', async (t) => {
       const event = await createEvent(system, { total_tickets: 10 });
+      const releasedBefore = await reconcilerActions(system, 'released_orphan_hold');
       const holdId = uuid();
       const created = await system.events.call('createHold', {
         body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
@@ -29,10 +38,28 @@ for (const store of await testStores()) {
       t.ok(ageAtRelease >= SETTLE_SECONDS * 1000, `not before the settle window (released ${ageAtRelease} ms after creation)`);
       const current = await getEvent(system, event.id);
       t.same([current.available_tickets, current.held_tickets], [10, 0], 'its seats come back');
+      // Counted once the release call returns, a moment after event-service shows the hold released.
+      t.ok(await eventually(async () => (await reconcilerActions(system, 'released_orphan_hold')) > releasedBefore), 'the release is counted');
+      t.equal((await reconcilerActions(system, 'released_orphan_hold')) - releasedBefore, 1, 'one orphan hold released, in the metrics');
       const again = await system.events.call('createHold', {
         body: { hold_id: holdId, event_id: event.id, quantity: 3, expires_at: new Date(Date.now() + 900_000).toISOString() },
       });
       t.equal(again.status, 409, 'a released hold never comes back');
+      t.same(await system.audit(), [], 'the invariant holds across both services');
+    });
+
+    t.test('a purchase that left its PENDING ticket (event-service down) is abandoned by the reconciler once older than the abandonment window, event-service or not, once', async (t) => {
+      const event = await createEvent(system, { total_tickets: 10 });
+      const abandonedBefore = await reconcilerActions(system, 'abandoned_purchase');
+      await system.stop('event-service');
+      const failed = await raw(`${system.ticket.url}/tickets`, { method: 'POST', body: ticketBody(event.id, 2), headers: { 'idempotency-key': uuid() } });
+      t.equal(failed.status, 503, 'a purchase with a key answers 503 and leaves its PENDING ticket for a retry');
+      // Instead of waiting out the abandonment window (2 × timeout + 1 s): the ticket is made older than it.
+      const pastAbandonment = new Date(Date.now() - (2 * TIMEOUT_SECONDS + 1) * 1000 - 500).toISOString();
+      t.equal(await system.sql('ticket-service', "UPDATE tickets SET created_at = ? WHERE event_id = ? AND status = 'PENDING'", pastAbandonment, event.id), 1, 'the PENDING ticket is made older than the window');
+      t.ok(await eventually(async () => (await reconcilerActions(system, 'abandoned_purchase')) > abandonedBefore), 'the reconciler abandons it (its release waits in the outbox)');
+      t.equal((await reconcilerActions(system, 'abandoned_purchase')) - abandonedBefore, 1, 'one abandoned purchase, in the metrics');
+      await system.restart('event-service');
       t.same(await system.audit(), [], 'the invariant holds across both services');
     });
 

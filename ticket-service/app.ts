@@ -36,9 +36,10 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     rateLimitWritesPerMinute: config.RATE_LIMIT_WRITES_PER_MINUTE,
     otherSpecs: [{ name: 'event-service', url: `${(config.EVENT_SERVICE_URL.split(',')[0] ?? '').trim().replace(/\/$/, '')}/openapi.json` }],
   });
-  const metrics = new TicketMetrics();
-  metrics.service.instrument(app);
-  metrics.countPurchases(app);
+  // METRICS=off keeps none at all: no process metrics, no request timing, no counters, no figures.
+  const metrics = config.METRICS === 'on' ? new TicketMetrics() : undefined;
+  metrics?.service.instrument(app);
+  metrics?.countPurchases(app);
   const store = await openServiceStore<TicketDatabase>({
     databaseUrl: config.TICKET_DATABASE_URL,
     urlVariable: 'TICKET_DATABASE_URL',
@@ -48,13 +49,13 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
-    instruments: metrics.service.storeInstruments(),
+    instruments: metrics?.service.storeInstruments(),
     pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });
   const { db } = store;
   for (const warning of store.warnings) app.log.warn(warning);
   // Read once before anything is served; from here on each committed change moves them.
-  metrics.service.startFrom(await readTicketFigures(db), Date.now());
+  if (metrics) metrics.service.startFrom(await readTicketFigures(db), Date.now());
   if (config.RECONCILE_SETTLE_SECONDS < config.EVENT_SERVICE_TIMEOUT_SECONDS) {
     app.log.info(
       { settle: config.RECONCILE_SETTLE_SECONDS, timeout: config.EVENT_SERVICE_TIMEOUT_SECONDS },
@@ -68,7 +69,7 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   const context: TicketServiceContext = {
     db,
     config,
-    write: ticketChanges.track(store.write, metrics),
+    write: metrics ? ticketChanges.track(store.write, metrics) : store.write,
     events,
     summaries: new EventSummaries(events),
     purchasesInFlight: new Set(),
@@ -81,14 +82,14 @@ export async function buildTicketApp(config: TicketServiceConfig, options: Build
   await app.after();
   registerOperations<operations>(app, {
     service: 'ticket-service',
-    handlers: { ...ticketServiceHandlers(context, store), getMetrics: metricsHandler(metrics.service) },
+    handlers: { ...ticketServiceHandlers(context, store), getMetrics: metricsHandler(metrics?.service) },
     tokens: { serviceToken: config.SERVICE_TOKEN, adminToken: config.ADMIN_TOKEN, paymentToken: config.PAYMENT_TOKEN, metricsToken: config.METRICS_TOKEN },
     routeOptions: writeRateLimit(config.RATE_LIMIT_WRITES_PER_MINUTE),
     readBarrier: store.settled,
   });
 
   const webhooks = new WebhookDispatcher(context);
-  webhooks.reports.push(({ outcome }) => metrics.webhookAttempts.inc({ outcome }));
+  if (metrics) webhooks.reports.push(({ outcome }) => metrics.webhookAttempts.inc({ outcome }));
   app.decorate('webhookDispatcher', webhooks);
   let webhookTimer: NodeJS.Timeout | undefined;
 

@@ -8,7 +8,7 @@ import { buildTicketApp } from './app.js';
 try {
   const config = loadConfig(TicketServiceConfigSchema, process.env);
   checkWorkers(config.WORKERS, config.TICKET_DATABASE_URL, 'TICKET_DATABASE_URL');
-  if (!superviseWorkers('ticket-service', config.WORKERS, config.LOG_LEVEL, ticketFigureGauges)) await serve(config);
+  if (!superviseWorkers('ticket-service', config.WORKERS, config.LOG_LEVEL, config.METRICS === 'on' ? ticketFigureGauges : undefined)) await serve(config);
 } catch (error) {
   exitOnStartupError('ticket-service', error);
 }

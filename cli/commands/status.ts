@@ -19,8 +19,10 @@ const OUTBOX_AGE_LIMIT_SECONDS = 60;
 const WEBHOOK_AGE_LIMIT_SECONDS = 60;
 
 type Figures = Record<string, number>;
+type ServiceName = 'event-service' | 'ticket-service';
+export type Verdict = 'healthy' | 'degraded' | 'unreachable';
 
-interface ServiceStatus {
+export interface ServiceStatus {
   url: string;
   reachable: boolean;
   ready: boolean;
@@ -40,7 +42,7 @@ interface Probes {
 /**
  * What each service's screen shows, read from its metrics.
  */
-const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string, Record<string, string>?]>> = {
+const FIGURES: Record<ServiceName, Array<[string, string, Record<string, string>?]>> = {
   'event-service': [
     ['events', 'eventsync_events'],
     ['seats_total', 'eventsync_seats', { state: 'total' }],
@@ -68,7 +70,7 @@ const FIGURES: Record<'event-service' | 'ticket-service', Array<[string, string,
   ],
 };
 
-async function serviceStatus(name: 'event-service' | 'ticket-service', probes: Probes): Promise<ServiceStatus> {
+async function serviceStatus(name: ServiceName, probes: Probes): Promise<ServiceStatus> {
   const status: ServiceStatus = { url: probes.url, reachable: false, ready: false, problems: [], figures: {} };
   try {
     await probes.health();
@@ -91,6 +93,34 @@ async function serviceStatus(name: 'event-service' | 'ticket-service', probes: P
   const samples: Sample[] = parseMetrics(metrics.body);
   for (const [key, metric, labels] of FIGURES[name]) status.figures[key] = metricValue(samples, metric, labels);
   return status;
+}
+
+/** What a service's figures show is wrong: a seat release or a webhook delivery waiting over a minute, an endpoint disabled for failing. */
+function figureProblems(figures: Figures): string[] {
+  const problems: string[] = [];
+  if ((figures.outbox_oldest_age_seconds ?? 0) > OUTBOX_AGE_LIMIT_SECONDS) {
+    problems.push(`a seat release has waited in the outbox over ${OUTBOX_AGE_LIMIT_SECONDS} s: is event-service taking releases?`);
+  }
+  if ((figures.webhook_oldest_age_seconds ?? 0) > WEBHOOK_AGE_LIMIT_SECONDS) {
+    problems.push(`a webhook delivery has been pending over ${WEBHOOK_AGE_LIMIT_SECONDS} s: an endpoint failing or disabled with deliveries waiting (eventsync webhooks list)`);
+  }
+  if ((figures.webhook_endpoints_disabled ?? 0) > 0) {
+    problems.push(`${count(figures.webhook_endpoints_disabled ?? 0, 'webhook endpoint')} disabled for failing: fix the receiver, then eventsync webhooks update <id> --enable (or delete it)`);
+  }
+  return problems;
+}
+
+/**
+ * The verdict on both services as they were seen: unreachable when one did not answer, degraded when
+ * one is not ready or has a problem (its metrics unreadable, or what its figures show), else healthy;
+ * each service with the problems its figures show added, and the exit code (0, 1, 3).
+ */
+export function judgeStatus(seen: Record<ServiceName, ServiceStatus>): { status: Verdict; exitCode: number; services: Record<ServiceName, ServiceStatus> } {
+  const judged = (status: ServiceStatus): ServiceStatus => ({ ...status, problems: [...status.problems, ...figureProblems(status.figures)] });
+  const services = { 'event-service': judged(seen['event-service']), 'ticket-service': judged(seen['ticket-service']) };
+  const all = Object.values(services);
+  const status: Verdict = all.some((s) => !s.reachable) ? 'unreachable' : all.some((s) => !s.ready || s.problems.length > 0) ? 'degraded' : 'healthy';
+  return { status, exitCode: status === 'healthy' ? EXIT.ok : status === 'degraded' ? EXIT.refused : EXIT.unavailable, services };
 }
 
 function printService(name: string, status: ServiceStatus): void {
@@ -124,7 +154,7 @@ export function statusCommand(): Command {
     .addHelpText('after', '\nExamples:\n  eventsync status\n  eventsync --admin-token "$ADMIN_TOKEN" status --json')
     .action(async (_options: unknown, command: Command) => {
       const context = cliContext(command);
-      const services = {
+      const { status, exitCode, services } = judgeStatus({
         'event-service': await serviceStatus('event-service', {
           url: context.events.baseUrl,
           health: () => context.events.call('getHealth', {}),
@@ -137,25 +167,13 @@ export function statusCommand(): Command {
           ready: () => context.tickets.call('getReady', {}),
           metrics: () => context.tickets.call('getMetrics', {}),
         }),
-      };
-      const ticketFigures = services['ticket-service'].figures;
-      if ((ticketFigures.outbox_oldest_age_seconds ?? 0) > OUTBOX_AGE_LIMIT_SECONDS) {
-        services['ticket-service'].problems.push(`a seat release has waited in the outbox over ${OUTBOX_AGE_LIMIT_SECONDS} s: is event-service taking releases?`);
-      }
-      if ((ticketFigures.webhook_oldest_age_seconds ?? 0) > WEBHOOK_AGE_LIMIT_SECONDS) {
-        services['ticket-service'].problems.push(`a webhook delivery has been pending over ${WEBHOOK_AGE_LIMIT_SECONDS} s: an endpoint failing or disabled with deliveries waiting (eventsync webhooks list)`);
-      }
-      if ((ticketFigures.webhook_endpoints_disabled ?? 0) > 0) {
-        services['ticket-service'].problems.push(`${count(ticketFigures.webhook_endpoints_disabled ?? 0, 'webhook endpoint')} disabled for failing: fix the receiver, then eventsync webhooks update <id> --enable (or delete it)`);
-      }
-      const all = Object.values(services);
-      const verdict = all.some((s) => !s.reachable) ? 'unreachable' : all.some((s) => s.problems.length > 0) ? 'degraded' : 'healthy';
-      if (context.options.json) printJson({ status: verdict, services });
+      });
+      if (context.options.json) printJson({ status, services });
       else {
-        for (const [name, status] of Object.entries(services)) printService(name, status);
-        const colour = verdict === 'healthy' ? 'green' : verdict === 'degraded' ? 'yellow' : 'red';
-        process.stdout.write(`status: ${paint(colour, verdict)}\n`);
+        for (const [name, service] of Object.entries(services)) printService(name, service);
+        const colour = status === 'healthy' ? 'green' : status === 'degraded' ? 'yellow' : 'red';
+        process.stdout.write(`status: ${paint(colour, status)}\n`);
       }
-      process.exitCode = verdict === 'healthy' ? EXIT.ok : verdict === 'degraded' ? EXIT.refused : EXIT.unavailable;
+      process.exitCode = exitCode;
     });
 }

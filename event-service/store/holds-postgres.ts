@@ -50,7 +50,8 @@ const SEATS_GONE = '22012';
 /** The statement runs outside a tracked write: it is sent alone, and moves the metrics itself once it committed. */
 export interface StatementWrites {
   writeStatement: ServiceStore<EventDatabase>['writeStatement'];
-  metrics: EventMetrics;
+  /** Undefined with METRICS=off. */
+  metrics: EventMetrics | undefined;
 }
 
 /** Creates HELD holds with one statement each (`heldHoldWithSeats`). */
@@ -60,7 +61,7 @@ export function heldHoldCreationInOneStatement(db: Kysely<EventDatabase>, statem
       const [row] = (await statements.writeStatement(heldHoldWithSeatsOf[audience].compile(db, hold))).rows;
       if (row) {
         const { seats_taken: _taken, ...created } = row;
-        recordHoldCreated(statements.metrics, created.quantity);
+        if (statements.metrics) recordHoldCreated(statements.metrics, created.quantity);
         return { created };
       }
     } catch (error) {

@@ -52,6 +52,7 @@ export interface paths {
          *     (`nodejs_eventloop_lag_seconds`, heap, GC). With `WORKERS` above 1 one scrape answers for every
          *     worker: counters summed, figures of the database not multiplied.
          *     Open in development mode; with `ADMIN_TOKEN` set it needs the admin token or `METRICS_TOKEN`.
+         *     With `METRICS=off` the service keeps no metrics at all and answers 404.
          */
         get: operations["getMetrics"];
         put?: never;
@@ -1091,6 +1092,23 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
+            /** @description The service keeps no metrics (`METRICS=off`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "urn:eventsync:problem:not-found",
+                     *       "title": "Not found",
+                     *       "status": 404,
+                     *       "detail": "Metrics are off on this service (METRICS=off): it keeps none, so there is nothing to scrape."
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             503: components["responses"]["Unavailable"];
         };
     };

@@ -26,8 +26,8 @@ export interface TicketServiceContext {
   /** Aborted when the service shuts down: background work stops between items and its calls are abandoned. */
   stopping: AbortSignal;
   log: FastifyBaseLogger;
-  /** Counters of what the service does (ticket-service/metrics.ts). */
-  metrics: TicketMetrics;
+  /** Counters of what the service does (ticket-service/metrics.ts); undefined with METRICS=off. */
+  metrics: TicketMetrics | undefined;
 }
 
 /** How many background items (releases, expiries, hold checks) run at once. */

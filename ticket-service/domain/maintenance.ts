@@ -33,7 +33,7 @@ async function holdState(context: TicketServiceContext, holdId: string): Promise
 async function completeConfirm(context: TicketServiceContext, row: TicketRow): Promise<boolean> {
   const done = await context.write((trx) => confirmReserved(trx, row.id));
   if (done) context.log.info({ ticket: row.id }, 'completed a confirmation that had committed its hold');
-  if (done) context.metrics.reconcilerActions.inc({ action: 'completed_confirm' });
+  if (done) context.metrics?.reconcilerActions.inc({ action: 'completed_confirm' });
   return done !== undefined;
 }
 
@@ -81,7 +81,7 @@ export async function sweepExpiredReservations(context: TicketServiceContext): P
     return 'done';
   });
   if (cancelled > 0) context.log.info({ cancelled }, 'cancelled expired reservations and released their seats');
-  context.metrics.sweeperCancellations.inc(cancelled);
+  context.metrics?.sweeperCancellations.inc(cancelled);
   return cancelled;
 }
 
@@ -105,7 +105,7 @@ export async function abandonStalePurchases(context: TicketServiceContext): Prom
     return 'done';
   });
   if (abandoned > 0) context.log.info({ abandoned }, 'abandoned stale pending purchases and released their holds');
-  context.metrics.reconcilerActions.inc({ action: 'abandoned_purchase' }, abandoned);
+  context.metrics?.reconcilerActions.inc({ action: 'abandoned_purchase' }, abandoned);
   return abandoned;
 }
 
@@ -184,7 +184,7 @@ export async function releaseOrphanHolds(context: TicketServiceContext): Promise
       const claimed = await claimAndRelease(context, hold.hold_id, hold.event_id ?? undefined);
       if (claimed === undefined) return 'done';
       // Counted once claimed: the release is then queued, and the outbox finishes it if this call fails.
-      context.metrics.reconcilerActions.inc({ action: 'released_orphan_hold' });
+      context.metrics?.reconcilerActions.inc({ action: 'released_orphan_hold' });
       if (claimed.outcome === 'released') {
         released += 1;
         context.log.info({ hold_id: hold.hold_id }, 'released an orphan hold');
