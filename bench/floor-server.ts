@@ -5,7 +5,9 @@
  * row, taking the event's price, and the conditional seat decrement); the front then claims the
  * reference and writes the ticket and its `ticket.reserved` event row. Each side commits what
  * arrived together in one transaction (group commit) on the services' own schemas (their
- * migrations), at `synchronous = FULL`, and answers only after that commit.
+ * migrations), and answers only once that commit is durable: as the services do at
+ * `SQLITE_SYNCHRONOUS=FULL`, the WAL is flushed with `fdatasync` on libuv's thread pool after the
+ * COMMIT (so the event loop goes on meanwhile, and the next batch may commit while one flushes).
  *
  * What it measures: how close to the reference a purchase can come on this machine when it writes
  * what EventSync writes, with none of EventSync's own bookkeeping: the ceiling for the storm's ratio.
@@ -18,6 +20,7 @@
  *   node dist/bench/floor-server.js reader <events.db>
  */
 import { randomUUID } from 'node:crypto';
+import { fdatasync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { Pool } from 'undici';
@@ -27,8 +30,12 @@ import { ticketMigrations } from '../ticket-service/store/migrations/index.js';
 
 const [role, ...rest] = process.argv.slice(2);
 
-/** Runs each queued change in one transaction per tick; each caller gets its own result or error. */
-function groupCommit(db: Database.Database): <T>(change: () => T) => Promise<T> {
+/**
+ * Runs each queued change in one transaction per tick; each caller gets its own result or error once
+ * the WAL holding the commit has been flushed.
+ */
+function groupCommit(db: Database.Database, path: string): <T>(change: () => T) => Promise<T> {
+  const wal = openSync(`${path}-wal`, 'r');
   let queue: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
   const flush = () => {
     const batch = queue;
@@ -47,10 +54,13 @@ function groupCommit(db: Database.Database): <T>(change: () => T) => Promise<T> 
       }
     }
     db.exec('COMMIT');
-    batch.forEach((item, index) => {
-      const result = results[index];
-      if (result?.ok) item.resolve(result.value);
-      else item.reject(result?.error);
+    fdatasync(wal, (error) => {
+      batch.forEach((item, index) => {
+        const result = results[index];
+        if (error) item.reject(error);
+        else if (result?.ok) item.resolve(result.value);
+        else item.reject(result?.error);
+      });
     });
   };
   return <T>(change: () => T) =>
@@ -61,7 +71,8 @@ function groupCommit(db: Database.Database): <T>(change: () => T) => Promise<T> 
 }
 
 async function openDatabase(path: string, migrations: Parameters<typeof migrateToLatest>[1]): Promise<Database.Database> {
-  const db = openSqlite({ path, synchronous: 'FULL' });
+  // NORMAL: COMMIT does not flush; groupCommit flushes the WAL itself, off the event loop.
+  const db = openSqlite({ path, synchronous: 'NORMAL' });
   const kysely = createKysely(db);
   await migrateToLatest(kysely, migrations);
   return db;
@@ -79,7 +90,7 @@ async function back(path: string): Promise<FastifyInstance> {
     `UPDATE events SET available_tickets = available_tickets - ?, held_tickets = held_tickets + ?, updated_at = ?
      WHERE id = ? AND available_tickets - waitlist_reserved_tickets >= ?`,
   );
-  const commit = groupCommit(db);
+  const commit = groupCommit(db, path);
   const app = Fastify({ logger: false });
   app.post('/holds', async (request, reply) => {
     const body = request.body as { hold_id: string; event_id: number; quantity: number; expires_at: string };
@@ -103,7 +114,7 @@ async function front(backUrl: string, path: string): Promise<FastifyInstance> {
      VALUES (?, ?, ?, ?, ?, ?, ?, 'RESERVED', ?, ?, ?, ?) RETURNING *`,
   );
   const insertEvent = db.prepare(`INSERT INTO webhook_events (type, message_id, ticket_id, payload, fanned_out, created_at) VALUES ('ticket.reserved', ?, ?, ?, 1, ?)`);
-  const commit = groupCommit(db);
+  const commit = groupCommit(db, path);
   const pool = new Pool(backUrl, { connections: 128, keepAliveTimeout: 30_000 });
   const app = Fastify({ logger: false });
   app.post('/tickets', async (request, reply) => {
