@@ -16,5 +16,6 @@ const run = (command, args) => {
 rmSync('dist/test', { recursive: true, force: true });
 run('npx', ['tsc', '-p', 'tsconfig.json']);
 run('node', ['scripts/bundle-specs.mjs']);
+run('node', ['scripts/tap-plugins.mjs']);
 const args = process.argv.slice(2).map((arg) => (/^(\.\/)?test\/.*\.ts$/.test(arg) ? `dist/${arg.replace(/^\.\//, '').replace(/\.ts$/, '.js')}` : arg));
 run('npx', ['tap', ...(args.some((arg) => arg.startsWith('dist/')) ? ['--disable-coverage'] : []), ...args]);
