@@ -6,7 +6,7 @@ import t from 'tap';
 import { eventually, startSystem } from './helpers/system.js';
 import { sleep } from './helpers/system-api.js';
 import { cliFor, closedPortUrl, describeRun, parseJsonOutput, runCli, seedEvent, seedTicket } from './helpers/cli.js';
-import { judgeStatus, type ServiceStatus } from '../cli/commands/status.js';
+import { judgeStatus, serviceStatus, type Probes, type ServiceStatus } from '../cli/commands/status.js';
 
 interface StatusJson {
   status: string;
@@ -100,4 +100,12 @@ t.test("the verdict from what was seen: a seat release or a webhook delivery wai
   t.same(verdict(up(calm, { problems: ['metrics unreadable'] })).exitCode, 1, 'a problem seen on the way (metrics unreadable): degraded');
   const unreachable = verdict(up({ ...calm, outbox_oldest_age_seconds: 61 }), up({}, { reachable: false, ready: false }));
   t.same([unreachable.status, unreachable.exitCode], ['unreachable', 3], 'a service that did not answer: unreachable, whatever else');
+});
+
+t.test('metrics that cannot be read say why: the token to send when refused, the service\'s own reason otherwise (metrics off)', async (t) => {
+  const probes = (metrics: Probes['metrics']): Probes => ({ url: 'http://127.0.0.1:1', health: async () => ({ ok: true }), ready: async () => ({ ok: true, status: 200 }), metrics });
+  const problems = async (metrics: Probes['metrics']) => (await serviceStatus('ticket-service', probes(metrics))).problems;
+  t.same(await problems(async () => ({ ok: false, status: 401 })), ['metrics unreadable (HTTP 401: send --admin-token)'], 'refused: send the admin token');
+  const off = { type: 'urn:eventsync:problem:not-found', title: 'Not found', status: 404, detail: 'Metrics are off on this service (METRICS=off): it keeps none, so there is nothing to scrape.' };
+  t.same(await problems(async () => ({ ok: false, status: 404, problem: off })), [`metrics unreadable (${off.detail})`], 'metrics off: says so, no token hint');
 });

@@ -32,11 +32,17 @@ export interface ServiceStatus {
 }
 
 /** The three calls status makes to a service (the same operations on both). */
-interface Probes {
+export interface Probes {
   url: string;
   health: () => Promise<unknown>;
   ready: () => Promise<{ ok: boolean; status: number; problem?: Problem }>;
-  metrics: () => Promise<{ ok: boolean; status: number; body?: unknown }>;
+  metrics: () => Promise<{ ok: boolean; status: number; body?: unknown; problem?: Problem }>;
+}
+
+/** Why `/metrics` gave nothing: the token to send when refused, else what the service said (metrics off, say). */
+function metricsRefusal(answer: { status: number; problem?: Problem }): string {
+  if (answer.status === 401 || answer.status === 403) return `HTTP ${answer.status}: send --admin-token`;
+  return answer.problem?.detail ?? `HTTP ${answer.status}`;
 }
 
 /**
@@ -70,7 +76,7 @@ const FIGURES: Record<ServiceName, Array<[string, string, Record<string, string>
   ],
 };
 
-async function serviceStatus(name: ServiceName, probes: Probes): Promise<ServiceStatus> {
+export async function serviceStatus(name: ServiceName, probes: Probes): Promise<ServiceStatus> {
   const status: ServiceStatus = { url: probes.url, reachable: false, ready: false, problems: [], figures: {} };
   try {
     await probes.health();
@@ -87,7 +93,7 @@ async function serviceStatus(name: ServiceName, probes: Probes): Promise<Service
   if (!ready.ok) status.problems.push(`not ready: ${ready.problem?.detail ?? `HTTP ${ready.status}`}`);
   const metrics = await probes.metrics().catch(() => undefined);
   if (!metrics?.ok || typeof metrics.body !== 'string') {
-    status.problems.push(`metrics unreadable${metrics ? ` (HTTP ${metrics.status}: send --admin-token)` : ''}`);
+    status.problems.push(`metrics unreadable${metrics ? ` (${metricsRefusal(metrics)})` : ''}`);
     return status;
   }
   const samples: Sample[] = parseMetrics(metrics.body);
