@@ -27,6 +27,7 @@ import { Pool } from 'undici';
 import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { ticketMigrations } from '../ticket-service/store/migrations/index.js';
+import { serveUntilSignal } from './serve.js';
 
 const [role, ...rest] = process.argv.slice(2);
 
@@ -156,26 +157,10 @@ async function reader(path: string): Promise<FastifyInstance> {
   return app;
 }
 
-async function main(): Promise<void> {
+serveUntilSignal('floor-server', async () => {
   const [first, second] = rest;
-  let app: FastifyInstance;
-  if (role === 'back' && first !== undefined) app = await back(first);
-  else if (role === 'front' && first !== undefined && second !== undefined) app = await front(first, second);
-  else if (role === 'reader' && first !== undefined) app = await reader(first);
-  else throw new Error('usage: floor-server.js back <events.db> | front <back-url> <tickets.db> | reader <events.db>');
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
-  process.stdout.write(`Server listening at ${address}\n`);
-  const stop = () => {
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
-
-main().catch((error: unknown) => {
-  console.error('floor-server:', error);
-  process.exit(1);
+  if (role === 'back' && first !== undefined) return back(first);
+  if (role === 'front' && first !== undefined && second !== undefined) return front(first, second);
+  if (role === 'reader' && first !== undefined) return reader(first);
+  throw new Error('usage: floor-server.js back <events.db> | front <back-url> <tickets.db> | reader <events.db>');
 });

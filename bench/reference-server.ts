@@ -8,10 +8,11 @@
  */
 import Fastify from 'fastify';
 import { Pool } from 'undici';
+import { serveUntilSignal } from './serve.js';
 
 const [role, backUrl] = process.argv.slice(2);
 
-async function main(): Promise<void> {
+serveUntilSignal('reference-server', async () => {
   const app = Fastify({ logger: false });
   let pool: Pool | undefined;
   if (role === 'back') {
@@ -38,19 +39,5 @@ async function main(): Promise<void> {
   app.addHook('onClose', async () => {
     await pool?.close();
   });
-  const address = await app.listen({ host: '127.0.0.1', port: 0 });
-  process.stdout.write(`Server listening at ${address}\n`);
-  const stop = () => {
-    app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
-    );
-  };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
-}
-
-main().catch((error: unknown) => {
-  console.error('reference-server:', error);
-  process.exit(1);
+  return app;
 });
