@@ -5,11 +5,12 @@
  * Without a key nothing needs the PENDING row, so the hold comes first and the ticket is written once,
  * RESERVED: one commit instead of two (see `purchaseWithoutKey`).
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { CallOrigin } from '../../openapi/client.js';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import type { components as EventComponents } from '../../openapi/generated/event-service.js';
 import { StoredProblemError, UnavailableError, ValidationError, ProblemError, problemType, type ProblemBody } from '../../platform/errors.js';
+import { newReference } from '../../platform/references.js';
 import { claimReference } from '../store/claims.js';
 import * as tickets from '../store/tickets.js';
 import type { IdempotencyRow, TicketRow } from '../store/schema.js';
@@ -74,7 +75,7 @@ function expiryFrom(now: Date, context: TicketServiceContext): string {
  * transaction).
  */
 async function insertPendingTicket(trx: TicketTransaction, body: TicketCreate, key: string, now: Date, context: TicketServiceContext): Promise<TicketRow> {
-  const reference = randomUUID();
+  const reference = newReference();
   if (!(await claimReference(trx, reference, 'ticket', now.toISOString()))) throw new Error(`the new reference ${reference} was already claimed`);
   const ticket = await tickets.insertTicket(trx, newTicket(body, { status: 'PENDING', reference, expiresAt: expiryFrom(now, context), createdAt: now.toISOString() }));
   await tickets.updateIdempotencyKey(trx, key, { ticket_id: ticket.id, locked_until: lockUntil(now, context) });
@@ -257,7 +258,7 @@ function logFailedHold(context: TicketServiceContext, failed: NotHeld, about: Re
  */
 async function purchaseWithoutKey(context: TicketServiceContext, body: TicketCreate, origin: CallOrigin): Promise<ApiTicket> {
   const now = new Date();
-  const reference = randomUUID();
+  const reference = newReference();
   const expiresAt = expiryFrom(now, context);
   context.purchasesInFlight.add(reference);
   try {

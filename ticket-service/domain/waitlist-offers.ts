@@ -8,10 +8,10 @@
  *   ticket, `waitlist.offered` in that transaction; no seats → back to WAITING;
  * - the endings of an offer, in the ticket change's own transaction.
  */
-import { randomUUID } from 'node:crypto';
 import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import type { components } from '../../openapi/generated/ticket-service.js';
 import { forEachBounded } from '../../platform/bounded.js';
+import { newReference } from '../../platform/references.js';
 import { toApiDate } from '../../platform/time.js';
 import { claimReference } from '../store/claims.js';
 import type { CancellationReason, TicketRow } from '../store/schema.js';
@@ -102,7 +102,7 @@ async function releaseOfferHold(context: TicketServiceContext, change: (trx: Tic
  * `waitlist.offered`. Each step is conditional, so an entry is offered at most once at a time.
  */
 export async function offerEntry(context: TicketServiceContext, entry: WaitlistEntryRow, origin?: CallOrigin): Promise<OfferOutcome> {
-  const reference = randomUUID();
+  const reference = newReference();
   const taken = await context.write(async (trx) => {
     const at = new Date().toISOString();
     const row = await waitlist.updateEntryIf(trx, entry.id, 'WAITING', { status: 'OFFERING', offer_reference: reference, ticket_id: null, offer_expires_at: null, updated_at: at });

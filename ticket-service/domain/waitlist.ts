@@ -2,12 +2,12 @@
  * Waiting-list entries (DESIGN.md "Waiting list"): joining, reading, leaving, listing, closing an
  * event's list, and an admin's offer out of order. Offers and the gate are in waitlist-offers.ts.
  */
-import { randomUUID } from 'node:crypto';
 import { ServiceUnreachableError, type CallOrigin } from '../../openapi/client.js';
 import type { components, operations } from '../../openapi/generated/ticket-service.js';
 import { sameSecret } from '../../platform/auth.js';
 import { ConflictError, NotFoundError, ProblemError, UnauthorizedError, UnavailableError, ValidationError } from '../../platform/errors.js';
 import { pageById, type Page } from '../../platform/pagination.js';
+import { newReference } from '../../platform/references.js';
 import * as tickets from '../store/tickets.js';
 import * as waitlist from '../store/waitlist.js';
 import type { WaitlistEntryRow } from '../store/waitlist-schema.js';
@@ -60,7 +60,7 @@ export async function joinWaitlist(context: TicketServiceContext, body: Waitlist
       customer_email: body.customer_email,
       quantity: body.quantity,
       status: 'WAITING',
-      reference: randomUUID(),
+      reference: newReference(),
       offer_reference: null,
       ticket_id: null,
       offer_expires_at: null,
