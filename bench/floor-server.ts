@@ -1,9 +1,13 @@
 /**
  * The floor of the purchase storm: the reference's bare two-hop Fastify pair (bench/reference-server.ts)
  * plus the rows a purchase must write durably, and nothing else: no validation, logging, metrics,
- * typed client, idempotency, hold batching or webhook delivery. The back takes the hold (the hold
- * row, taking the event's price, and the conditional seat decrement); the front then claims the
- * reference and writes the ticket and its `ticket.reserved` event row. Each side commits what
+ * typed client, idempotency or hold batching. The back takes the hold (the hold row, taking the
+ * event's price, and the conditional seat decrement); the front then claims the reference and
+ * writes the ticket and its `ticket.reserved` event row. Given a webhook URL (the bench's storms run
+ * with one subscriber, as the issue asks), the front also writes the event's delivery row, already
+ * claimed, in that transaction, and after answering POSTs the event to the URL, signed with
+ * `standardwebhooks`, at most 4 at a time (EventSync's per-endpoint limit), then records the
+ * attempt's outcome in the delivery row (group-committed like the rest). Each side commits what
  * arrived together in one transaction (group commit) on the services' own schemas (their
  * migrations), and answers only once that commit is durable: as the services do at
  * `SQLITE_SYNCHRONOUS=FULL`, the WAL is flushed with `fdatasync` on libuv's thread pool after the
@@ -16,14 +20,16 @@
  * prepared statement and sent as JSON, nothing else.
  *
  *   node dist/bench/floor-server.js back <events.db>
- *   node dist/bench/floor-server.js front <back-url> <tickets.db>
+ *   node dist/bench/floor-server.js front <back-url> <tickets.db> [<webhook-url>]
  *   node dist/bench/floor-server.js reader <events.db>
  */
 import { randomUUID } from 'node:crypto';
 import { fdatasync, openSync } from 'node:fs';
 import type Database from 'better-sqlite3';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { Webhook } from 'standardwebhooks';
 import { Pool } from 'undici';
+import { newReference } from '../platform/references.js';
 import { createKysely, migrateToLatest, openSqlite } from '../platform/store/sqlite/store.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import { ticketMigrations } from '../ticket-service/store/migrations/index.js';
@@ -107,20 +113,70 @@ async function back(path: string): Promise<FastifyInstance> {
   return app;
 }
 
-async function front(backUrl: string, path: string): Promise<FastifyInstance> {
+/** What the front does for one subscriber: a claimed delivery row per event, then the signed POST and its outcome. */
+function webhookDelivery(db: Database.Database, commit: <T>(change: () => T) => Promise<T>, url: string) {
+  const insertDelivery = db.prepare(
+    `INSERT INTO webhook_deliveries (event_id, subscription_id, status, attempts, next_attempt_at, lease_until, retry_until, created_at, updated_at)
+     VALUES (?, 1, 'pending', 0, ?, ?, ?, ?, ?) RETURNING id`,
+  );
+  const finish = db.prepare(
+    `UPDATE webhook_deliveries SET status = ?, attempts = 1, first_attempt_at = ?, last_attempt_at = ?, last_status_code = ?, updated_at = ?, lease_until = NULL
+     WHERE id = ? AND lease_until = ? AND status = 'pending'`,
+  );
+  const signer = new Webhook(`whsec_${Buffer.from('floor-server-webhook-secret-32by').toString('base64')}`);
+  const target = new URL(url);
+  const pool = new Pool(target.origin, { connections: 4, keepAliveTimeout: 10_000 });
+  return {
+    /** In the purchase's transaction: the delivery row, claimed by this process until `lease`. */
+    record(eventId: number, now: string, lease: string): number {
+      return (insertDelivery.get(eventId, now, lease, lease, now, now) as { id: number }).id;
+    },
+    /** After the answer: the attempt and its recorded outcome (nobody waits for it). */
+    send(deliveryId: number, messageId: string, payload: string, lease: string): void {
+      const timestamp = new Date();
+      pool
+        .request({
+          method: 'POST',
+          path: target.pathname,
+          headers: {
+            'content-type': 'application/json',
+            'webhook-id': messageId,
+            'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)),
+            'webhook-signature': signer.sign(messageId, timestamp, payload),
+          },
+          body: payload,
+        })
+        .then(async (answer) => {
+          await answer.body.dump();
+          return answer.statusCode;
+        })
+        .catch(() => null)
+        .then((statusCode) => {
+          const at = new Date().toISOString();
+          const delivered = statusCode !== null && statusCode >= 200 && statusCode < 300;
+          return commit(() => finish.run(delivered ? 'delivered' : 'pending', at, at, statusCode, at, deliveryId, lease));
+        })
+        .catch(() => undefined);
+    },
+    close: () => pool.close(),
+  };
+}
+
+async function front(backUrl: string, path: string, webhookUrl: string | undefined): Promise<FastifyInstance> {
   const db = await openDatabase(path, ticketMigrations('sqlite'));
   const claim = db.prepare(`INSERT INTO claimed_references (reference, claimant, claimed_at) VALUES (?, 'ticket', ?) ON CONFLICT DO NOTHING`);
   const insertTicket = db.prepare(
     `INSERT INTO tickets (event_id, customer_name, customer_email, quantity, unit_price, total_price, currency, status, reference, expires_at, created_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, 'RESERVED', ?, ?, ?, ?) RETURNING *`,
   );
-  const insertEvent = db.prepare(`INSERT INTO webhook_events (type, message_id, ticket_id, payload, fanned_out, created_at) VALUES ('ticket.reserved', ?, ?, ?, 1, ?)`);
+  const insertEvent = db.prepare(`INSERT INTO webhook_events (type, message_id, ticket_id, payload, fanned_out, created_at) VALUES ('ticket.reserved', ?, ?, ?, 1, ?) RETURNING id`);
   const commit = groupCommit(db, path);
+  const webhooks = webhookUrl === undefined ? undefined : webhookDelivery(db, commit, webhookUrl);
   const pool = new Pool(backUrl, { connections: 128, keepAliveTimeout: 30_000 });
   const app = Fastify({ logger: false });
   app.post('/tickets', async (request, reply) => {
     const body = request.body as { event_id: number; quantity: number; customer_name: string; customer_email: string };
-    const reference = randomUUID();
+    const reference = newReference();
     const expiresAt = new Date(Date.now() + 15 * 60_000).toISOString();
     const response = await pool.request({
       method: 'POST',
@@ -131,16 +187,21 @@ async function front(backUrl: string, path: string): Promise<FastifyInstance> {
     const hold = (await response.body.json()) as { unit_price: number; currency: string };
     if (response.statusCode !== 201) return reply.code(409).send(hold);
     const now = new Date().toISOString();
-    const ticket = await commit(() => {
+    const lease = new Date(Date.now() + 30_000).toISOString();
+    const { row, delivery } = await commit(() => {
       claim.run(reference, now);
       const row = insertTicket.get(body.event_id, body.customer_name, body.customer_email, body.quantity, hold.unit_price, hold.unit_price * body.quantity, hold.currency, reference, expiresAt, now, now) as { id: number };
-      insertEvent.run(randomUUID(), row.id, JSON.stringify(row), now);
-      return row;
+      const messageId = `msg_${randomUUID().replace(/-/g, '')}`;
+      const payload = JSON.stringify({ type: 'ticket.reserved', timestamp: now, data: row });
+      const event = insertEvent.get(messageId, row.id, payload, now) as { id: number };
+      return { row, delivery: webhooks ? { id: webhooks.record(event.id, now, lease), messageId, payload } : undefined };
     });
-    return reply.code(201).send(ticket);
+    if (webhooks && delivery) webhooks.send(delivery.id, delivery.messageId, delivery.payload, lease);
+    return reply.code(201).send(row);
   });
   app.addHook('onClose', async () => {
     await pool.close();
+    await webhooks?.close();
   });
   return app;
 }
@@ -158,9 +219,9 @@ async function reader(path: string): Promise<FastifyInstance> {
 }
 
 serveUntilSignal('floor-server', async () => {
-  const [first, second] = rest;
+  const [first, second, third] = rest;
   if (role === 'back' && first !== undefined) return back(first);
-  if (role === 'front' && first !== undefined && second !== undefined) return front(first, second);
+  if (role === 'front' && first !== undefined && second !== undefined) return front(first, second, third);
   if (role === 'reader' && first !== undefined) return reader(first);
-  throw new Error('usage: floor-server.js back <events.db> | front <back-url> <tickets.db> | reader <events.db>');
+  throw new Error('usage: floor-server.js back <events.db> | front <back-url> <tickets.db> [<webhook-url>] | reader <events.db>');
 });

@@ -2,8 +2,9 @@
  * EventSync's load benchmark (`npm run bench`): both services as real processes over 100,000 seeded
  * events, run the way a deployment runs (metrics on, one webhook subscriber that answers): purchase
  * storms at 64 and 16 connections, each in rounds interleaved with a bare two-hop Fastify reference at
- * the same connections (the machine drifts from minute to minute: the ratio is the median of the
- * rounds'), a sell-out race checked for overselling and leaks, reads by id interleaved with the same
+ * the same connections and, on SQLite, with the floor (bench/floor-server.ts: the bare hops writing a
+ * purchase's rows durably and delivering its webhook, nothing else) (the machine drifts from minute
+ * to minute: the ratios are the medians of the rounds'), a sell-out race checked for overselling and leaks, reads by id interleaved with the same
  * service's `/health`, and a text search. Load comes from a separate worker process. Prints a table
  * with the targets and writes bench/results/latest.json. Listed with --only, what metrics cost:
  * storms with METRICS on and off, and with /metrics scraped or not, in interleaved rounds.
@@ -23,6 +24,7 @@ import type { BurstResult, BurstSpec, CannonResult, CannonSpec, RequestPlan } fr
 import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
+import { startFloor } from './floor-pair.js';
 import { summariseProfiles } from './profile-summary.js';
 import { addCounters, counterDelta, NO_COUNTERS, purchaseCosts, readServerCounters, startCpuAccounting, sumAccounts, type CpuAccount, type PurchaseCosts, type ServerCounters } from './accounting.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
@@ -144,13 +146,19 @@ const TARGETS = {
 
 interface StormSeries {
   connections: number;
-  /** Each round: the reference, then the storm right after it, and their ratio. */
-  rounds: Array<{ referencePerSecond: number; stormPerSecond: number; stormP99Ms: number; ratio: number }>;
+  /**
+   * Each round: the reference, the floor (SQLite only) and the storm right after each other, and the
+   * ratios: storm to reference (the issue's target), floor to reference, storm to floor.
+   */
+  rounds: Array<{ referencePerSecond: number; stormPerSecond: number; stormP99Ms: number; ratio: number; floorPerSecond?: number; floorRatio?: number; stormToFloor?: number }>;
   /** All rounds together (rates over the total time, percentiles weighted by answers). */
   reference: CannonResult;
   storm: CannonResult & { costs?: PurchaseCosts };
+  floor?: CannonResult & { costs?: PurchaseCosts };
   medianRatio: number;
   medianP99Ms: number;
+  medianFloorRatio?: number;
+  medianStormToFloor?: number;
 }
 
 interface ReadSeries {
@@ -266,6 +274,9 @@ function report(results: Results): string {
   const sellOut = results.sellOut;
   const stormRows = (results.storms ?? []).flatMap((series) => [
     cannonRow(`reference: two-hop Fastify, ${series.connections} connections`, series.reference, (r) => r.okPerSecond, ['1.00', '', '']),
+    ...(series.floor && series.medianFloorRatio !== undefined
+      ? [cannonRow(`floor: bare hops + durable rows${results.webhookSubscriber ? ' + delivery' : ''}, ${series.connections} conns`, series.floor, (r) => r.okPerSecond, [series.medianFloorRatio.toFixed(2), '', ''])]
+      : []),
     cannonRow(`purchase storm: POST /tickets, ${series.connections} connections (purchases/s)`, series.storm, (r) => r.okPerSecond, [
       series.medianRatio.toFixed(2),
       ...mark(`purchase storm at ${series.connections}`),
@@ -303,9 +314,13 @@ function report(results: Results): string {
   const lines = [title, table([head, ...rows.filter(([name]) => results.scenarios.includes(name)).map(([, row]) => row)])];
   for (const series of results.storms ?? []) {
     lines.push(
-      `storm at ${series.connections} connections, rounds (reference → storm = ratio): ` +
-        series.rounds.map((r) => `${number(r.referencePerSecond)} → ${number(r.stormPerSecond)} = ${r.ratio.toFixed(2)}`).join('; ') +
-        `; median ratio ${series.medianRatio.toFixed(2)}, median p99 ${ms(series.medianP99Ms)}`,
+      series.medianStormToFloor === undefined
+        ? `storm at ${series.connections} connections, rounds (reference → storm = ratio): ` +
+            series.rounds.map((r) => `${number(r.referencePerSecond)} → ${number(r.stormPerSecond)} = ${r.ratio.toFixed(2)}`).join('; ') +
+            `; median ratio ${series.medianRatio.toFixed(2)}, median p99 ${ms(series.medianP99Ms)}`
+        : `storm at ${series.connections} connections, rounds (reference → floor → storm; storm/reference, storm/floor): ` +
+            series.rounds.map((r) => `${number(r.referencePerSecond)} → ${number(r.floorPerSecond ?? 0)} → ${number(r.stormPerSecond)}; ${r.ratio.toFixed(2)}, ${(r.stormToFloor ?? 0).toFixed(2)}`).join(' | ') +
+            `; medians: storm/reference ${series.medianRatio.toFixed(2)}, floor/reference ${(series.medianFloorRatio ?? 0).toFixed(2)}, storm/floor ${series.medianStormToFloor.toFixed(2)}; median p99 ${ms(series.medianP99Ms)}`,
     );
   }
   if (reads) {
@@ -327,6 +342,16 @@ function report(results: Results): string {
     for (const problem of sellOut.auditProblems) lines.push(`  audit: ${problem}`);
   }
   for (const series of results.storms ?? []) {
+    const floorCosts = series.floor?.costs;
+    if (floorCosts) {
+      lines.push(
+        `floor at ${series.connections} connections, CPU per purchase (${number(floorCosts.purchases)} purchases; ms): ` +
+          Object.entries(floorCosts.cpuMsPerPurchase)
+            .sort(([, a], [, b]) => b - a)
+            .map(([group, perPurchase]) => `${group === 'ticket-service' ? 'front (ticket side)' : group === 'event-service' ? 'back (event side)' : group} ${perPurchase.toFixed(3)}`)
+            .join(', '),
+      );
+    }
     const costs = series.storm.costs;
     if (!costs) continue;
     const groups = Object.entries(costs.cpuMsPerPurchase).sort(([, a], [, b]) => b - a);
@@ -665,7 +690,7 @@ async function runServiceScenarios(
   const subscriber = OPTIONS.withoutSubscriber ? undefined : await startWebhookSubscriber(ticket.url);
   try {
     if (OPTIONS.scenarios.has('storm')) {
-      const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference`, () => runStorms(services, seeded));
+      const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference${OPTIONS.store === 'sqlite' ? ' and the floor' : ''}`, () => runStorms(services, seeded));
       if (storms) results.storms = storms;
     }
     await runOtherScenarios(results, seeded, services, scenario);
@@ -735,12 +760,24 @@ async function startWebhookSubscriber(ticketUrl: string): Promise<{ stop: () => 
 async function runStorms(services: Services, seeded: SeededEvents): Promise<StormSeries[]> {
   const { event, ticket } = services;
   const reference = await startReference();
-  const runs = new Map<number, Array<{ reference: CannonResult; storm: CannonResult; purchases: number; account: CpuAccount | undefined; before?: ServerCounters; after?: ServerCounters }>>();
+  // The floor (SQLite: what the services' own store is measured against), with a subscriber when the services have one.
+  const floorDirectory = OPTIONS.store === 'sqlite' ? mkdtempSync(join(os.tmpdir(), 'eventsync-bench-floor-')) : undefined;
+  type FloorRun = { run: CannonResult; purchases: number; account: CpuAccount | undefined };
+  const runs = new Map<number, Array<{ reference: CannonResult; storm: CannonResult; purchases: number; account: CpuAccount | undefined; floor?: FloorRun; before?: ServerCounters; after?: ServerCounters }>>();
   try {
+    const floor = floorDirectory ? await startFloor({ directory: floorDirectory, delivery: !OPTIONS.withoutSubscriber }) : undefined;
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const connections of STORM_CONNECTIONS) {
         const referenceSpec = cannon(reference.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: Array.from({ length: STORM_EVENTS }, (_, i) => i + 1) }, connections);
         const referenceRun = await runWorker<CannonResult>(referenceSpec, workerTimeout(referenceSpec));
+        let floorRun: FloorRun | undefined;
+        if (floor) {
+          const floorSpec = cannon(floor.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: floor.eventIds }, connections);
+          const floorBefore = floor.tickets();
+          const floorCpu = startCpuAccounting({ services: { 'event-service': floor.back.process.pid, 'ticket-service': floor.front.process.pid } });
+          const run = await runWorker<CannonResult>(floorSpec, workerTimeout(floorSpec));
+          floorRun = { run, account: floorCpu.end(run.cpuSeconds), purchases: floor.tickets() - floorBefore };
+        }
         const spec = cannon(ticket.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds }, connections);
         const names = services.databases;
         const before = names ? await readServerCounters(SERVER_URL, names) : undefined;
@@ -756,12 +793,17 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
           await new Promise((resolve) => setTimeout(resolve, 1500));
           after = await readServerCounters(SERVER_URL, names);
         }
-        log(`  round ${round + 1}, ${connections} connections: reference ${number(referenceRun.okPerSecond)} req/s, storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)})`);
-        runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
+        log(
+          `  round ${round + 1}, ${connections} connections: reference ${number(referenceRun.okPerSecond)} req/s, ` +
+            `${floorRun ? `floor ${number(floorRun.run.okPerSecond)} purchases/s (p99 ${ms(floorRun.run.latencyMs.p99)}), ` : ''}storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)})`,
+        );
+        runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(floorRun ? { floor: floorRun } : {}), ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
       }
     }
+    await floor?.stop();
   } finally {
     await reference.stop();
+    if (floorDirectory) rmSync(floorDirectory, { recursive: true, force: true });
   }
   return [...runs].map(([connections, series]) => {
     const rounds = series.map((run) => ({
@@ -769,7 +811,30 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
       stormPerSecond: run.storm.okPerSecond,
       stormP99Ms: run.storm.latencyMs.p99,
       ratio: run.reference.okPerSecond > 0 ? run.storm.okPerSecond / run.reference.okPerSecond : 0,
+      ...(run.floor
+        ? {
+            floorPerSecond: run.floor.run.okPerSecond,
+            floorRatio: run.reference.okPerSecond > 0 ? run.floor.run.okPerSecond / run.reference.okPerSecond : 0,
+            stormToFloor: run.floor.run.okPerSecond > 0 ? run.storm.okPerSecond / run.floor.run.okPerSecond : 0,
+          }
+        : {}),
     }));
+    const floorRuns = series.flatMap((run) => (run.floor ? [run.floor] : []));
+    const floor =
+      floorRuns.length === series.length && floorRuns.length > 0
+        ? {
+            floor: {
+              ...combine(floorRuns.map((run) => run.run)),
+              costs: purchaseCosts(
+                floorRuns.reduce((total, run) => total + run.purchases, 0),
+                sumAccounts(floorRuns.map((run) => run.account)),
+                os.cpus().length,
+              ),
+            },
+            medianFloorRatio: median(rounds.map((r) => r.floorRatio ?? 0)),
+            medianStormToFloor: median(rounds.map((r) => r.stormToFloor ?? 0)),
+          }
+        : {};
     // Only the storm runs' transactions and flushes: the reference touches no database.
     const counted = series.every((run) => run.before && run.after)
       ? series.reduce((total, run) => addCounters(total, counterDelta(run.before as ServerCounters, run.after as ServerCounters)), NO_COUNTERS)
@@ -782,6 +847,7 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
       storm: { ...combine(series.map((run) => run.storm)), costs: purchaseCosts(purchases, sumAccounts(series.map((run) => run.account)), os.cpus().length, counted) },
       medianRatio: median(rounds.map((r) => r.ratio)),
       medianP99Ms: median(rounds.map((r) => r.stormP99Ms)),
+      ...floor,
     };
   });
 }
