@@ -476,8 +476,9 @@ t.test('once every list is closed: the invariant holds, each gate is 0, and the 
   const stray = await createEvent(system, { total_tickets: 1 }, admin);
   await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 3 WHERE id = ?', stray.id);
   const strayGate = `event ${stray.id}: the waiting-list gate is 3 seats but its WAITING entries ask for 0 seats`;
-  // The sweeper may cancel a lapsed offer meanwhile; its release follows the cancel, so wait for it to settle.
-  await eventually(async () => JSON.stringify(await system.audit()) === JSON.stringify([strayGate]), 5_000);
+  // The sweeper may cancel a lapsed offer meanwhile; its release follows the cancel, so wait for it to
+  // settle (as settledAudit does: under load, tens of seconds; 5 s was not enough in a loaded run).
+  await eventually(async () => JSON.stringify(await system.audit()) === JSON.stringify([strayGate]), 60_000);
   t.match(await system.audit(), [strayGate], 'a gate that differs from the waiting demand is reported');
   await system.sql('event-service', 'UPDATE events SET waitlist_reserved_tickets = 0 WHERE id = ?', stray.id);
   const metrics = await raw(`${system.ticket.url}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
