@@ -128,9 +128,9 @@ const WEBHOOK_ROUND_SECONDS = QUICK ? 1 : 3;
 const METRICS_CONNECTIONS = 64;
 const SCRAPE_INTERVAL_MS = 250;
 /** Past this the run stops what is going on, skips the rest and reports what it has... */
-const BUDGET_MS = 240_000;
+const BUDGET_MS = 300_000;
 /** ...and past this it exits whatever is still running. */
-const HARD_LIMIT_MS = 260_000;
+const HARD_LIMIT_MS = 320_000;
 
 const TARGETS = {
   /** The storm's purchases/s against the reference's requests/s at the same connections (median of the rounds). */
