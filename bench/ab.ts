@@ -6,7 +6,10 @@
  * purchase storm runs at 64 and 16 connections in rounds that alternate the sides (A B, then B A, ...),
  * so both see the machine in the same minute; each round reports purchases/s, p99 and the CPU each
  * purchase cost in each service. The figures to trust are the medians of CPU per purchase: throughput
- * drifts with the machine, CPU per purchase much less.
+ * drifts with the machine, CPU per purchase much less. How much less: this build against itself
+ * (4 rounds, 2026-12-01) gave ticket-service 0.98 and 1.05, event-service 0.94 and 1.03, throughput
+ * 0.92 and 1.00 (64 and 16 connections), so a change under about 8% does not show; one round alone
+ * varied by 20%.
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { startCpuAccounting } from './accounting.js';
 import type { CannonResult, CannonSpec } from './load-worker.js';
 import { runWorker, startServer, stopAllChildren, type RunningServer } from './processes.js';
 import { seedEventDatabase } from './seed.js';
+import { ticketCount } from './ticket-count.js';
 
 const { values } = parseArgs({
   options: {
@@ -110,11 +114,12 @@ async function startSide(name: 'A' | 'B', directory: string, seededPath: string,
 
 async function storm(side: Side, eventIds: number[], connections: number): Promise<Round> {
   const spec: CannonSpec = { kind: 'cannon', url: side.ticket.url, connections, durationSeconds: SECONDS, warmupSeconds: 1, plan: { kind: 'purchase', path: '/tickets', eventIds } };
+  const before = await ticketCount(side.ticket.url);
   const cpu = startCpuAccounting({ services: { 'event-service': side.event.process.pid, 'ticket-service': side.ticket.process.pid } });
   const result = await runWorker<CannonResult>(spec, (SECONDS + 31) * 1000);
   const account = cpu.end(result.cpuSeconds);
-  // Purchases answered, the warm-up's included: the CPU window covers it too.
-  const purchases = result.ok + Math.round((result.ok / SECONDS) * spec.warmupSeconds);
+  // Every ticket the window made (the warm-up's too, which the CPU window also covers).
+  const purchases = (await ticketCount(side.ticket.url)) - before;
   const cpuMs = (group: string) => ((account?.cpuSeconds[group] ?? 0) * 1000) / Math.max(1, purchases);
   return { perSecond: result.okPerSecond, p99: result.latencyMs.p99, ticketMs: cpuMs('ticket-service'), eventMs: cpuMs('event-service') };
 }

@@ -25,6 +25,7 @@ import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
 import { startFloor } from './floor-pair.js';
+import { ticketCount } from './ticket-count.js';
 import { summariseProfiles } from './profile-summary.js';
 import { addCounters, counterDelta, NO_COUNTERS, purchaseCosts, readServerCounters, startCpuAccounting, sumAccounts, type CpuAccount, type PurchaseCosts, type ServerCounters } from './accounting.js';
 import { checkSellOut, type SellOutReport } from './sell-out.js';
@@ -669,17 +670,6 @@ function combine(runs: CannonResult[]): CannonResult {
 }
 
 /** How many tickets ticket-service holds (X-Total-Count of a one-item page; the bench runs without ADMIN_TOKEN). */
-async function ticketCount(url: string): Promise<number> {
-  const tickets = ticketServiceClient({ baseUrl: url, timeoutMs: 30_000 });
-  try {
-    const page = await tickets.call('listTickets', { query: { limit: 1 } });
-    if (!page.ok) throw new Error(`GET /tickets answered HTTP ${page.status}`);
-    return Number(page.headers['x-total-count']);
-  } finally {
-    await tickets.close();
-  }
-}
-
 async function runServiceScenarios(
   results: Results,
   seeded: SeededEvents,
