@@ -47,18 +47,27 @@ async function itemsDatabase(t: Test, name: string): Promise<Kysely<TestDatabase
   return db;
 }
 
-/** A group committer whose flushes the test finishes (or fails) by hand, in the order they were asked for. */
-function committerWithHeldFlushes(db: Kysely<TestDatabase>): { committer: GroupCommitter<TestDatabase>; flushes: Array<ReturnType<typeof deferred>> } {
+/**
+ * A group committer whose flushes the test finishes (or fails) by hand, in the order they were asked
+ * for; `batches` has the size of each batch committed.
+ */
+function committerWithHeldFlushes(db: Kysely<TestDatabase>): { committer: GroupCommitter<TestDatabase>; flushes: Array<ReturnType<typeof deferred>>; batches: number[] } {
   const flushes: Array<ReturnType<typeof deferred>> = [];
+  const batches: number[] = [];
   const committer = new GroupCommitter(db, {
     durable: () => {
       const flush = deferred();
       flushes.push(flush);
       return flush.promise;
     },
+    instruments: { batchCommitted: (size) => batches.push(size), walFlushed: () => undefined },
   });
-  return { committer, flushes };
+  return { committer, flushes, batches };
 }
+
+const turns = async (count: number) => {
+  for (let i = 0; i < count; i += 1) await new Promise((resolve) => setImmediate(resolve));
+};
 
 t.test('at synchronous=FULL a service database runs its connection at NORMAL and flushes the WAL itself before answering', async (t) => {
   const dir = tempDir(t);
@@ -110,36 +119,64 @@ t.test('at NORMAL or EXTRA the connection keeps the level asked for', async (t) 
   }
 });
 
-t.test('group commit answers a batch only once it is durable, runs the next batch meanwhile, and drains before closing', async (t) => {
+t.test('group commit answers a batch only once it is durable; changes arriving during its flush share the next commit, right after it; drain waits for the flushes', async (t) => {
   const db = await itemsDatabase(t, 'group');
-  const { committer, flushes } = committerWithHeldFlushes(db);
+  const { committer, flushes, batches } = committerWithHeldFlushes(db);
   const insert = (name: string) => committer.run((trx) => trx.insertInto('items').values({ name, size: 1 }).execute());
+  const count = async () => (await db.selectFrom('items').selectAll().execute()).length;
 
   let firstAnswered = false;
   const first = insert('first').then(() => (firstAnswered = true));
-  while (flushes.length < 1) await new Promise((resolve) => setImmediate(resolve));
-  t.equal((await db.selectFrom('items').selectAll().execute()).length, 1, 'the first change is committed');
+  while (flushes.length < 1) await turns(1);
+  t.equal(await count(), 1, 'the first change is committed');
   t.notOk(firstAnswered, 'but not answered while its flush runs');
 
-  const second = insert('second');
-  while (flushes.length < 2) await new Promise((resolve) => setImmediate(resolve));
-  t.pass('the next batch committed without waiting for the first flush');
+  // Three changes, each in a turn of its own, while the first flush runs.
+  const later: Array<Promise<unknown>> = [];
+  for (const name of ['second', 'third', 'fourth']) {
+    later.push(insert(name));
+    await turns(3);
+  }
+  t.equal(flushes.length, 1, 'no commit while the flush runs');
+  t.equal(await count(), 1, 'the changes that arrived meanwhile wait');
   flushes[0]?.resolve();
   await first;
   t.ok(firstAnswered, 'the first change is answered once its flush is done');
+  while (flushes.length < 2) await turns(1);
+  t.equal(await count(), 4, 'then they are committed');
+  t.same(batches, [1, 3], 'together, in one commit');
 
-  const third = insert('third');
-  while (flushes.length < 3) await new Promise((resolve) => setImmediate(resolve));
   let drained = false;
   const draining = committer.drain().then(() => (drained = true));
-  flushes[1]?.resolve();
-  await second;
   await sleep(20);
   t.notOk(drained, 'drain waits for the flush under way');
-  flushes[2]?.resolve();
-  await third;
+  flushes[1]?.resolve();
+  await Promise.all(later);
   await draining;
   t.ok(drained, 'and ends once it is done');
+});
+
+t.test('changes past maxBatch do not wait for the flush under way', async (t) => {
+  const db = await itemsDatabase(t, 'full-batch');
+  const flushes: Array<ReturnType<typeof deferred>> = [];
+  const batches: number[] = [];
+  const committer = new GroupCommitter(db, {
+    maxBatch: 2,
+    durable: () => {
+      const flush = deferred();
+      flushes.push(flush);
+      return flush.promise;
+    },
+    instruments: { batchCommitted: (size) => batches.push(size), walFlushed: () => undefined },
+  });
+  const insert = (name: string) => committer.run((trx) => trx.insertInto('items').values({ name, size: 1 }).execute());
+  const all = [insert('a')];
+  while (flushes.length < 1) await turns(1);
+  all.push(insert('b'), insert('c'));
+  while (flushes.length < 2) await turns(1);
+  t.same(batches, [1, 2], 'a full batch commits while the first flush still runs');
+  for (const flush of flushes) flush.resolve();
+  await Promise.all(all);
 });
 
 t.test('WalSync flushes a real WAL file, shares flushes asked for while one runs, and refuses after close', async (t) => {
@@ -223,12 +260,15 @@ t.test('a refused change, and a read, wait for the flush of what was committed b
       refusalAnswered = true;
       return error;
     });
-  while (flushes.length < 2) await new Promise((resolve) => setImmediate(resolve));
   await sleep(20);
   t.notOk(readAnswered, 'a read does not answer while the commit it may have seen is being flushed');
   t.notOk(refusalAnswered, 'nor does a refusal based on it');
-  for (const flush of flushes) flush.resolve();
+  flushes[0]?.resolve();
   await Promise.all([committed, read]);
+  // The refusal ran after that flush; it waits for its own batch's flush too.
+  while (flushes.length < 2) await turns(1);
+  t.notOk(refusalAnswered, 'a refusal waits for the flush of its own batch');
+  flushes[1]?.resolve();
   t.match(await refused, /having seen 1 item/, 'both answer once it is durable');
   t.ok(readAnswered && refusalAnswered);
   await committer.settled();

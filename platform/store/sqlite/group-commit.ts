@@ -5,9 +5,14 @@
  * commit costs an fsync, so under load this turns N fsyncs into one without weakening durability.
  *
  * `durable`, when given, is awaited after each COMMIT before its callers are answered (the WAL flush
- * of platform/store/sqlite/wal-sync.ts). The next batch does not wait for it: it runs while the flush is under way,
- * and since the WAL is a log, a later batch is never on disk without the earlier ones. Refusals wait
- * too (they may rest on state committed a moment ago), and so do reads, through `settled`.
+ * of platform/store/sqlite/wal-sync.ts). Changes that arrive while a flush is under way gather for the
+ * next commit, which runs as soon as that flush ends (or at once, once `maxBatch` have gathered):
+ * their answers would wait for the next flush anyway, and one commit for all of them costs less than
+ * one each (`node dist/bench/ab.js`, 3 runs: ticket-service 0.92–0.97 and event-service 0.91–0.95 of
+ * the CPU per purchase at 16 connections, 15–24% more purchases/s; at 64 connections 0.94–1.03 and
+ * 0.86–0.95). Since the WAL is a log, a later batch is never on disk without the earlier ones.
+ * Refusals wait for the flush too (they may rest on state committed a moment ago), and so do reads,
+ * through `settled`.
  */
 import { CompiledQuery, type Kysely, type Transaction } from 'kysely';
 
@@ -95,9 +100,12 @@ export class GroupCommitter<DB> {
   }
 
   private async flush(): Promise<void> {
+    const maxBatch = this.options.maxBatch ?? 256;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.options.maxBatch ?? 256);
+        // While the last commit's flush runs, changes gather for the next commit.
+        if (this.queue.length < maxBatch) await this.settled();
+        const batch = this.queue.splice(0, maxBatch);
         await this.commitBatch(batch);
       }
     } finally {
