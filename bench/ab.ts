@@ -13,16 +13,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ticketServiceClient } from '../openapi/client.js';
 import { startCpuAccounting } from './accounting.js';
 import type { CannonResult, CannonSpec } from './load-worker.js';
 import { runWorker, startServer, stopAllChildren, type RunningServer } from './processes.js';
-import { seedEventDatabase } from './seed.js';
+import { median } from './median.js';
+import { startWebhookSubscriber } from './receiver.js';
+import { SMALL_CATALOGUE, seedEventDatabase } from './seed.js';
 import { ticketCount } from './ticket-count.js';
 
 const { values } = parseArgs({
@@ -49,17 +48,12 @@ const pairs = (list: string[]): Record<string, string> =>
     }),
   );
 
-const median = (list: number[]): number => {
-  const sorted = [...list].sort((x, y) => x - y);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
-
 interface Side {
   name: 'A' | 'B';
   event: RunningServer;
   ticket: RunningServer;
-  stopReceiver: () => void;
+  /** Stops its subscriber, if it has one. */
+  stopSubscriber: () => Promise<unknown>;
 }
 
 interface Round {
@@ -85,31 +79,8 @@ async function startSide(name: 'A' | 'B', directory: string, seededPath: string,
   const launch = (service: string) => ({ name: `${name} ${service}`, script: `${service}/server.js`, ...(root === undefined ? {} : { root: resolve(root) }), reportListening: true });
   const event = await startServer({ ...launch('event-service'), env: { ...env, EVENT_SERVICE_PORT: '0' } });
   const ticket = await startServer({ ...launch('ticket-service'), env: { ...env, EVENT_SERVICE_URL: event.url, TICKET_SERVICE_PORT: '0' } });
-  const receiver = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      response.statusCode = 204;
-      response.end();
-    });
-  });
-  await new Promise<void>((done) => receiver.listen(0, '127.0.0.1', done));
-  const client = ticketServiceClient({ baseUrl: ticket.url, timeoutMs: 10_000 });
-  if (values['without-subscriber'].includes(name)) await client.close();
-  else try {
-    const created = await client.call('createWebhook', { body: { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`, events: ['*'], description: 'bench ab' } });
-    if (!created.ok) throw new Error(`side ${name}: could not subscribe (HTTP ${created.status})`);
-  } finally {
-    await client.close();
-  }
-  return {
-    name,
-    event,
-    ticket,
-    stopReceiver: () => {
-      receiver.closeAllConnections();
-      receiver.close();
-    },
-  };
+  const subscriber = values['without-subscriber'].includes(name) ? undefined : await startWebhookSubscriber(ticket.url, `bench ab: side ${name}`);
+  return { name, event, ticket, stopSubscriber: async () => subscriber?.stop() };
 }
 
 async function storm(side: Side, eventIds: number[], connections: number): Promise<Round> {
@@ -128,7 +99,7 @@ async function main(): Promise<void> {
   const directory = mkdtempSync(join(os.tmpdir(), 'eventsync-ab-'));
   try {
     const seededPath = join(directory, 'seed.db');
-    const seeded = await seedEventDatabase({ store: 'sqlite', path: seededPath }, { catalogueEvents: 1000, stormEvents: 100, stormSeats: 1_000_000, raceSeats: 1, batch: 1000, cacheMebibytes: 64 });
+    const seeded = await seedEventDatabase({ store: 'sqlite', path: seededPath }, SMALL_CATALOGUE);
     const sides = [await startSide('A', directory, seededPath, values.a, pairs(values['a-env'])), await startSide('B', directory, seededPath, values.b, pairs(values['b-env']))] as const;
     console.log(`A: ${values.a ?? 'this dist/'} ${values['a-env'].join(' ')}\nB: ${values.b ?? 'this dist/'} ${values['b-env'].join(' ')}`);
     for (const connections of CONNECTIONS) {
@@ -160,7 +131,7 @@ async function main(): Promise<void> {
           `B/A throughput ${(b.perSecond / a.perSecond).toFixed(2)}, ticket-service CPU ${(b.ticketMs / a.ticketMs).toFixed(2)}, event-service CPU ${(b.eventMs / a.eventMs).toFixed(2)}`,
       );
     }
-    for (const side of sides) side.stopReceiver();
+    for (const side of sides) await side.stopSubscriber();
   } finally {
     await stopAllChildren();
     rmSync(directory, { recursive: true, force: true });

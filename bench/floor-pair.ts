@@ -5,12 +5,11 @@
  * subscriber does the same for the services). Used by `npm run bench`'s storm rounds and by
  * `node dist/bench/floor.js`.
  */
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { startServer, stopServer, type RunningServer } from './processes.js';
-import { seedEventDatabase } from './seed.js';
+import { startReceiver } from './receiver.js';
+import { SMALL_CATALOGUE, seedEventDatabase } from './seed.js';
 
 export interface Floor {
   /** The front, where purchases go (`POST /tickets`). */
@@ -28,32 +27,13 @@ export interface Floor {
   stop(): Promise<number>;
 }
 
-/** The subscriber: answers every delivery with 204 at once, and counts them. */
-async function startReceiver(): Promise<{ url: string; stop: () => number }> {
-  let received = 0;
-  const server = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      received += 1;
-      response.statusCode = 204;
-      response.end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
-    stop: () => {
-      server.closeAllConnections();
-      server.close();
-      return received;
-    },
-  };
-}
+/** How the floor's processes are named in its CPU figures (bench/accounting.ts groups them as the services they stand for). */
+export const floorSideName = (group: string): string => (group === 'ticket-service' ? 'front (ticket side)' : group === 'event-service' ? 'back (event side)' : group);
 
 export async function startFloor(options: { directory: string; delivery: boolean }): Promise<Floor> {
   const eventsPath = join(options.directory, 'floor-events.db');
   const ticketsPath = join(options.directory, 'floor-tickets.db');
-  const seeded = await seedEventDatabase({ store: 'sqlite', path: eventsPath }, { catalogueEvents: 1000, stormEvents: 100, stormSeats: 1_000_000, raceSeats: 1, batch: 1000, cacheMebibytes: 64 });
+  const seeded = await seedEventDatabase({ store: 'sqlite', path: eventsPath }, SMALL_CATALOGUE);
   const receiver = options.delivery ? await startReceiver() : undefined;
   const env = { NODE_ENV: 'production' };
   const script = 'bench/floor-server.js';

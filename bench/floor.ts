@@ -17,18 +17,14 @@ import { parseArgs } from 'node:util';
 import { startCpuAccounting, sumAccounts, purchaseCosts, type CpuAccount } from './accounting.js';
 import type { CannonResult, CannonSpec } from './load-worker.js';
 import { runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
-import { startFloor } from './floor-pair.js';
+import { floorSideName, startFloor } from './floor-pair.js';
+import { median } from './median.js';
 
 const { values } = parseArgs({ options: { rounds: { type: 'string', default: '3' }, seconds: { type: 'string', default: '6' }, 'without-delivery': { type: 'boolean', default: false } } });
 const ROUNDS = Number(values.rounds);
 const SECONDS = Number(values.seconds);
 const CONNECTIONS = [64, 16] as const;
 
-const median = (list: number[]): number => {
-  const sorted = [...list].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 const number = (value: number, digits = 0) => value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
 async function pair(script: string, backArgs: string[], frontArgs: (backUrl: string) => string[]): Promise<{ back: RunningServer; front: RunningServer }> {
@@ -66,7 +62,7 @@ async function main(): Promise<void> {
       }
       const costs = purchaseCosts(purchases, sumAccounts(accounts), os.cpus().length);
       const perProcess = Object.entries(costs.cpuMsPerPurchase)
-        .map(([group, msEach]) => `${group === 'ticket-service' ? 'front (ticket side)' : group === 'event-service' ? 'back (event side)' : group} ${msEach.toFixed(3)}`)
+        .map(([group, msEach]) => `${floorSideName(group)} ${msEach.toFixed(3)}`)
         .join(', ');
       process.stdout.write(`floor at ${connections} connections: median ratio ${median(ratios).toFixed(2)}, median p99 ${median(p99s)} ms; CPU per purchase (ms): ${perProcess}\n`);
     }

@@ -24,7 +24,9 @@ import type { BurstResult, BurstSpec, CannonResult, CannonSpec, RequestPlan } fr
 import { killAllChildrenNow, runWorker, startServer, stopAllChildren, stopServer, type RunningServer } from './processes.js';
 import { SEARCH_WORD, seedEventDatabase, type SeedTarget, type SeededEvents } from './seed.js';
 import { createBenchDatabases, SERVER_URL, type BenchDatabases } from './databases.js';
-import { startFloor } from './floor-pair.js';
+import { floorSideName, startFloor, type Floor } from './floor-pair.js';
+import { median } from './median.js';
+import { startWebhookSubscriber } from './receiver.js';
 import { ticketCount } from './ticket-count.js';
 import { summariseProfiles } from './profile-summary.js';
 import { addCounters, counterDelta, NO_COUNTERS, purchaseCosts, readServerCounters, startCpuAccounting, sumAccounts, type CpuAccount, type PurchaseCosts, type ServerCounters } from './accounting.js';
@@ -349,7 +351,7 @@ function report(results: Results): string {
         `floor at ${series.connections} connections, CPU per purchase (${number(floorCosts.purchases)} purchases; ms): ` +
           Object.entries(floorCosts.cpuMsPerPurchase)
             .sort(([, a], [, b]) => b - a)
-            .map(([group, perPurchase]) => `${group === 'ticket-service' ? 'front (ticket side)' : group === 'event-service' ? 'back (event side)' : group} ${perPurchase.toFixed(3)}`)
+            .map(([group, perPurchase]) => `${floorSideName(group)} ${perPurchase.toFixed(3)}`)
             .join(', '),
       );
     }
@@ -677,7 +679,7 @@ async function runServiceScenarios(
   scenario: Scenario,
 ): Promise<void> {
   const { ticket } = services;
-  const subscriber = OPTIONS.withoutSubscriber ? undefined : await startWebhookSubscriber(ticket.url);
+  const subscriber = OPTIONS.withoutSubscriber ? undefined : await startWebhookSubscriber(ticket.url, 'bench: a receiver that answers at once');
   try {
     if (OPTIONS.scenarios.has('storm')) {
       const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference${OPTIONS.store === 'sqlite' ? ' and the floor' : ''}`, () => runStorms(services, seeded));
@@ -710,39 +712,6 @@ type Services = {
  * A receiver subscribed to every event type that answers each delivery at once with 204, as a
  * deployment's mail or CRM system would: purchases pay for their webhook event rows and deliveries.
  */
-async function startWebhookSubscriber(ticketUrl: string): Promise<{ stop: () => Promise<number> }> {
-  let received = 0;
-  const receiver = createServer((request, response) => {
-    request.resume();
-    request.on('end', () => {
-      received += 1;
-      response.statusCode = 204;
-      response.end();
-    });
-  });
-  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
-  const tickets = ticketServiceClient({ baseUrl: ticketUrl, timeoutMs: 10_000 });
-  const created = await tickets.call('createWebhook', { body: { url, events: ['*'], description: 'bench: a receiver that answers at once' } });
-  if (!created.ok) {
-    await tickets.close();
-    receiver.close();
-    throw new Error(`could not subscribe the bench's webhook receiver (HTTP ${created.status}): ${created.problem.detail ?? created.problem.title}`);
-  }
-  return {
-    stop: async () => {
-      try {
-        await tickets.call('deleteWebhook', { path: { webhook_id: created.body.id } });
-      } finally {
-        await tickets.close();
-        receiver.closeAllConnections();
-        receiver.close();
-      }
-      return received;
-    },
-  };
-}
-
 /**
  * The storm at each connection count, in rounds: the reference at those connections, then the storm
  * right after it, so that both see the machine in the same minute. CPU is accounted per storm run.
@@ -754,8 +723,9 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
   const floorDirectory = OPTIONS.store === 'sqlite' ? mkdtempSync(join(os.tmpdir(), 'eventsync-bench-floor-')) : undefined;
   type FloorRun = { run: CannonResult; purchases: number; account: CpuAccount | undefined };
   const runs = new Map<number, Array<{ reference: CannonResult; storm: CannonResult; purchases: number; account: CpuAccount | undefined; floor?: FloorRun; before?: ServerCounters; after?: ServerCounters }>>();
+  let floor: Floor | undefined;
   try {
-    const floor = floorDirectory ? await startFloor({ directory: floorDirectory, delivery: !OPTIONS.withoutSubscriber }) : undefined;
+    if (floorDirectory) floor = await startFloor({ directory: floorDirectory, delivery: !OPTIONS.withoutSubscriber });
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const connections of STORM_CONNECTIONS) {
         const referenceSpec = cannon(reference.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: Array.from({ length: STORM_EVENTS }, (_, i) => i + 1) }, connections);
@@ -790,9 +760,9 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
         runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(floorRun ? { floor: floorRun } : {}), ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
       }
     }
-    await floor?.stop();
   } finally {
     await reference.stop();
+    await floor?.stop();
     if (floorDirectory) rmSync(floorDirectory, { recursive: true, force: true });
   }
   return [...runs].map(([connections, series]) => {
@@ -919,12 +889,6 @@ interface WebhookCost {
   without: { perSecond: number[]; medianPerSecond: number; medianP99Ms: number };
   hanging: { perSecond: number[]; medianPerSecond: number; medianP99Ms: number };
 }
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? (sorted[middle] ?? 0) : ((sorted[middle - 1] ?? 0) + (sorted[middle] ?? 0)) / 2;
-};
 
 /**
  * What a receiver that never answers costs purchases: rounds without and with it subscribed (to

@@ -22,6 +22,9 @@ export interface SeedPlan {
   cacheMebibytes: number;
 }
 
+/** A small catalogue with storm events whose seats never run out: the floor's and bench/ab.ts's. */
+export const SMALL_CATALOGUE: SeedPlan = { catalogueEvents: 1000, stormEvents: 100, stormSeats: 1_000_000, raceSeats: 1, batch: 1000, cacheMebibytes: 64 };
+
 export interface SeededEvents {
   catalogue: { firstId: number; lastId: number; count: number; zephyr: number };
   stormEventIds: number[];
