@@ -38,13 +38,17 @@ import { serveUntilSignal } from './serve.js';
 const [role, ...rest] = process.argv.slice(2);
 
 /**
- * Runs each queued change in one transaction per tick; each caller gets its own result or error once
- * the WAL holding the commit has been flushed.
+ * Runs the queued changes in one transaction; each caller gets its own result or error once the WAL
+ * holding the commit has been flushed. As the services' group commit does (platform/store/sqlite/
+ * group-commit.ts), changes that arrive while a flush runs gather and commit together as soon as it
+ * ends; otherwise on the next turn of the event loop.
  */
 function groupCommit(db: Database.Database, path: string): <T>(change: () => T) => Promise<T> {
   const wal = openSync(`${path}-wal`, 'r');
   let queue: Array<{ change: () => unknown; resolve: (value: unknown) => void; reject: (error: unknown) => void }> = [];
+  let syncing = false;
   const flush = () => {
+    if (queue.length === 0) return;
     const batch = queue;
     queue = [];
     const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
@@ -61,18 +65,22 @@ function groupCommit(db: Database.Database, path: string): <T>(change: () => T) 
       }
     }
     db.exec('COMMIT');
+    syncing = true;
     fdatasync(wal, (error) => {
+      syncing = false;
       batch.forEach((item, index) => {
         const result = results[index];
         if (error) item.reject(error);
         else if (result?.ok) item.resolve(result.value);
         else item.reject(result?.error);
       });
+      // What gathered meanwhile commits now, after the answers above go out.
+      if (queue.length > 0) queueMicrotask(flush);
     });
   };
   return <T>(change: () => T) =>
     new Promise<T>((resolve, reject) => {
-      if (queue.length === 0) setImmediate(flush);
+      if (queue.length === 0 && !syncing) setImmediate(flush);
       queue.push({ change, resolve: resolve as (value: unknown) => void, reject });
     });
 }
