@@ -148,9 +148,19 @@ export async function waitingEntries(db: Db, eventId: number, limit: number): Pr
   return db.selectFrom('waitlist_entries').selectAll().where('event_id', '=', eventId).where('status', '=', 'WAITING').orderBy('id').limit(limit).execute();
 }
 
-/** Events with someone waiting. */
+/**
+ * Events with someone waiting: of the events with a gate (every event that ever had a waiting list),
+ * those with a WAITING entry, one index probe each (a DISTINCT over the entries read every WAITING entry
+ * of every event each round).
+ */
 export async function eventsWithWaiting(db: Db, limit: number): Promise<number[]> {
-  const rows = await db.selectFrom('waitlist_entries').select('event_id').distinct().where('status', '=', 'WAITING').orderBy('event_id').limit(limit).execute();
+  const rows = await db
+    .selectFrom('waitlist_gates as g')
+    .select('g.event_id')
+    .where((eb) => eb.exists(eb.selectFrom('waitlist_entries as e').select('e.id').whereRef('e.event_id', '=', 'g.event_id').where('e.status', '=', 'WAITING')))
+    .orderBy('g.event_id')
+    .limit(limit)
+    .execute();
   return rows.map((r) => r.event_id);
 }
 

@@ -5,6 +5,7 @@ import * as claimedReferences from './002-claimed-references.js';
 import * as webhooks from './003-webhooks.js';
 import * as waitlist from './004-waitlist.js';
 import * as releaseEvent from './005-release-event.js';
+import * as confirmingIndex from './006-confirming-index.js';
 
 /** Every migration of ticket_data.db, by name; names sort in the order they apply. */
 export const ticketMigrations = (dialect: StoreDialect): Record<string, Migration> => ({
@@ -13,4 +14,5 @@ export const ticketMigrations = (dialect: StoreDialect): Record<string, Migratio
   '003-webhooks': webhooks.forDialect(dialect),
   '004-waitlist': waitlist.forDialect(dialect),
   '005-release-event': releaseEvent.migration,
+  '006-confirming-index': confirmingIndex.migration,
 });
