@@ -10,8 +10,11 @@
  * A reference is also a bearer secret (`X-Ticket-Reference` reads and cancels a ticket), so every bit
  * after the time is fresh randomness from the `uuid` library's CSPRNG: 73 random bits. The library's
  * default for v7, a counter within the millisecond, would make a neighbour's reference guessable
- * from one's own; passing options (`{}`) takes the sequence from the random bytes instead.
+ * from one's own; passing options takes the sequence from the random bytes instead. The bytes come
+ * from a pool refilled from the CSPRNG (platform/random-pool.ts): the library asks the CSPRNG for
+ * 16 bytes per id, a system call each time.
  */
 import { v7 } from 'uuid';
+import { takeRandom } from './random-pool.js';
 
-export const newReference = (): string => v7({});
+export const newReference = (): string => v7({ random: takeRandom(16) });

@@ -5,11 +5,11 @@
  * caller's `tracestate` unchanged), and its answer carries `traceresponse` (Trace Context Level 2),
  * so that a caller who sent no `traceparent` learns the trace to look for in the logs.
  */
-import { randomFillSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger as PinoLogger } from 'pino';
 import type { CallOrigin } from '../openapi/client.js';
+import { takeRandom } from './random-pool.js';
 
 /** A `traceparent` header's fields, as sent. */
 export interface Traceparent {
@@ -60,18 +60,10 @@ export function parseTraceparent(header: string | string[] | undefined): Tracepa
   return { version, traceId, parentId, flags };
 }
 
-// Random ids drawn from a refilled pool: one randomFillSync per few hundred requests instead of one each.
-const pool = Buffer.allocUnsafe(4096);
-let poolOffset = pool.length;
-
+/** A random id of `bytes` bytes in hex, never all zeros (which W3C Trace Context forbids). */
 function randomHex(bytes: number): string {
   for (;;) {
-    if (poolOffset + bytes > pool.length) {
-      randomFillSync(pool);
-      poolOffset = 0;
-    }
-    const hex = pool.toString('hex', poolOffset, poolOffset + bytes);
-    poolOffset += bytes;
+    const hex = takeRandom(bytes).toString('hex');
     if (!ALL_ZERO.test(hex)) return hex;
   }
 }

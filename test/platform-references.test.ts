@@ -1,5 +1,6 @@
-/** New references (platform/references.ts): UUIDv7, ordered by time, and random after the time (they are bearer secrets). */
+/** New references (platform/references.ts): UUIDv7, ordered by time, and random after the time (they are bearer secrets); the random pool under them (platform/random-pool.ts). */
 import t from 'tap';
+import { takeRandom } from '../platform/random-pool.js';
 import { newReference } from '../platform/references.js';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -41,4 +42,14 @@ t.test('within one millisecond the bits after the time are random, not a counter
   t.ok(pairs >= 100, `enough pairs shared a millisecond (${pairs})`);
   t.ok(ascending / pairs < 0.7, `${ascending} of ${pairs} same-millisecond pairs ascend: not a counter`);
   t.equal(seen.size, 8000, 'all different');
+});
+
+t.test('the random pool hands every byte out once, across refills', async (t) => {
+  // 4 KiB per refill: 1,000 takes of 16 bytes cross three refills.
+  const seen = new Set<string>();
+  for (let i = 0; i < 1000; i += 1) seen.add(takeRandom(16).toString('hex'));
+  t.equal(seen.size, 1000, 'no two takes alike');
+  const odd = takeRandom(4000);
+  t.equal(odd.length, 4000, 'a take that does not fit what is left comes whole from a refill');
+  t.throws(() => takeRandom(4097), RangeError, 'more than the pool at once is refused');
 });
