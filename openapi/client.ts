@@ -5,6 +5,7 @@
  * call event-service and by the CLI to call both.
  */
 import { BalancedPool, Pool } from 'undici';
+import { AbortSwitch } from './abort-switch.js';
 import { specOperations, type ServiceName } from './spec.js';
 import type { operations as EventOperations } from './generated/event-service.js';
 import type { operations as TicketOperations } from './generated/ticket-service.js';
@@ -133,8 +134,8 @@ export class ServiceClient<Ops> {
       headers['content-type'] = 'application/json';
     }
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
-    // One budget for the whole call. (A plain timer: AbortSignal.timeout costs several times more per call.)
-    const budget = new AbortController();
+    // One budget for the whole call. (A plain timer and a light switch: AbortSignal.timeout and an AbortController cost several times more per call.)
+    const budget = new AbortSwitch();
     const timer = setTimeout(() => budget.abort(new DOMException(`no answer in ${timeoutMs} ms`, 'TimeoutError')), timeoutMs);
     const abandon = () => budget.abort(options.signal?.reason);
     if (options.signal?.aborted) abandon();
@@ -147,7 +148,7 @@ export class ServiceClient<Ops> {
         path: this.basePath + path,
         headers,
         body: payload,
-        signal: budget.signal,
+        signal: budget,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });

@@ -16,6 +16,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { Webhook } from 'standardwebhooks';
+import { AbortSwitches } from '../../openapi/abort-switch.js';
 import { webhookPrivateUrlsAllowed } from '../../platform/config.js';
 import * as store from '../store/webhooks.js';
 import type { TicketServiceContext } from './context.js';
@@ -99,11 +100,14 @@ export class WebhookDispatcher {
   private lastHousekeeping = 0;
   private readonly agent: Agent;
   private readonly allowPrivate: boolean;
+  /** The attempts' aborts, all pulled when the service stops. */
+  private readonly switches: AbortSwitches;
   /** Told about every attempt's outcome (metrics hook up here). */
   readonly reports: Array<(report: AttemptReport) => void> = [];
 
   constructor(private readonly context: TicketServiceContext) {
     this.allowPrivate = webhookPrivateUrlsAllowed(context.config);
+    this.switches = new AbortSwitches(context.stopping);
     const timeout = context.config.WEBHOOK_TIMEOUT_SECONDS * 1000;
     this.agent = new Agent({
       connect: { timeout, ...(this.allowPrivate ? {} : { lookup: checkedLookup }) },
@@ -263,20 +267,18 @@ export class WebhookDispatcher {
     const timestamp = new Date();
     const secrets = [delivery.secret];
     if (delivery.previous_secret && delivery.previous_secret_until && delivery.previous_secret_until > timestamp.toISOString()) secrets.push(delivery.previous_secret);
-    const budget = new AbortController();
+    // Aborted by the timer (one budget for the whole attempt) or by shutdown.
+    const { switch: budget, done } = this.switches.open();
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       budget.abort(new Error(`no answer in ${timeoutMs} ms`));
     }, timeoutMs);
-    const abandon = () => budget.abort(this.context.stopping.reason);
-    if (this.context.stopping.aborted) abandon();
-    else this.context.stopping.addEventListener('abort', abandon, { once: true });
     try {
       const answer = await request(delivery.url, {
         method: 'POST',
         dispatcher: this.agent,
-        signal: budget.signal,
+        signal: budget,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         headers: {
@@ -295,7 +297,7 @@ export class WebhookDispatcher {
       return { statusCode: null, excerpt: null, error: describeError(error, timeoutMs, timedOut) };
     } finally {
       clearTimeout(timer);
-      this.context.stopping.removeEventListener('abort', abandon);
+      done();
     }
   }
 
