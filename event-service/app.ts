@@ -52,6 +52,7 @@ export async function buildEventApp(config: EventServiceConfig, options: BuildOp
     onFatal: (error) => stopOnLostDurability(app, error),
     // The message only: pg attaches the whole client to the error.
     onConnectionError: (error) => app.log.warn({ error: error.message }, 'a database connection was lost; the pool replaces it'),
+    onCheckpointError: (error) => app.log.warn({ error: error.message }, 'a WAL checkpoint failed; it is tried again'),
     instruments: metrics?.service.storeInstruments(),
     pool: { size: config.DATABASE_POOL_SIZE, processes: config.WORKERS },
   });

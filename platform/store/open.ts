@@ -19,6 +19,8 @@ export interface StoreOptions {
   onFatal: (error: unknown) => void;
   /** A connection of the pool was lost: worth a log line, nothing more (the pool replaces it). */
   onConnectionError: (error: Error) => void;
+  /** SQLite: a checkpoint of the worker thread failed (platform/store/sqlite/checkpointer.ts): worth a log line, nothing more. */
+  onCheckpointError?: (error: Error) => void;
   /** Where the store reports batches, flushes or pool usage (metrics). */
   instruments?: StoreInstruments;
   /** PostgreSQL: connections per process (DATABASE_POOL_SIZE), and processes of the service (WORKERS). */
@@ -40,7 +42,7 @@ export async function openServiceStore<DB>(options: StoreOptions): Promise<Servi
     });
   }
   return {
-    ...(await openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal, ...(options.instruments ? { instruments: options.instruments } : {}) })),
+    ...(await openSqliteStore<DB>({ path: options.sqlitePath, synchronous: options.synchronous, migrations: options.migrations('sqlite'), onFatal: options.onFatal, ...(options.onCheckpointError ? { onCheckpointError: options.onCheckpointError } : {}), ...(options.instruments ? { instruments: options.instruments } : {}) })),
     warnings: [],
   };
 }

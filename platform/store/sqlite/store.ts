@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
 import type { ServiceStore, StoreInstruments } from '../service-store.js';
+import { WalCheckpointer } from './checkpointer.js';
 import { GroupCommitter } from './group-commit.js';
 import { WalSync } from './wal-sync.js';
 import { WithoutRowLocks } from './row-locks.js';
@@ -73,7 +74,7 @@ export interface SqliteStore<DB> extends ServiceStore<DB> {
  * changes are answered (platform/store/sqlite/wal-sync.ts): what is answered is on disk, as at FULL.
  */
 export async function openSqliteStore<DB>(
-  options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void; instruments?: StoreInstruments },
+  options: SqliteOptions & { migrations: Record<string, Migration>; onFatal?: (error: unknown) => void; onCheckpointError?: (error: Error) => void; instruments?: StoreInstruments },
 ): Promise<SqliteStore<DB> & { migrated: string[] }> {
   const flushOffThread = options.synchronous === 'FULL' && options.path !== ':memory:';
   const database = openSqlite({ path: options.path, synchronous: flushOffThread ? 'NORMAL' : options.synchronous });
@@ -94,6 +95,8 @@ export async function openSqliteStore<DB>(
     await db.destroy();
     throw error;
   }
+  // A file's WAL is copied into it by a worker thread, not inside the service's commits.
+  const checkpointer = options.path === ':memory:' ? undefined : new WalCheckpointer(database, options.path, options.onCheckpointError ?? (() => undefined));
   const instruments = options.instruments?.sqlite();
   const committer = new GroupCommitter(db, {
     ...(wal ? { durable: () => wal.flush(), ...(options.onFatal ? { onFatal: options.onFatal } : {}) } : {}),
@@ -112,6 +115,7 @@ export async function openSqliteStore<DB>(
       // Changes asked for from now on are refused; those under way finish and are flushed.
       await committer.drain();
       await wal?.close();
+      await checkpointer?.close();
       await db.destroy();
     },
   };
