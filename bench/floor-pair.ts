@@ -23,6 +23,8 @@ export interface Floor {
   front: RunningServer;
   /** Tickets written so far. */
   tickets(): number;
+  /** Webhook deliveries its receiver took so far (0 without delivery). */
+  delivered(): number;
   /** Stops both servers and the receiver; how many deliveries the receiver took. */
   stop(): Promise<number>;
 }
@@ -53,6 +55,7 @@ export async function startFloor(options: { directory: string; delivery: boolean
     catalogue: { firstId: seeded.catalogue.firstId, lastId: seeded.catalogue.lastId },
     back,
     front,
+    delivered: () => receiver?.received() ?? 0,
     tickets: () => {
       const db = new Database(ticketsPath, { readonly: true });
       try {

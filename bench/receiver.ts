@@ -9,6 +9,8 @@ import { ticketServiceClient } from '../openapi/client.js';
 
 export interface Receiver {
   url: string;
+  /** Deliveries taken so far. */
+  received: () => number;
   /** Closes it; how many deliveries it took. */
   stop: () => number;
 }
@@ -26,6 +28,7 @@ export async function startReceiver(): Promise<Receiver> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
+    received: () => received,
     stop: () => {
       server.closeAllConnections();
       server.close();
@@ -35,7 +38,7 @@ export async function startReceiver(): Promise<Receiver> {
 }
 
 /** A receiver subscribed to every event type of the ticket-service at `ticketUrl`; `stop` deletes the subscription too. */
-export async function startWebhookSubscriber(ticketUrl: string, description: string): Promise<{ stop: () => Promise<number> }> {
+export async function startWebhookSubscriber(ticketUrl: string, description: string): Promise<{ received: () => number; stop: () => Promise<number> }> {
   const receiver = await startReceiver();
   const tickets = ticketServiceClient({ baseUrl: ticketUrl, timeoutMs: 10_000 });
   const created = await tickets.call('createWebhook', { body: { url: receiver.url, events: ['*'], description } });
@@ -45,6 +48,7 @@ export async function startWebhookSubscriber(ticketUrl: string, description: str
     throw new Error(`could not subscribe the bench's webhook receiver (HTTP ${created.status}): ${created.problem.detail ?? created.problem.title}`);
   }
   return {
+    received: receiver.received,
     stop: async () => {
       let received = 0;
       try {

@@ -137,9 +137,9 @@ const WEBHOOK_ROUND_SECONDS = QUICK ? 1 : 3;
 const METRICS_CONNECTIONS = 64;
 const SCRAPE_INTERVAL_MS = 250;
 /** Past this the run stops what is going on, skips the rest and reports what it has... */
-const BUDGET_MS = 300_000;
+const BUDGET_MS = 360_000;
 /** ...and past this it exits whatever is still running. */
-const HARD_LIMIT_MS = 320_000;
+const HARD_LIMIT_MS = 380_000;
 
 const TARGETS = {
   /** The storm's purchases/s against the reference's requests/s at the same connections (median of the rounds). */
@@ -159,7 +159,19 @@ interface StormSeries {
    * Each round: the reference, the floor (SQLite only) and the storm right after each other, and the
    * ratios: storm to reference (the issue's target), floor to reference, storm to floor.
    */
-  rounds: Array<{ referencePerSecond: number; stormPerSecond: number; stormP99Ms: number; ratio: number; floorPerSecond?: number; floorRatio?: number; stormToFloor?: number }>;
+  rounds: Array<{
+    referencePerSecond: number;
+    stormPerSecond: number;
+    stormP99Ms: number;
+    ratio: number;
+    /** Webhook deliveries the subscriber took per second during the storm, and how long after it they caught up with its purchases. */
+    stormDeliveriesPerSecond?: number;
+    stormDeliveriesCaughtUpSeconds?: number;
+    floorPerSecond?: number;
+    floorRatio?: number;
+    stormToFloor?: number;
+    floorDeliveriesCaughtUpSeconds?: number;
+  }>;
   /** All rounds together (rates over the total time, percentiles weighted by answers). */
   reference: CannonResult;
   storm: CannonResult & { costs?: PurchaseCosts };
@@ -354,8 +366,10 @@ function report(results: Results): string {
     const floorCosts = series.floor?.costs;
     if (floorCosts) {
       lines.push(
-        `floor at ${series.connections} connections, CPU per purchase (${number(floorCosts.purchases)} purchases; ms): ` +
+        `floor at ${series.connections} connections, CPU per purchase${OPTIONS.withoutSubscriber ? '' : ' with its delivery'} (${number(floorCosts.purchases)} purchases; ms): ` +
           Object.entries(floorCosts.cpuMsPerPurchase)
+            // A process that came and went (a PostgreSQL backend of another client) shows as 0.000.
+            .filter(([, perPurchase]) => perPurchase >= 0.0005)
             .sort(([, a], [, b]) => b - a)
             .map(([group, perPurchase]) => `${floorSideName(group)} ${perPurchase.toFixed(3)}`)
             .join(', '),
@@ -365,7 +379,7 @@ function report(results: Results): string {
     if (!costs) continue;
     const groups = Object.entries(costs.cpuMsPerPurchase).sort(([, a], [, b]) => b - a);
     lines.push(
-      `storm at ${series.connections} connections, CPU per purchase (${number(costs.purchases)} purchases; ms, and share of all cores): ` +
+      `storm at ${series.connections} connections, CPU per purchase${results.webhookSubscriber ? ' with its delivery' : ''} (${number(costs.purchases)} purchases; ms, and share of all cores): ` +
         groups.map(([group, perPurchase]) => `${group} ${perPurchase.toFixed(3)} (${((costs.cpuShare[group] ?? 0) * 100).toFixed(0)}%)`).join(', '),
     );
     if (costs.commitsPerPurchase) {
@@ -688,7 +702,7 @@ async function runServiceScenarios(
   const subscriber = OPTIONS.withoutSubscriber ? undefined : await startWebhookSubscriber(ticket.url, 'bench: a receiver that answers at once');
   try {
     if (OPTIONS.scenarios.has('storm')) {
-      const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference${OPTIONS.store === 'sqlite' ? ' and the floor' : ''}, after a ${STORM_WARMUP_SECONDS} s warm-up`, () => runStorms(services, seeded));
+      const storms = await scenario(`purchase storms at ${STORM_CONNECTIONS.join(' and ')} connections: ${ROUNDS} rounds of ${STORM_ROUND_SECONDS} s each, interleaved with the reference${OPTIONS.store === 'sqlite' ? ' and the floor' : ''}, after a ${STORM_WARMUP_SECONDS} s warm-up`, () => runStorms(services, seeded, subscriber));
       if (storms) results.storms = storms;
     }
     await runOtherScenarios(results, seeded, services, scenario);
@@ -722,19 +736,45 @@ type Services = {
  * The storm at each connection count, in rounds: the reference at those connections, then the storm
  * right after it, so that both see the machine in the same minute. CPU is accounted per storm run.
  */
-async function runStorms(services: Services, seeded: SeededEvents): Promise<StormSeries[]> {
+/**
+ * Waits until a webhook receiver has taken `target()` deliveries (one per purchase of the storms), or
+ * took none for 10 s, or 60 s passed; the seconds it waited. Deliveries fall behind purchases during
+ * a storm (they run beside the purchases and yield to them); caught up, the next run does not share
+ * the machine with the last one's deliveries, and the last one's CPU includes them.
+ */
+async function deliveriesCaughtUp(received: () => number, target: () => number | Promise<number>): Promise<number> {
+  const started = performance.now();
+  let last = received();
+  let lastProgress = started;
+  const goal = await target();
+  while (received() < goal && performance.now() - started < 60_000 && performance.now() - lastProgress < 10_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (received() > last) {
+      last = received();
+      lastProgress = performance.now();
+    }
+  }
+  return (performance.now() - started) / 1000;
+}
+
+async function runStorms(services: Services, seeded: SeededEvents, subscriber: { received: () => number } | undefined): Promise<StormSeries[]> {
   const { event, ticket } = services;
   const reference = await startReference();
   // The floor (SQLite: what the services' own store is measured against), with a subscriber when the services have one.
   const floorDirectory = OPTIONS.store === 'sqlite' ? mkdtempSync(join(os.tmpdir(), 'eventsync-bench-floor-')) : undefined;
-  type FloorRun = { run: CannonResult; purchases: number; account: CpuAccount | undefined };
-  const runs = new Map<number, Array<{ reference: CannonResult; storm: CannonResult; purchases: number; account: CpuAccount | undefined; floor?: FloorRun; before?: ServerCounters; after?: ServerCounters }>>();
+  type FloorRun = { run: CannonResult; purchases: number; account: CpuAccount | undefined; caughtUpSeconds: number };
+  const runs = new Map<number, Array<{ reference: CannonResult; storm: CannonResult; purchases: number; account: CpuAccount | undefined; delivery?: { deliveriesPerSecond: number; caughtUpSeconds: number }; floor?: FloorRun; before?: ServerCounters; after?: ServerCounters }>>();
   let floor: Floor | undefined;
   try {
     if (floorDirectory) floor = await startFloor({ directory: floorDirectory, delivery: !OPTIONS.withoutSubscriber });
     const warmups = [cannon(ticket.url, STORM_WARMUP_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds }, STORM_CONNECTIONS[0])];
     if (floor) warmups.push(cannon(floor.url, STORM_WARMUP_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: floor.eventIds }, STORM_CONNECTIONS[0]));
     for (const spec of warmups) await runWorker<CannonResult>(spec, workerTimeout(spec));
+    const started = floor;
+    const floorCaughtUp = async () => (started ? deliveriesCaughtUp(() => started.delivered(), () => started.tickets()) : 0);
+    const stormCaughtUp = async () => (subscriber ? deliveriesCaughtUp(subscriber.received, () => ticketCount(ticket.url)) : 0);
+    await floorCaughtUp();
+    await stormCaughtUp();
     for (let round = 0; round < ROUNDS; round += 1) {
       for (const connections of STORM_CONNECTIONS) {
         const referenceSpec = cannon(reference.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: Array.from({ length: STORM_EVENTS }, (_, i) => i + 1) }, connections);
@@ -745,17 +785,23 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
           const floorBefore = floor.tickets();
           const floorCpu = startCpuAccounting({ services: { 'event-service': floor.back.process.pid, 'ticket-service': floor.front.process.pid } });
           const run = await runWorker<CannonResult>(floorSpec, workerTimeout(floorSpec));
-          floorRun = { run, account: floorCpu.end(run.cpuSeconds), purchases: floor.tickets() - floorBefore };
+          const purchases = floor.tickets() - floorBefore;
+          const caughtUpSeconds = await floorCaughtUp();
+          floorRun = { run, account: floorCpu.end(run.cpuSeconds), purchases, caughtUpSeconds };
         }
         const spec = cannon(ticket.url, STORM_ROUND_SECONDS, { kind: 'purchase', path: '/tickets', eventIds: seeded.stormEventIds }, connections);
         const names = services.databases;
         const before = names ? await readServerCounters(SERVER_URL, names) : undefined;
         const ticketsBefore = await ticketCount(ticket.url);
+        const deliveredBefore = subscriber?.received() ?? 0;
         const cpu = startCpuAccounting({ services: { 'event-service': event.process.pid, 'ticket-service': ticket.process.pid }, ...(names ? { databases: names } : {}) });
         const storm = await runWorker<CannonResult>(spec, workerTimeout(spec));
-        const account = cpu.end(storm.cpuSeconds);
         // Every ticket the window made (the warm-up's too, which the CPU window also covers).
         const purchases = (await ticketCount(ticket.url)) - ticketsBefore;
+        const deliveredInWindow = subscriber ? subscriber.received() - deliveredBefore : 0;
+        const caughtUpSeconds = await stormCaughtUp();
+        // The CPU of the purchases and of their deliveries.
+        const account = cpu.end(storm.cpuSeconds);
         let after: ServerCounters | undefined;
         if (names) {
           // pg_stat_database is updated when a backend's statistics are flushed (at most a second late).
@@ -764,9 +810,11 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
         }
         log(
           `  round ${round + 1}, ${connections} connections: reference ${number(referenceRun.okPerSecond)} req/s, ` +
-            `${floorRun ? `floor ${number(floorRun.run.okPerSecond)} purchases/s (p99 ${ms(floorRun.run.latencyMs.p99)}), ` : ''}storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)})`,
+            `${floorRun ? `floor ${number(floorRun.run.okPerSecond)} purchases/s (p99 ${ms(floorRun.run.latencyMs.p99)}; deliveries caught up ${floorRun.caughtUpSeconds.toFixed(1)} s after), ` : ''}` +
+            `storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)}${subscriber ? `; ${number(deliveredInWindow / (STORM_ROUND_SECONDS + WARMUP_SECONDS))} deliveries/s during it, caught up ${caughtUpSeconds.toFixed(1)} s after` : ''})`,
         );
-        runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(floorRun ? { floor: floorRun } : {}), ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
+        const delivery = subscriber ? { deliveriesPerSecond: deliveredInWindow / (STORM_ROUND_SECONDS + WARMUP_SECONDS), caughtUpSeconds } : undefined;
+        runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(delivery ? { delivery } : {}), ...(floorRun ? { floor: floorRun } : {}), ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
       }
     }
   } finally {
@@ -780,8 +828,10 @@ async function runStorms(services: Services, seeded: SeededEvents): Promise<Stor
       stormPerSecond: run.storm.okPerSecond,
       stormP99Ms: run.storm.latencyMs.p99,
       ratio: run.reference.okPerSecond > 0 ? run.storm.okPerSecond / run.reference.okPerSecond : 0,
+      ...(run.delivery ? { stormDeliveriesPerSecond: run.delivery.deliveriesPerSecond, stormDeliveriesCaughtUpSeconds: run.delivery.caughtUpSeconds } : {}),
       ...(run.floor
         ? {
+            floorDeliveriesCaughtUpSeconds: run.floor.caughtUpSeconds,
             floorPerSecond: run.floor.run.okPerSecond,
             floorRatio: run.reference.okPerSecond > 0 ? run.floor.run.okPerSecond / run.reference.okPerSecond : 0,
             stormToFloor: run.floor.run.okPerSecond > 0 ? run.storm.okPerSecond / run.floor.run.okPerSecond : 0,
