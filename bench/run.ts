@@ -729,14 +729,6 @@ type Services = {
 };
 
 /**
- * A receiver subscribed to every event type that answers each delivery at once with 204, as a
- * deployment's mail or CRM system would: purchases pay for their webhook event rows and deliveries.
- */
-/**
- * The storm at each connection count, in rounds: the reference at those connections, then the storm
- * right after it, so that both see the machine in the same minute. CPU is accounted per storm run.
- */
-/**
  * Waits until a webhook receiver has taken `target()` deliveries (one per purchase of the storms), or
  * took none for 10 s, or 60 s passed; the seconds it waited. Deliveries fall behind purchases during
  * a storm (they run beside the purchases and yield to them); caught up, the next run does not share
@@ -757,6 +749,11 @@ async function deliveriesCaughtUp(received: () => number, target: () => number |
   return (performance.now() - started) / 1000;
 }
 
+/**
+ * The storm at each connection count, in rounds: the reference at those connections, then the storm
+ * right after it, so that both see the machine in the same minute. CPU is accounted per storm run, its
+ * deliveries included.
+ */
 async function runStorms(services: Services, seeded: SeededEvents, subscriber: { received: () => number } | undefined): Promise<StormSeries[]> {
   const { event, ticket } = services;
   const reference = await startReference();
@@ -808,12 +805,12 @@ async function runStorms(services: Services, seeded: SeededEvents, subscriber: {
           await new Promise((resolve) => setTimeout(resolve, 1500));
           after = await readServerCounters(SERVER_URL, names);
         }
+        const delivery = subscriber ? { deliveriesPerSecond: deliveredInWindow / (STORM_ROUND_SECONDS + WARMUP_SECONDS), caughtUpSeconds } : undefined;
         log(
           `  round ${round + 1}, ${connections} connections: reference ${number(referenceRun.okPerSecond)} req/s, ` +
             `${floorRun ? `floor ${number(floorRun.run.okPerSecond)} purchases/s (p99 ${ms(floorRun.run.latencyMs.p99)}; deliveries caught up ${floorRun.caughtUpSeconds.toFixed(1)} s after), ` : ''}` +
-            `storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)}${subscriber ? `; ${number(deliveredInWindow / (STORM_ROUND_SECONDS + WARMUP_SECONDS))} deliveries/s during it, caught up ${caughtUpSeconds.toFixed(1)} s after` : ''})`,
+            `storm ${number(storm.okPerSecond)} purchases/s (p99 ${ms(storm.latencyMs.p99)}${delivery ? `; ${number(delivery.deliveriesPerSecond)} deliveries/s during it, caught up ${delivery.caughtUpSeconds.toFixed(1)} s after` : ''})`,
         );
-        const delivery = subscriber ? { deliveriesPerSecond: deliveredInWindow / (STORM_ROUND_SECONDS + WARMUP_SECONDS), caughtUpSeconds } : undefined;
         runs.set(connections, [...(runs.get(connections) ?? []), { reference: referenceRun, storm, purchases, account, ...(delivery ? { delivery } : {}), ...(floorRun ? { floor: floorRun } : {}), ...(before ? { before } : {}), ...(after ? { after } : {}) }]);
       }
     }

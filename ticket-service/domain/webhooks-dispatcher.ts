@@ -16,7 +16,7 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { Webhook } from 'standardwebhooks';
-import { AbortSwitches } from '../../openapi/abort-switch.js';
+import { callBudget } from '../../openapi/abort-switch.js';
 import { webhookPrivateUrlsAllowed } from '../../platform/config.js';
 import * as store from '../store/webhooks.js';
 import type { TicketServiceContext } from './context.js';
@@ -100,14 +100,11 @@ export class WebhookDispatcher {
   private lastHousekeeping = 0;
   private readonly agent: Agent;
   private readonly allowPrivate: boolean;
-  /** The attempts' aborts, all pulled when the service stops. */
-  private readonly switches: AbortSwitches;
   /** Told about every attempt's outcome (metrics hook up here). */
   readonly reports: Array<(report: AttemptReport) => void> = [];
 
   constructor(private readonly context: TicketServiceContext) {
     this.allowPrivate = webhookPrivateUrlsAllowed(context.config);
-    this.switches = new AbortSwitches(context.stopping);
     const timeout = context.config.WEBHOOK_TIMEOUT_SECONDS * 1000;
     this.agent = new Agent({
       connect: { timeout, ...(this.allowPrivate ? {} : { lookup: checkedLookup }) },
@@ -267,18 +264,13 @@ export class WebhookDispatcher {
     const timestamp = new Date();
     const secrets = [delivery.secret];
     if (delivery.previous_secret && delivery.previous_secret_until && delivery.previous_secret_until > timestamp.toISOString()) secrets.push(delivery.previous_secret);
-    // Aborted by the timer (one budget for the whole attempt) or by shutdown.
-    const { switch: budget, done } = this.switches.open();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      budget.abort(new Error(`no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
+    // One budget for the whole attempt, pulled by its timer or by shutdown.
+    const budget = callBudget(timeoutMs, () => new Error(`no answer in ${timeoutMs} ms`), this.context.stopping);
     try {
       const answer = await request(delivery.url, {
         method: 'POST',
         dispatcher: this.agent,
-        signal: budget,
+        signal: budget.switch,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         headers: {
@@ -294,10 +286,9 @@ export class WebhookDispatcher {
       return { statusCode: answer.statusCode, excerpt, error: null };
     } catch (error) {
       if (this.context.stopping.aborted) return 'aborted';
-      return { statusCode: null, excerpt: null, error: describeError(error, timeoutMs, timedOut) };
+      return { statusCode: null, excerpt: null, error: describeError(error, timeoutMs, budget.timedOut()) };
     } finally {
-      clearTimeout(timer);
-      done();
+      budget.end();
     }
   }
 
