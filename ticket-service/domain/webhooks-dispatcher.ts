@@ -6,8 +6,8 @@
  * - attempts: due deliveries (`status = 'pending' AND next_attempt_at <= now`, unleased) are claimed
  *   with a lease (a conditional update each, never a row lock held across the call), a few per
  *   endpoint at a time; a delivered attempt claims its endpoint's next due delivery as it is recorded
- *   (`mayChain`). Each is POSTed with undici: signed afresh each attempt with `standardwebhooks`
- *   (the same `webhook-id` every time; both secrets sign during a rotation), one timeout for the
+ *   (`mayChain`). Each is POSTed with undici: signed afresh each attempt as Standard Webhooks says
+ *   (webhooks-signing.ts: the same `webhook-id` every time; both secrets sign during a rotation), one timeout for the
  *   whole attempt, redirects not followed, the address checked at connect time;
  * - retries with exponential backoff and jitter until `retry_until`, then `failed`; an endpoint to
  *   which every attempt failed for WEBHOOK_RETRY_HOURS is disabled at its next failed attempt;
@@ -15,12 +15,12 @@
  * Attempts run beside the loop, never inside a purchase: a slow receiver costs only its own slots.
  */
 import { Agent, request, type Dispatcher } from 'undici';
-import { Webhook } from 'standardwebhooks';
 import { callBudget } from '../../openapi/abort-switch.js';
 import { webhookPrivateUrlsAllowed } from '../../platform/config.js';
 import * as store from '../store/webhooks.js';
 import type { TicketServiceContext } from './context.js';
 import { checkedLookup, urlRefusal } from './webhooks-safety.js';
+import { signatures } from './webhooks-signing.js';
 import { retryUntil } from './webhooks.js';
 
 /** Attempts in flight to one endpoint, per process. */
@@ -62,11 +62,6 @@ interface AttemptResult {
 function backoffMs(baseSeconds: number, attempts: number): number {
   const plain = Math.min(MAX_BACKOFF_MS, baseSeconds * 1000 * 3 ** Math.max(0, attempts - 1));
   return Math.round(plain * (0.8 + Math.random() * 0.4));
-}
-
-/** The `webhook-signature` header: one `v1,…` signature per secret in use. */
-export function signatures(secrets: string[], messageId: string, timestamp: Date, payload: string): string {
-  return secrets.map((secret) => new Webhook(secret).sign(messageId, timestamp, payload)).join(' ');
 }
 
 async function readExcerpt(body: Dispatcher.ResponseData['body']): Promise<string> {
