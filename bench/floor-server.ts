@@ -6,7 +6,7 @@
  * writes the ticket and its `ticket.reserved` event row. Given a webhook URL (the bench's storms run
  * with one subscriber, as the issue asks), the front also writes the event's delivery row, already
  * claimed, in that transaction, and after answering POSTs the event to the URL, signed with
- * `standardwebhooks`, at most 4 at a time (EventSync's per-endpoint limit), then records the
+ * `standardwebhooks`, at most 16 at a time (EventSync's default per-endpoint limit), then records the
  * attempt's outcome in the delivery row (group-committed like the rest). Each side commits what
  * arrived together in one transaction (group commit) on the services' own schemas (their
  * migrations), and answers only once that commit is durable: as the services do at
@@ -133,7 +133,7 @@ function webhookDelivery(db: Database.Database, commit: <T>(change: () => T) => 
   );
   const signer = new Webhook(`whsec_${Buffer.from('floor-server-webhook-secret-32by').toString('base64')}`);
   const target = new URL(url);
-  const pool = new Pool(target.origin, { connections: 4, keepAliveTimeout: 10_000 });
+  const pool = new Pool(target.origin, { connections: 16, keepAliveTimeout: 10_000 });
   return {
     /** In the purchase's transaction: the delivery row, claimed by this process until `lease`. */
     record(eventId: number, now: string, lease: string): number {

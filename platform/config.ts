@@ -61,6 +61,12 @@ export const TicketServiceConfigSchema = Type.Object({
   EVENT_SERVICE_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 5 }),
   /** One webhook delivery attempt's budget (connect, answer and body). */
   WEBHOOK_TIMEOUT_SECONDS: Type.Number({ exclusiveMinimum: 0, maximum: 300, default: 10 }),
+  /**
+   * Attempts in flight to one webhook endpoint, per process. Each attempt's outcome waits for its
+   * durable commit before the endpoint's next delivery goes, so this bounds how fast deliveries keep
+   * up under load (node dist/bench/deliveries.js); lower it for a receiver that cannot take as many.
+   */
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 64, default: 16 }),
   /** How long a delivery is retried before it is `failed`, and how long an endpoint fails everything before it is disabled. */
   WEBHOOK_RETRY_HOURS: Type.Number({ exclusiveMinimum: 0, maximum: 8760, default: 72 }),
   /** The first retry's delay; each next one is three times longer (with jitter). Lowered by tests. */

@@ -121,6 +121,25 @@ t.test('on shutdown an attempt in flight is aborted at once and stays due, its a
   t.equal((await logged())?.attempts, 1, 'the aborted attempt was not counted');
 });
 
+t.test('by default 16 attempts run at once to an endpoint with deliveries waiting, never more (WEBHOOK_CONCURRENCY)', async (t) => {
+  const receiver = await startReceiver(t);
+  receiver.delayMs = 300;
+  let inFlight = 0;
+  let mostInFlight = 0;
+  receiver.answer = () => {
+    inFlight += 1;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    setTimeout(() => (inFlight -= 1), receiver.delayMs);
+    return 200;
+  };
+  const app = await ticketApp(t, tempDir(t));
+  const created = await app.inject({ method: 'POST', url: '/webhooks', payload: { url: receiver.url, events: ['*'] } });
+  const id = (created.json() as { id: number }).id;
+  for (let i = 0; i < 30; i += 1) await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
+  t.ok(await eventually(async () => receiver.deliveries.length === 30, 10_000), 'all 30 delivered');
+  t.equal(mostInFlight, 16, `16 attempts at once, never more (${mostInFlight})`);
+});
+
 t.test('delivered deliveries leave the log after WEBHOOK_RETENTION_DAYS', async (t) => {
   const receiver = await startReceiver(t);
   // 0.00002 days is about 1.7 s.

@@ -23,9 +23,7 @@ import { checkedLookup, urlRefusal } from './webhooks-safety.js';
 import { signatures } from './webhooks-signing.js';
 import { retryUntil } from './webhooks.js';
 
-/** Attempts in flight to one endpoint, per process. */
-export const ENDPOINT_CONCURRENCY = 4;
-/** Attempts in flight in all, per process. */
+/** Attempts in flight in all, per process, at least (WEBHOOK_CONCURRENCY, per endpoint, may raise it: see the constructor). */
 const TOTAL_CONCURRENCY = 64;
 const FAN_OUT_BATCH = 200;
 /** Batches a round fans out at most: with deliveries chained, rounds run less often under load, and fan-out must keep up. */
@@ -95,15 +93,21 @@ export class WebhookDispatcher {
   private lastHousekeeping = 0;
   private readonly agent: Agent;
   private readonly allowPrivate: boolean;
+  /** Attempts in flight to one endpoint (WEBHOOK_CONCURRENCY), and in all. */
+  private readonly endpointConcurrency: number;
+  private readonly totalConcurrency: number;
   /** Told about every attempt's outcome (metrics hook up here). */
   readonly reports: Array<(report: AttemptReport) => void> = [];
 
   constructor(private readonly context: TicketServiceContext) {
     this.allowPrivate = webhookPrivateUrlsAllowed(context.config);
+    this.endpointConcurrency = context.config.WEBHOOK_CONCURRENCY;
+    // Room for four endpoints at their limit: a busy endpoint's chain (mayChain) stops short of the total.
+    this.totalConcurrency = Math.max(TOTAL_CONCURRENCY, 4 * this.endpointConcurrency);
     const timeout = context.config.WEBHOOK_TIMEOUT_SECONDS * 1000;
     this.agent = new Agent({
       connect: { timeout, ...(this.allowPrivate ? {} : { lookup: checkedLookup }) },
-      connections: ENDPOINT_CONCURRENCY,
+      connections: this.endpointConcurrency,
       keepAliveTimeout: 10_000,
     });
   }
@@ -187,16 +191,16 @@ export class WebhookDispatcher {
   }
 
   private async startDueAttempts(): Promise<void> {
-    const free = TOTAL_CONCURRENCY - this.attempts.size;
+    const free = this.totalConcurrency - this.attempts.size;
     if (free <= 0) return;
-    const saturated = [...this.inFlight].filter(([, count]) => count >= ENDPOINT_CONCURRENCY).map(([id]) => id);
+    const saturated = [...this.inFlight].filter(([, count]) => count >= this.endpointConcurrency).map(([id]) => id);
     const now = new Date().toISOString();
     const due = await store.dueDeliveries(this.context.db, now, free, saturated);
     // Within the endpoints' limits (several due deliveries may share one endpoint).
     const planned = new Map(this.inFlight);
     const wanted = due.filter((delivery) => {
       const running = planned.get(delivery.subscription_id) ?? 0;
-      if (running >= ENDPOINT_CONCURRENCY) return false;
+      if (running >= this.endpointConcurrency) return false;
       planned.set(delivery.subscription_id, running + 1);
       return true;
     });
@@ -249,7 +253,7 @@ export class WebhookDispatcher {
    * the slots out, so it cannot starve the others.
    */
   private mayChain(): boolean {
-    return !this.context.stopping.aborted && this.attempts.size < TOTAL_CONCURRENCY - ENDPOINT_CONCURRENCY;
+    return !this.context.stopping.aborted && this.attempts.size < this.totalConcurrency - this.endpointConcurrency;
   }
 
   private async post(delivery: store.DueDelivery): Promise<AttemptResult | 'aborted'> {
