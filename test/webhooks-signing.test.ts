@@ -1,4 +1,4 @@
-/** The `webhook-signature` header (ticket-service/domain/webhooks-signing.ts) signs as `standardwebhooks` does, and verifies with it. */
+/** The `webhook-signature` header (ticket-service/domain/webhooks-signing.ts): Standard Webhooks signatures a receiver verifies with `standardwebhooks`. */
 import { randomBytes } from 'node:crypto';
 import t from 'tap';
 import { Webhook } from 'standardwebhooks';
@@ -6,13 +6,15 @@ import { signatures } from '../ticket-service/domain/webhooks-signing.js';
 
 const secret = () => `whsec_${randomBytes(32).toString('base64')}`;
 
-t.test('each signature is the one standardwebhooks makes, for any payload (non-ASCII and empty included)', async (t) => {
-  const payloads = ['{"type":"ticket.reserved","data":{"id":1}}', '{"name":"Zoë – café ☕ 🎫"}', '', 'x'.repeat(10_000)];
+t.test('each signature verifies with standardwebhooks, for any payload (non-ASCII and empty included)', async (t) => {
+  const payloads = ['{"type":"ticket.reserved","data":{"id":1}}', '{"name":"Zoë – café ☕ 🎫"}', '', JSON.stringify({ note: 'x'.repeat(10_000) })];
   for (const payload of payloads) {
     const key = secret();
     const messageId = `msg_${randomBytes(8).toString('hex')}`;
-    const timestamp = new Date(1_764_000_000_123);
-    t.equal(signatures([key], messageId, timestamp, payload), new Webhook(key).sign(messageId, timestamp, payload), `payload of ${payload.length} characters`);
+    const timestamp = new Date();
+    const headers = { 'webhook-id': messageId, 'webhook-timestamp': String(Math.floor(timestamp.getTime() / 1000)), 'webhook-signature': signatures([key], messageId, timestamp, payload) };
+    t.match(headers['webhook-signature'], /^v1,[A-Za-z0-9+/]{43}=$/, `payload of ${payload.length} characters: one v1 signature`);
+    t.doesNotThrow(() => new Webhook(key).verify(payload, headers), `payload of ${payload.length} characters verifies`);
   }
 });
 
@@ -35,11 +37,6 @@ t.test('during a rotation both secrets sign, in order, and a receiver with eithe
   t.throws(() => new Webhook(secret()).verify(payload, headers), 'another secret does not verify');
 });
 
-t.test('a key is decoded once and reused, and a different secret never signs with a cached key', async (t) => {
-  const [one, two] = [secret(), secret()];
-  const timestamp = new Date();
-  const first = signatures([one], 'msg_a', timestamp, '{}');
-  t.equal(signatures([one], 'msg_a', timestamp, '{}'), first, 'the same signature again');
-  t.not(signatures([two], 'msg_a', timestamp, '{}'), first, 'another secret, another signature');
-  t.throws(() => signatures(['whsec_'], 'msg_a', timestamp, '{}'), /empty/, 'an empty secret is refused');
+t.test('an empty secret is refused rather than signing with an empty key', async (t) => {
+  t.throws(() => signatures(['whsec_'], 'msg_a', new Date(), '{}'), /empty/);
 });
