@@ -123,7 +123,7 @@ t.test('on shutdown an attempt in flight is aborted at once and stays due, its a
 
 t.test('by default 16 attempts run at once to an endpoint with deliveries waiting, never more (WEBHOOK_CONCURRENCY)', async (t) => {
   const receiver = await startReceiver(t);
-  receiver.delayMs = 300;
+  receiver.delayMs = 1000;
   let inFlight = 0;
   let mostInFlight = 0;
   receiver.answer = () => {
@@ -138,6 +138,22 @@ t.test('by default 16 attempts run at once to an endpoint with deliveries waitin
   for (let i = 0; i < 30; i += 1) await app.inject({ method: 'POST', url: `/webhooks/${id}/ping` });
   t.ok(await eventually(async () => receiver.deliveries.length === 30, 10_000), 'all 30 delivered');
   t.equal(mostInFlight, 16, `16 attempts at once, never more (${mostInFlight})`);
+});
+
+t.test('an endpoint whose attempts all hang does not hold up another endpoint on the same host', async (t) => {
+  const receiver = await startReceiver(t);
+  receiver.answer = (delivery) => (delivery.path === '/hang' ? 'hang' : 200);
+  const base = `http://127.0.0.1:${receiver.port}`;
+  const app = await ticketApp(t, tempDir(t), { WEBHOOK_CONCURRENCY: '2', WEBHOOK_TIMEOUT_SECONDS: '10' });
+  const subscribe = async (path: string) => ((await app.inject({ method: 'POST', url: '/webhooks', payload: { url: `${base}${path}`, events: ['*'] } })).json() as { id: number }).id;
+  const [hanging, healthy] = [await subscribe('/hang'), await subscribe('/ok')];
+  for (let i = 0; i < 3; i += 1) await app.inject({ method: 'POST', url: `/webhooks/${hanging}/ping` });
+  t.ok(await eventually(async () => receiver.deliveries.filter((d) => d.path === '/hang').length === 2), 'the hanging endpoint has its 2 attempts in flight');
+  const asked = Date.now();
+  await app.inject({ method: 'POST', url: `/webhooks/${healthy}/ping` });
+  t.ok(await eventually(async () => receiver.deliveries.some((d) => d.path === '/ok'), 3000), 'the other endpoint on that host gets its ping at once');
+  t.ok(Date.now() - asked < 3000, `in ${Date.now() - asked} ms, not after the hanging attempts' 10 s timeout`);
+  t.equal(receiver.deliveries.filter((d) => d.path === '/hang').length, 2, 'and the hanging endpoint still has only its 2');
 });
 
 t.test('delivered deliveries leave the log after WEBHOOK_RETENTION_DAYS', async (t) => {

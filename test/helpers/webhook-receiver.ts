@@ -5,6 +5,8 @@ import type { Test } from 'tap';
 import { Webhook } from 'standardwebhooks';
 
 export interface ReceivedDelivery {
+  /** The path it was POSTed to (several subscriptions may share one receiver). */
+  path: string;
   headers: IncomingHttpHeaders;
   body: string;
   /** The parsed body: `{type, timestamp, data}`. */
@@ -58,7 +60,7 @@ export async function startReceiver(t: Test, path = '/hook'): Promise<Receiver> 
       request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
         const body = Buffer.concat(chunks).toString('utf8');
-        const delivery: ReceivedDelivery = { headers: request.headers, body, message: JSON.parse(body) as ReceivedDelivery['message'], receivedAt: Date.now() };
+        const delivery: ReceivedDelivery = { path: request.url ?? '', headers: request.headers, body, message: JSON.parse(body) as ReceivedDelivery['message'], receivedAt: Date.now() };
         receiver.deliveries.push(delivery);
         const answer = receiver.answer(delivery, receiver.deliveries.length - 1);
         if (answer === 'hang') {

@@ -107,7 +107,9 @@ export class WebhookDispatcher {
     const timeout = context.config.WEBHOOK_TIMEOUT_SECONDS * 1000;
     this.agent = new Agent({
       connect: { timeout, ...(this.allowPrivate ? {} : { lookup: checkedLookup }) },
-      connections: this.endpointConcurrency,
+      // The dispatcher keeps each endpoint to its limit; undici only to the total, so endpoints that share a
+      // host never wait for one another's connections.
+      connections: this.totalConcurrency,
       keepAliveTimeout: 10_000,
     });
   }
@@ -135,7 +137,9 @@ export class WebhookDispatcher {
   /** After the service stopped accepting work: waits for the round and the (aborted) attempts, then closes the agent. */
   async close(): Promise<void> {
     await this.round;
-    await Promise.allSettled([...this.attempts]);
+    // An attempt that claimed its endpoint's next delivery just before the stop starts that one as it
+    // ends (aborted at once, its lease given back): wait for those too.
+    while (this.attempts.size > 0) await Promise.allSettled([...this.attempts]);
     await this.agent.close();
   }
 
