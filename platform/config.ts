@@ -94,26 +94,45 @@ export class ConfigError extends Error {
   }
 }
 
+const WHOLE_NUMBER = /^[-+]?\d+$/;
+const DECIMAL_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
+
 /**
  * Reads the variables a schema names from `env`, applies defaults, converts strings to numbers and
  * reports every invalid variable at once.
  */
 export function loadConfig<T extends TObject>(schema: T, env: Record<string, string | undefined>): Static<T> {
   const raw: Record<string, unknown> = {};
-  for (const key of Object.keys(schema.properties)) {
+  /** Numbers that do not read as one, by variable: reported as such, not as whatever a conversion made of them. */
+  const unreadable = new Map<string, string>();
+  for (const [key, property] of Object.entries(schema.properties) as Array<[string, { type?: unknown }]>) {
     const value = env[key];
-    if (value !== undefined && value !== '') raw[key] = value;
+    if (value === undefined || value === '') continue;
+    // Numbers are read strictly here: TypeBox's Convert would read "1.5" or "1e1" as the integer 1 and "0x10" as 16.
+    if (property.type === 'integer' || property.type === 'number') {
+      const pattern = property.type === 'integer' ? WHOLE_NUMBER : DECIMAL_NUMBER;
+      if (!pattern.test(value.trim())) {
+        unreadable.set(key, `${key} = ${JSON.stringify(value)}: expected ${property.type === 'integer' ? 'a whole number' : 'a number'}`);
+        continue;
+      }
+      raw[key] = Number(value);
+    } else {
+      raw[key] = value;
+    }
   }
   const withDefaults = Value.Default(schema, raw);
   const converted = Value.Convert(schema, withDefaults);
   const problems = [...Value.Errors(schema, converted)].map((error) => {
     const name = error.path.replace(/^\//, '');
+    const notANumber = unreadable.get(name);
+    if (notANumber) return notANumber;
     if (name === 'SERVICE_TOKEN' && raw[name] === undefined) {
       return 'SERVICE_TOKEN is not set: start both services with `npm start` (which generates one) or set the same SERVICE_TOKEN (at least 16 characters) for both services';
     }
     const shown = name.endsWith('TOKEN') ? '(hidden)' : JSON.stringify(raw[name]);
     return `${name} = ${shown}: ${error.message}`;
   });
+  problems.unshift(...unreadable.values());
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return converted as Static<T>;
 }
