@@ -162,16 +162,31 @@ export async function commitHeldHold(db: Db, holdId: string, cutoff: string, now
   return committed;
 }
 
-/** HELD holds whose expiry plus grace lies before `cutoff`, marked EXPIRED; the rows that changed. */
+/**
+ * HELD holds whose expiry plus grace lies before `cutoff`, marked EXPIRED; the rows that changed.
+ *
+ * Two statements: the due holds are found on (state, expires_at) and locked (on PostgreSQL, skipping
+ * those another replica's sweep or a release has in hand; SQLite's one writer has them already), then
+ * updated by key. One statement, `hold_id IN (SELECT …) AND state = 'HELD'`, was planned by SQLite on
+ * the state index: every sweep read every HELD hold, about 11 ms each time with the bench's tens of
+ * thousands of reservations, on the event loop. None due, the usual case, is now one index probe.
+ */
 export async function expireHeldBefore(db: Db, cutoff: string, now: string, batch: number): Promise<Array<Pick<HoldRow, 'hold_id' | 'event_id' | 'quantity'>>> {
+  const due = await db
+    .selectFrom('holds')
+    .select('hold_id')
+    .where('state', '=', 'HELD')
+    .where('expires_at', '<', cutoff)
+    .orderBy('expires_at')
+    .limit(batch)
+    .forUpdate()
+    .skipLocked()
+    .execute();
+  if (due.length === 0) return [];
   const expired = await db
     .updateTable('holds')
     .set({ state: 'EXPIRED', updated_at: now })
-    .where('hold_id', 'in', (eb) =>
-      // Holds another replica's sweep (or a release) has in hand are left to it.
-      eb.selectFrom('holds').select('hold_id').where('state', '=', 'HELD').where('expires_at', '<', cutoff).orderBy('expires_at').limit(batch).forUpdate().skipLocked(),
-    )
-    .where('state', '=', 'HELD')
+    .where('hold_id', 'in', due.map((row) => row.hold_id))
     .returning(['hold_id', 'event_id', 'quantity'])
     .execute();
   recordTransition(db, 'HELD', 'EXPIRED', expired.length);
