@@ -103,7 +103,7 @@ const DECIMAL_NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
  */
 export function loadConfig<T extends TObject>(schema: T, env: Record<string, string | undefined>): Static<T> {
   const raw: Record<string, unknown> = {};
-  /** Numbers that do not read as one, by variable: reported as such, not as whatever a conversion made of them. */
+  /** Numbers that do not read as one: the problem, by variable. */
   const unreadable = new Map<string, string>();
   for (const [key, property] of Object.entries(schema.properties) as Array<[string, { type?: unknown }]>) {
     const value = env[key];
@@ -122,17 +122,18 @@ export function loadConfig<T extends TObject>(schema: T, env: Record<string, str
   }
   const withDefaults = Value.Default(schema, raw);
   const converted = Value.Convert(schema, withDefaults);
-  const problems = [...Value.Errors(schema, converted)].map((error) => {
-    const name = error.path.replace(/^\//, '');
-    const notANumber = unreadable.get(name);
-    if (notANumber) return notANumber;
-    if (name === 'SERVICE_TOKEN' && raw[name] === undefined) {
-      return 'SERVICE_TOKEN is not set: start both services with `npm start` (which generates one) or set the same SERVICE_TOKEN (at least 16 characters) for both services';
-    }
-    const shown = name.endsWith('TOKEN') ? '(hidden)' : JSON.stringify(raw[name]);
-    return `${name} = ${shown}: ${error.message}`;
-  });
-  problems.unshift(...unreadable.values());
+  // A number that did not read as one is reported as such, not by what its default or conversion made of it.
+  const errors = [...Value.Errors(schema, converted)].map((error) => ({ name: error.path.replace(/^\//, ''), message: error.message })).filter(({ name }) => !unreadable.has(name));
+  const problems = [
+    ...unreadable.values(),
+    ...errors.map(({ name, message }) => {
+      if (name === 'SERVICE_TOKEN' && raw[name] === undefined) {
+        return 'SERVICE_TOKEN is not set: start both services with `npm start` (which generates one) or set the same SERVICE_TOKEN (at least 16 characters) for both services';
+      }
+      const shown = name.endsWith('TOKEN') ? '(hidden)' : JSON.stringify(raw[name]);
+      return `${name} = ${shown}: ${message}`;
+    }),
+  ];
   if (problems.length > 0) throw new ConfigError([...new Set(problems)]);
   return converted as Static<T>;
 }

@@ -5,25 +5,17 @@
  * (test/helpers/sqlite-plans.ts). Live reservations are HELD holds, so a sweep that read them all
  * would cost more with every ticket sold.
  */
-import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
 import t from 'tap';
-import { migrateToLatest } from '../platform/store/sqlite/store.js';
-import { WithoutRowLocks } from '../platform/store/sqlite/row-locks.js';
 import { eventMigrations } from '../event-service/store/migrations/index.js';
 import type { EventDatabase } from '../event-service/store/schema.js';
 import * as events from '../event-service/store/events.js';
 import * as holds from '../event-service/store/holds.js';
-import { planProblems, recordingDatabase, type Recorded } from './helpers/sqlite-plans.js';
+import { planProblems, recordedStore } from './helpers/sqlite-plans.js';
 
 const GROWING = ['holds', 'events'];
 
 t.test('the background queries of event-service reach their rows through an index (SQLite)', async (t) => {
-  const database = new Database(':memory:');
-  const recorded: Recorded[] = [];
-  const db = new Kysely<EventDatabase>({ dialect: new SqliteDialect({ database: recordingDatabase(database, recorded) }), plugins: [new WithoutRowLocks()] });
-  t.teardown(() => db.destroy());
-  await migrateToLatest(db, eventMigrations('sqlite'));
+  const { database, db, recorded } = await recordedStore<EventDatabase>(t, eventMigrations('sqlite'));
   const now = new Date().toISOString();
   const past = new Date(Date.now() - 3600_000).toISOString();
   const future = new Date(Date.now() + 3600_000).toISOString();

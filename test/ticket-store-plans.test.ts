@@ -6,12 +6,8 @@
  * (SQLite uses a partial index only where the query states the index's condition itself, not
  * through a bound value: a `fanned_out = ?` scanned every outbox row.)
  */
-import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
 import t from 'tap';
-import { migrateToLatest } from '../platform/store/sqlite/store.js';
-import { WithoutRowLocks } from '../platform/store/sqlite/row-locks.js';
-import { planProblems, recordingDatabase, type Recorded } from './helpers/sqlite-plans.js';
+import { planProblems, recordedStore } from './helpers/sqlite-plans.js';
 import { ticketMigrations } from '../ticket-service/store/migrations/index.js';
 import type { TicketDatabase } from '../ticket-service/store/schema.js';
 import * as tickets from '../ticket-service/store/tickets.js';
@@ -22,11 +18,7 @@ import * as webhooks from '../ticket-service/store/webhooks.js';
 const GROWING = ['tickets', 'idempotency_keys', 'release_outbox', 'claimed_references', 'webhook_events', 'webhook_deliveries', 'waitlist_entries'];
 
 t.test('the background queries of ticket-service reach their rows through an index (SQLite)', async (t) => {
-  const database = new Database(':memory:');
-  const recorded: Recorded[] = [];
-  const db = new Kysely<TicketDatabase>({ dialect: new SqliteDialect({ database: recordingDatabase(database, recorded) }), plugins: [new WithoutRowLocks()] });
-  t.teardown(() => db.destroy());
-  await migrateToLatest(db, ticketMigrations('sqlite'));
+  const { database, db, recorded } = await recordedStore<TicketDatabase>(t, ticketMigrations('sqlite'));
   const now = new Date().toISOString();
   const queries: Array<[name: string, run: () => Promise<unknown>]> = [
     ['reservations that lapsed (sweeper)', () => tickets.selectTicketsByStatusBefore(db, 'RESERVED', 'expires_at', now, 100)],

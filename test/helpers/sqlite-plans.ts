@@ -4,13 +4,16 @@
  * `EXPLAIN QUERY PLAN` of each, with the values it ran with, must not read a table that grows with
  * sales whole, nor every row in one state of it, nor sort the rows it matched.
  */
-import type Database from 'better-sqlite3';
-import type { SqliteDatabase } from 'kysely';
+import Database from 'better-sqlite3';
+import { Kysely, SqliteDialect, type Migration, type SqliteDatabase } from 'kysely';
+import type { Test } from 'tap';
+import { WithoutRowLocks } from '../../platform/store/sqlite/row-locks.js';
+import { migrateToLatest } from '../../platform/store/sqlite/store.js';
 
 export type Recorded = { sql: string; values: unknown[] };
 
 /** A kysely SQLite database over `database` that records every statement it runs, with its values. */
-export function recordingDatabase(database: Database.Database, recorded: Recorded[]): SqliteDatabase {
+function recordingDatabase(database: Database.Database, recorded: Recorded[]): SqliteDatabase {
   return {
     close: () => database.close(),
     prepare: (sql: string) => {
@@ -24,6 +27,19 @@ export function recordingDatabase(database: Database.Database, recorded: Recorde
       };
     },
   };
+}
+
+/**
+ * A migrated in-memory database (`database`, to run plans on), a kysely handle on it as the service
+ * has one (row locks left out, as on SQLite), and the statements it has run since `recorded` was emptied.
+ */
+export async function recordedStore<DB>(t: Test, migrations: Record<string, Migration>): Promise<{ database: Database.Database; db: Kysely<DB>; recorded: Recorded[] }> {
+  const database = new Database(':memory:');
+  const recorded: Recorded[] = [];
+  const db = new Kysely<DB>({ dialect: new SqliteDialect({ database: recordingDatabase(database, recorded) }), plugins: [new WithoutRowLocks()] });
+  t.teardown(() => db.destroy());
+  await migrateToLatest(db, migrations);
+  return { database, db, recorded };
 }
 
 /**
